@@ -1,0 +1,126 @@
+/**
+ * Desktop mode: the person at the machine. AWS credentials come from their quilt3 login session
+ * when there is one for the configured registry, else from the default AWS chain (env, profile,
+ * SSO, instance role). The session files are re-checked on every call (a stat), so `quilt3 login`
+ * or `logout` while the server runs takes effect without a restart.
+ */
+import os from 'node:os';
+import { AwsClients, type AwsCredentials, type CredentialProvider } from '../aws/clients.js';
+import type { Config } from '../config.js';
+import type { AwsAccess, RuntimeContext } from '../context.js';
+import { toToolError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { Quilt3Session, readQuilt3Files, sessionFingerprint, type Quilt3Files } from './quilt3-session.js';
+import type { AuthService } from './service.js';
+
+const FALLBACK_REGION = 'us-east-1';
+
+/** Which auth.json entry is "the configured registry". */
+export function pickRegistry(files: Quilt3Files): string | undefined {
+  const norm = (u: string) => u.replace(/\/+$/, '');
+  if (files.registryUrl) {
+    return files.loggedIn.find((k) => norm(k) === files.registryUrl);
+  }
+  // No `quilt3 config` yet: a single login is unambiguous.
+  return files.loggedIn.length === 1 ? files.loggedIn[0] : undefined;
+}
+
+function describeChain(config: Config): string {
+  if (config.aws.envCredentials) return 'AWS credentials from environment variables (AWS_ACCESS_KEY_ID)';
+  if (config.aws.profile) return `AWS profile "${config.aws.profile}" (default AWS credential chain)`;
+  return 'default AWS credential chain (default profile, SSO, container or instance role)';
+}
+
+/** Remembers the expiry of the last credentials a provider returned, for auth_status. */
+function tracked(provider: CredentialProvider): { provider: CredentialProvider; expiresAt: () => Date | undefined } {
+  let last: AwsCredentials | undefined;
+  return {
+    provider: async () => (last = await provider()),
+    expiresAt: () => last?.expiration,
+  };
+}
+
+export class DesktopAuthService implements AuthService {
+  readonly mode = 'desktop' as const;
+  private current: { fingerprint: string; ctx: Promise<RuntimeContext> } | undefined;
+  private defaultChain: Promise<CredentialProvider> | undefined;
+
+  constructor(
+    private readonly config: Config,
+    private readonly logger: Logger,
+  ) {}
+
+  async context(): Promise<RuntimeContext> {
+    const fingerprint = await sessionFingerprint(this.config.quilt.dataDir);
+    if (this.current?.fingerprint !== fingerprint) {
+      if (this.current) this.logger.info('quilt3 session files changed; reloading credentials');
+      this.current = { fingerprint, ctx: this.build() };
+    }
+    return this.current.ctx;
+  }
+
+  private chain(): CredentialProvider {
+    return async () => {
+      this.defaultChain ??= import('@aws-sdk/credential-provider-node').then(({ defaultProvider }) =>
+        defaultProvider(this.config.aws.profile ? { profile: this.config.aws.profile } : {}),
+      );
+      return (await this.defaultChain)();
+    };
+  }
+
+  private async build(): Promise<RuntimeContext> {
+    const { config, logger } = this;
+    const dir = config.quilt.dataDir;
+    let files: Quilt3Files | undefined;
+    let aws: AwsAccess;
+    try {
+      files = await readQuilt3Files(dir);
+      const region = config.aws.region ?? files.region ?? FALLBACK_REGION;
+      const registry = pickRegistry(files);
+      if (registry) {
+        const session = new Quilt3Session(dir, registry, logger);
+        aws = {
+          source: `quilt3 login session (${session.registryUrl})`,
+          clients: new AwsClients(session.awsCredentials, { settings: config.aws, defaultRegion: region }),
+          expiresAt: () => session.credentialsExpiry,
+        };
+        logger.info('Using the quilt3 login session', { registry: session.registryUrl });
+      } else {
+        const chain = tracked(this.chain());
+        aws = {
+          source: describeChain(config),
+          clients: new AwsClients(chain.provider, { settings: config.aws, defaultRegion: region }),
+          expiresAt: chain.expiresAt,
+        };
+        logger.info('No quilt3 login session; using the default AWS credential chain', { dir });
+      }
+    } catch (err) {
+      const error = toToolError(err);
+      aws = { source: 'none', unavailable: error };
+      logger.warning('AWS access unavailable', { reason: error.message });
+    }
+    let user = 'local user';
+    try {
+      user = os.userInfo().username;
+    } catch {
+      // no passwd entry (some containers): keep the generic name
+    }
+    return {
+      mode: 'desktop',
+      principal: {
+        id: user,
+        details: {
+          quilt3DataDir: dir,
+          quilt3Registry: files ? (pickRegistry(files) ?? null) : null,
+          catalogUrl: config.quilt.catalogUrl ?? files?.catalogUrl ?? null,
+        },
+      },
+      aws,
+      logger,
+      allowedBuckets: undefined,
+      // AWS IAM decides in desktop mode: the person's own credentials are the boundary.
+      authorize: () => {},
+    };
+  }
+}
+

@@ -1,0 +1,124 @@
+/**
+ * AWS clients for one principal, built from that principal's credentials only.
+ *
+ * The SDK modules are imported on first use: they cost more to load than the whole MCP server,
+ * and a client that only lists tools must not pay for them.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { STSClient } from '@aws-sdk/client-sts';
+import type { AwsSettings } from '../config.js';
+
+export interface AwsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string | undefined;
+  expiration?: Date | undefined;
+}
+
+export type CredentialProvider = () => Promise<AwsCredentials>;
+
+export type S3Module = typeof import('@aws-sdk/client-s3');
+let s3Module: Promise<S3Module> | undefined;
+/** The S3 SDK module (commands, client), loaded once. */
+export const loadS3 = (): Promise<S3Module> => (s3Module ??= import('@aws-sdk/client-s3'));
+
+export interface ClientOptions {
+  settings: AwsSettings;
+  /** Region used when a call does not name one. */
+  defaultRegion: string;
+}
+
+const REQUEST_HANDLER = { connectionTimeout: 5_000, requestTimeout: 60_000 };
+
+export class AwsClients {
+  private readonly s3Clients = new Map<string, Promise<S3Client>>();
+  private stsClient: Promise<STSClient> | undefined;
+  private readonly bucketRegions = new Map<string, Promise<string>>();
+
+  constructor(
+    readonly credentials: CredentialProvider,
+    private readonly options: ClientOptions,
+  ) {}
+
+  get defaultRegion(): string {
+    return this.options.defaultRegion;
+  }
+
+  /** Settings shared by every client: explicit, so no client falls back on ambient config. */
+  private common(region: string) {
+    return {
+      region,
+      credentials: this.credentials,
+      maxAttempts: 3,
+      requestHandler: REQUEST_HANDLER,
+      useFipsEndpoint: false,
+      useDualstackEndpoint: false,
+    };
+  }
+
+  s3(region: string = this.options.defaultRegion): Promise<S3Client> {
+    let client = this.s3Clients.get(region);
+    if (!client) {
+      const { settings } = this.options;
+      client = loadS3().then(
+        ({ S3Client }) =>
+          new S3Client({
+            ...this.common(region),
+            ...(settings.endpoints.s3 ? { endpoint: settings.endpoints.s3, forcePathStyle: true } : {}),
+            // Real buckets live in many regions; follow S3's redirect instead of failing.
+            followRegionRedirects: !settings.endpoints.s3,
+            ...(settings.requestChecksumCalculation
+              ? { requestChecksumCalculation: settings.requestChecksumCalculation }
+              : {}),
+            ...(settings.responseChecksumValidation
+              ? { responseChecksumValidation: settings.responseChecksumValidation }
+              : {}),
+          }),
+      );
+      this.s3Clients.set(region, client);
+    }
+    return client;
+  }
+
+  sts(): Promise<STSClient> {
+    const { settings, defaultRegion } = this.options;
+    return (this.stsClient ??= import('@aws-sdk/client-sts').then(
+      ({ STSClient }) =>
+        new STSClient({
+          ...this.common(defaultRegion),
+          ...(settings.endpoints.sts ? { endpoint: settings.endpoints.sts } : {}),
+        }),
+    ));
+  }
+
+  /**
+   * The region a bucket lives in (needed for presigned URLs, which cannot follow redirects).
+   * With a custom endpoint there is only one region.
+   */
+  bucketRegion(bucket: string): Promise<string> {
+    if (this.options.settings.endpoints.s3) return Promise.resolve(this.options.defaultRegion);
+    let region = this.bucketRegions.get(bucket);
+    if (!region) {
+      region = (async () => {
+        const [{ HeadBucketCommand }, client] = await Promise.all([loadS3(), this.s3()]);
+        try {
+          const out = await client.send(new HeadBucketCommand({ Bucket: bucket }));
+          return out.BucketRegion ?? this.options.defaultRegion;
+        } catch (err) {
+          const headers = (err as { $response?: { headers?: Record<string, string> } }).$response?.headers;
+          const fromHeader = headers?.['x-amz-bucket-region'];
+          if (fromHeader) return fromHeader;
+          throw err;
+        }
+      })();
+      region.catch(() => this.bucketRegions.delete(bucket));
+      this.bucketRegions.set(bucket, region);
+    }
+    return region;
+  }
+
+  /** S3 client for the bucket's own region. */
+  async s3ForBucket(bucket: string): Promise<S3Client> {
+    return this.s3(await this.bucketRegion(bucket));
+  }
+}

@@ -1,0 +1,22 @@
+/** Text commands (`--help`, `--version`): they run instead of the server, so stdout is theirs. */
+import { VERSION } from '../version.js';
+
+export const USAGE = `quilt-mcp ${VERSION}: Model Context Protocol server for Quilt data on S3
+
+Usage:
+  quilt-mcp [serve] [--stdio]          serve MCP over stdio (what Claude Desktop runs)
+  quilt-mcp [serve] --http [--port N]  serve stateless Streamable HTTP on /mcp
+  quilt-mcp jwt generate [options]     make a test JWT (JWT mode)
+  quilt-mcp jwt inspect <token>        decode a JWT and show its normalized claims
+  quilt-mcp --version | --help
+
+Configuration is read from environment variables; see the README.
+`;
+
+export function printHelp(): void {
+  process.stdout.write(USAGE);
+}
+
+export function printVersion(): void {
+  process.stdout.write(`${VERSION}\n`);
+}

@@ -1,0 +1,284 @@
+/**
+ * The one module that reads the environment and argv. Everything else gets a `Config`.
+ *
+ * `loadConfig` is pure (env, argv, platform and home directory are arguments), so tests can build
+ * the configuration of a macOS or Windows machine on Linux.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+export type LogLevel = 'debug' | 'info' | 'notice' | 'warning' | 'error';
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'notice', 'warning', 'error'];
+
+export type Command =
+  | { name: 'serve' }
+  | { name: 'help' }
+  | { name: 'version' }
+  | { name: 'jwt-generate'; options: Record<string, string> }
+  | { name: 'jwt-inspect'; token: string | undefined };
+
+export interface AwsSettings {
+  /** Region from AWS_REGION / AWS_DEFAULT_REGION; undefined lets the auth service decide. */
+  region: string | undefined;
+  profile: string | undefined;
+  /** True when AWS_ACCESS_KEY_ID is set (the value itself is never kept here). */
+  envCredentials: boolean;
+  endpoints: { s3: string | undefined; sts: string | undefined; athena: string | undefined };
+  requestChecksumCalculation: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED' | undefined;
+  responseChecksumValidation: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED' | undefined;
+}
+
+export interface JwtSettings {
+  secret: string | undefined;
+  jwksUrl: string | undefined;
+  issuers: string[];
+  audiences: string[];
+  kid: string | undefined;
+  requireEnhanced: boolean;
+  sessionDurationSeconds: number;
+  roleArnTemplate: string | undefined;
+  /** Stdio in JWT mode: the token of the one user. */
+  token: string | undefined;
+  maxTokenBytes: number;
+  clockToleranceSeconds: number;
+}
+
+export interface Config {
+  command: Command;
+  mode: 'desktop' | 'jwt';
+  transport: 'stdio' | 'http';
+  http: { host: string; port: number; allowedHosts: string[]; maxBodyBytes: number };
+  logLevel: LogLevel;
+  aws: AwsSettings;
+  quilt: {
+    /** quilt3's data directory (auth.json, credentials.json, config.yml), found as quilt3 finds it. */
+    dataDir: string;
+    catalogUrl: string | undefined;
+    /** Hosts a token's catalog_url / registry_url may point at (JWT mode). */
+    allowedHosts: string[];
+  };
+  athena: { workgroup: string | undefined; outputLocation: string | undefined };
+  jwt: JwtSettings;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface Platform {
+  platform: NodeJS.Platform;
+  homedir: string;
+}
+
+/** A variable is unset when absent, blank, or an MCPB placeholder the user left empty. */
+function clean(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim();
+  if (v === '' || /^\$\{user_config\.[^}]*\}$/.test(v)) return undefined;
+  return v;
+}
+
+const boolFromText = z
+  .string()
+  .transform((s) => s.toLowerCase())
+  .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off']))
+  .transform((s) => ['true', '1', 'yes', 'on'].includes(s));
+
+const intFromText = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const urlText = z
+  .string()
+  .url('must be a URL such as https://example.com')
+  .refine((s) => /^https?:\/\//i.test(s), 'must start with http:// or https://')
+  .transform((s) => s.replace(/\/+$/, ''));
+
+const listText = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
+
+const checksumMode = z
+  .string()
+  .transform((s) => s.toUpperCase())
+  .pipe(z.enum(['WHEN_SUPPORTED', 'WHEN_REQUIRED']));
+
+type Env = Record<string, string | undefined>;
+
+/** Reads one variable through a zod schema; a bad value names the variable. */
+function read<T>(env: Env, name: string, schema: z.ZodType<T, string>): T | undefined {
+  const raw = clean(env[name]);
+  if (raw === undefined) return undefined;
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const why = parsed.error.issues[0]?.message ?? 'invalid value';
+    throw new ConfigError(`${name} is invalid: ${why} (got "${shorten(raw)}").`);
+  }
+  return parsed.data;
+}
+
+function shorten(s: string): string {
+  return s.length > 40 ? `${s.slice(0, 37)}...` : s;
+}
+
+/** quilt3 keeps its session in platformdirs' user_data_dir("Quilt", "QuiltData"). */
+export function quilt3DataDir(env: Env, { platform, homedir }: Platform): string {
+  if (platform === 'win32') {
+    const local = clean(env.LOCALAPPDATA) ?? path.win32.join(homedir, 'AppData', 'Local');
+    return path.win32.join(local, 'QuiltData', 'Quilt');
+  }
+  if (platform === 'darwin') {
+    return path.posix.join(homedir, 'Library', 'Application Support', 'Quilt');
+  }
+  const xdg = clean(env.XDG_DATA_HOME);
+  const base = xdg && path.posix.isAbsolute(xdg) ? xdg : path.posix.join(homedir, '.local', 'share');
+  return path.posix.join(base, 'Quilt');
+}
+
+function parseArgs(argv: string[]): { command: Command; http?: boolean; port?: string; host?: string } {
+  const args = [...argv];
+  const out: { command: Command; http?: boolean; port?: string; host?: string } = {
+    command: { name: 'serve' },
+  };
+  if (args[0] === 'jwt') {
+    const sub = args[1];
+    if (sub === 'inspect') return { command: { name: 'jwt-inspect', token: args[2] } };
+    if (sub === 'generate') {
+      const options: Record<string, string> = {};
+      for (let i = 2; i < args.length; i++) {
+        const a = args[i] ?? '';
+        const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
+        if (!m) throw new ConfigError(`Unexpected argument "${shorten(a)}" for "jwt generate".`);
+        const key = m[1] ?? '';
+        const value = m[2] ?? args[++i];
+        if (value === undefined) throw new ConfigError(`--${key} needs a value.`);
+        options[key] = value;
+      }
+      return { command: { name: 'jwt-generate', options } };
+    }
+    throw new ConfigError('Usage: quilt-mcp jwt generate [options] | quilt-mcp jwt inspect <token>');
+  }
+  if (args[0] === 'serve') args.shift();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] ?? '';
+    if (a === '--help' || a === '-h' || a === 'help') out.command = { name: 'help' };
+    else if (a === '--version' || a === '-v') out.command = { name: 'version' };
+    else if (a === '--http') out.http = true;
+    else if (a === '--stdio') out.http = false;
+    else if (a === '--port' || a.startsWith('--port=')) {
+      out.port = a.includes('=') ? a.slice(7) : args[++i];
+      if (out.port === undefined) throw new ConfigError('--port needs a number.');
+    } else if (a === '--host' || a.startsWith('--host=')) {
+      out.host = a.includes('=') ? a.slice(7) : args[++i];
+      if (out.host === undefined) throw new ConfigError('--host needs an address.');
+    } else throw new ConfigError(`Unknown argument "${shorten(a)}". Run "quilt-mcp --help".`);
+  }
+  return out;
+}
+
+export function loadConfig(
+  argv: string[] = process.argv.slice(2),
+  env: Env = process.env,
+  platform: Platform = { platform: process.platform, homedir: os.homedir() },
+): Config {
+  const args = parseArgs(argv);
+  const mode = read(env, 'MCP_REQUIRE_JWT', boolFromText) ? 'jwt' : 'desktop';
+  const transportEnv = read(env, 'MCP_TRANSPORT', z.enum(['stdio', 'http']));
+  const transport = args.http === undefined ? (transportEnv ?? 'stdio') : args.http ? 'http' : 'stdio';
+  const portSchema = intFromText(0, 65535);
+  const port =
+    args.port !== undefined
+      ? (() => {
+          const p = portSchema.safeParse(args.port);
+          if (!p.success) throw new ConfigError(`--port is invalid: ${p.error.issues[0]?.message}.`);
+          return p.data;
+        })()
+      : (read(env, 'PORT', portSchema) ?? 3000);
+  // Desktop mode serves one person: never listen beyond loopback there.
+  const hostEnv = read(env, 'MCP_HOST', z.string());
+  const host = mode === 'desktop' ? '127.0.0.1' : (args.host ?? hostEnv ?? '0.0.0.0');
+  if (mode === 'desktop' && (args.host ?? hostEnv) && (args.host ?? hostEnv) !== '127.0.0.1') {
+    throw new ConfigError(
+      'MCP_HOST/--host can only be changed in JWT mode: desktop mode serves one person and binds 127.0.0.1.',
+    );
+  }
+
+  const secret = read(env, 'MCP_JWT_SECRET', z.string().min(32, 'must be at least 32 characters'));
+  const jwksUrl = read(env, 'MCP_JWT_JWKS_URL', urlText);
+
+  const config: Config = {
+    command: args.command,
+    mode,
+    transport,
+    http: {
+      host,
+      port,
+      allowedHosts: read(env, 'MCP_ALLOWED_HOSTS', listText) ?? [],
+      maxBodyBytes: read(env, 'MCP_MAX_BODY_BYTES', intFromText(1024, 64 * 1024 * 1024)) ?? 4 * 1024 * 1024,
+    },
+    logLevel: read(env, 'MCP_LOG_LEVEL', z.string().transform((s) => s.toLowerCase()).pipe(z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]]))) ?? 'info',
+    aws: {
+      region: read(env, 'AWS_REGION', z.string()) ?? read(env, 'AWS_DEFAULT_REGION', z.string()),
+      profile: read(env, 'AWS_PROFILE', z.string()),
+      envCredentials: clean(env.AWS_ACCESS_KEY_ID) !== undefined,
+      endpoints: {
+        s3: read(env, 'AWS_ENDPOINT_URL_S3', urlText) ?? read(env, 'AWS_ENDPOINT_URL', urlText),
+        sts: read(env, 'AWS_ENDPOINT_URL_STS', urlText) ?? read(env, 'AWS_ENDPOINT_URL', urlText),
+        athena: read(env, 'AWS_ENDPOINT_URL_ATHENA', urlText) ?? read(env, 'AWS_ENDPOINT_URL', urlText),
+      },
+      requestChecksumCalculation: read(env, 'AWS_REQUEST_CHECKSUM_CALCULATION', checksumMode),
+      responseChecksumValidation: read(env, 'AWS_RESPONSE_CHECKSUM_VALIDATION', checksumMode),
+    },
+    quilt: {
+      dataDir: quilt3DataDir(env, platform),
+      catalogUrl: read(env, 'QUILT_CATALOG_URL', urlText),
+      allowedHosts: (read(env, 'QUILT_CATALOG_ALLOWED_HOSTS', listText) ?? []).map((h) => h.toLowerCase()),
+    },
+    athena: {
+      workgroup: read(env, 'ATHENA_WORKGROUP', z.string()),
+      outputLocation: read(env, 'ATHENA_OUTPUT_LOCATION', z.string().regex(/^s3:\/\/[^/]+/, 'must be an s3:// URI')),
+    },
+    jwt: {
+      secret,
+      jwksUrl,
+      issuers: read(env, 'MCP_JWT_ISSUER', listText) ?? [],
+      audiences: read(env, 'MCP_JWT_AUDIENCE', listText) ?? [],
+      kid: read(env, 'MCP_JWT_KID', z.string()),
+      requireEnhanced: read(env, 'MCP_JWT_REQUIRE_ENHANCED', boolFromText) ?? false,
+      sessionDurationSeconds: Math.min(
+        43200,
+        Math.max(900, read(env, 'MCP_JWT_SESSION_DURATION', intFromText(0, 10 ** 9)) ?? 3600),
+      ),
+      roleArnTemplate: read(
+        env,
+        'MCP_JWT_ROLE_ARN_TEMPLATE',
+        z.string().refine((s) => s.startsWith('arn:') && s.includes('{role}'), 'must be an ARN containing {role}'),
+      ),
+      token: read(env, 'MCP_JWT_TOKEN', z.string()),
+      maxTokenBytes: read(env, 'MCP_JWT_MAX_BYTES', intFromText(512, 1024 * 1024)) ?? 16 * 1024,
+      clockToleranceSeconds: read(env, 'MCP_JWT_CLOCK_TOLERANCE', intFromText(0, 300)) ?? 30,
+    },
+  };
+
+  if (config.mode === 'jwt' && config.command.name === 'serve') {
+    if (!secret && !jwksUrl) {
+      throw new ConfigError(
+        'JWT mode (MCP_REQUIRE_JWT=true) needs a way to verify tokens: set MCP_JWT_SECRET (HS256) or MCP_JWT_JWKS_URL (RS256/ES256).',
+      );
+    }
+    if (secret && jwksUrl) {
+      throw new ConfigError('Set only one of MCP_JWT_SECRET and MCP_JWT_JWKS_URL: the verification algorithm is pinned by which one is set.');
+    }
+    if (config.transport === 'stdio' && !config.jwt.token) {
+      throw new ConfigError('JWT mode over stdio takes the token from MCP_JWT_TOKEN, which is not set.');
+    }
+  }
+  return config;
+}

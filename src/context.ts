@@ -1,0 +1,61 @@
+/**
+ * The runtime context of one tool call: who is calling, with which AWS credentials and catalog
+ * session, and what they may touch. Tools get everything from it, never from process.env, files
+ * or globals, so desktop and JWT mode run the same tool code and concurrent users stay apart.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { AwsClients } from './aws/clients.js';
+import { ToolError } from './errors.js';
+import type { Logger } from './log.js';
+
+export type AuthMode = 'desktop' | 'jwt';
+
+/** What a tool is about to do to a bucket; checked against JWT claims before any AWS call. */
+export type BucketAction = 'list' | 'read' | 'write' | 'delete';
+
+export interface AwsAccess {
+  /** Human description of where the credentials come from (never the credentials). */
+  source: string;
+  /** Present when AWS access is possible; otherwise `unavailable` says why. */
+  clients?: AwsClients;
+  unavailable?: ToolError;
+  /** When the current credentials expire, if known (filled once they were resolved). */
+  expiresAt?: () => Date | undefined;
+}
+
+export interface Principal {
+  /** Stable id: the JWT `sub`, or the local user in desktop mode. */
+  id: string;
+  /** Extra facts for auth_status / diagnostics (no secrets). */
+  details: Record<string, unknown>;
+}
+
+export interface RuntimeContext {
+  readonly mode: AuthMode;
+  readonly principal: Principal;
+  readonly aws: AwsAccess;
+  readonly logger: Logger;
+  /** Throws a ToolError when the caller may not do `action` on `bucket`. Desktop: AWS decides. */
+  authorize(bucket: string, action: BucketAction): void;
+  /** Buckets the caller is known to be limited to (JWT `buckets` claim), if any. */
+  readonly allowedBuckets: readonly string[] | undefined;
+}
+
+const storage = new AsyncLocalStorage<RuntimeContext>();
+
+export function runWithContext<T>(ctx: RuntimeContext, fn: () => Promise<T>): Promise<T> {
+  return storage.run(ctx, fn);
+}
+
+/** The context of the tool call in progress; throws outside one (a bug, not a user error). */
+export function currentContext(): RuntimeContext {
+  const ctx = storage.getStore();
+  if (!ctx) throw new Error('No runtime context: called outside a tool call');
+  return ctx;
+}
+
+/** AWS clients of the context, or the reason there are none, as a tool error. */
+export function awsClients(ctx: RuntimeContext): AwsClients {
+  if (ctx.aws.clients) return ctx.aws.clients;
+  throw ctx.aws.unavailable ?? new ToolError('no_credentials', 'No AWS access is configured.');
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+/**
+ * Entry point: read the configuration (a bad value exits with code 2 and a message naming the
+ * variable), then run the chosen command. Heavy modules (AWS SDK, jose) load on first use.
+ */
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createLogger } from './log.js';
+import { registerSecret } from './redact.js';
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`quilt-mcp: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  registerSecret(config.jwt.secret);
+  registerSecret(config.jwt.token);
+
+  switch (config.command.name) {
+    case 'help': {
+      const { printHelp } = await import('./cli/help.js');
+      return printHelp();
+    }
+    case 'version': {
+      const { printVersion } = await import('./cli/help.js');
+      return printVersion();
+    }
+    case 'jwt-generate':
+    case 'jwt-inspect':
+      process.stderr.write('quilt-mcp: the jwt commands come with JWT mode, which this version does not have yet.\n');
+      process.exit(2);
+    case 'serve':
+      break;
+  }
+
+  const logger = createLogger(config.logLevel);
+  const [{ createAuthService }, { createServer }] = await Promise.all([import('./auth/service.js'), import('./server.js')]);
+  let auth;
+  try {
+    auth = await createAuthService(config, logger);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`quilt-mcp: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (config.transport === 'http') {
+    process.stderr.write('quilt-mcp: the HTTP transport is not available in this version yet; use stdio.\n');
+    process.exit(2);
+  }
+  const { serveStdio } = await import('./transports/stdio.js');
+  await serveStdio(createServer({ auth, logger }), logger);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`quilt-mcp: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,63 @@
+import { z } from 'zod';
+import { toToolError } from '../errors.js';
+import { defineTool } from './define.js';
+
+export const authStatus = defineTool({
+  name: 'auth_status',
+  title: 'Authentication status',
+  description:
+    'Who the server is acting as and where its credentials come from: auth mode, AWS identity (via STS GetCallerIdentity), ' +
+    'credential source and expiry. Call it first when a tool reports a credentials or access problem. Shows no secrets.',
+  toolset: 'auth',
+  kind: 'read',
+  input: {},
+  output: {
+    mode: z.enum(['desktop', 'jwt']),
+    user: z.string(),
+    aws: z.object({
+      available: z.boolean(),
+      source: z.string(),
+      identity: z.object({ arn: z.string(), account: z.string(), user_id: z.string() }).optional(),
+      expires_at: z.string().optional(),
+      default_region: z.string().optional(),
+      error: z.string().optional(),
+    }),
+    details: z.record(z.string(), z.unknown()),
+  },
+  async handler(_args, ctx) {
+    const aws: {
+      available: boolean;
+      source: string;
+      identity?: { arn: string; account: string; user_id: string };
+      expires_at?: string;
+      default_region?: string;
+      error?: string;
+    } = { available: false, source: ctx.aws.source };
+    const clients = ctx.aws.clients;
+    if (!clients) {
+      aws.error = ctx.aws.unavailable?.text ?? 'No AWS access.';
+    } else {
+      aws.default_region = clients.defaultRegion;
+      try {
+        const sts = await clients.sts();
+        const { GetCallerIdentityCommand } = await import('@aws-sdk/client-sts');
+        const id = await sts.send(new GetCallerIdentityCommand({}));
+        aws.available = true;
+        aws.identity = { arn: id.Arn ?? '', account: id.Account ?? '', user_id: id.UserId ?? '' };
+      } catch (err) {
+        aws.error = toToolError(err).text;
+      }
+      const expiry = ctx.aws.expiresAt?.();
+      if (expiry) aws.expires_at = expiry.toISOString();
+    }
+    const data = { mode: ctx.mode, user: ctx.principal.id, aws, details: ctx.principal.details };
+    const lines = [
+      `Mode: ${ctx.mode} (acting as ${ctx.principal.id})`,
+      `AWS: ${aws.available ? `available as ${aws.identity?.arn}` : 'NOT available'}`,
+      `  credentials: ${aws.source}${aws.expires_at ? `, expire ${aws.expires_at}` : ''}`,
+      ...(aws.error ? [`  problem: ${aws.error}`] : []),
+      ...Object.entries(ctx.principal.details).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`),
+    ];
+    return { data, text: lines.join('\n') };
+  },
+});

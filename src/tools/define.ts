@@ -1,0 +1,66 @@
+/**
+ * `defineTool`: every tool declares its name, schemas, kind and toolset the same way; the server
+ * derives MCP annotations from `kind` and wraps the handler (context, errors, text rendering).
+ */
+import type { ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
+import type { z } from 'zod';
+import type { RuntimeContext } from '../context.js';
+
+export type ToolKind = 'read' | 'write' | 'destructive';
+export type Toolset = 'auth' | 'buckets' | 'packages' | 'search' | 'catalog' | 'athena';
+
+export interface ToolExtras {
+  /** Aborted when the client cancels the request. */
+  signal: AbortSignal;
+  /** MCP progress notification; a no-op when the client sent no progress token. */
+  progress(progress: number, total?: number, message?: string): Promise<void>;
+}
+
+/** Extra content blocks a tool may return besides its text (e.g. an image). */
+export type ExtraContent = { type: 'image'; data: string; mimeType: string };
+
+export interface ToolOutput<O> {
+  data: O;
+  /** Short text for the model and the person; defaults to compact JSON of `data`. */
+  text?: string;
+  extraContent?: ExtraContent[];
+}
+
+export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape> {
+  name: string;
+  title: string;
+  description: string;
+  toolset: Toolset;
+  kind: ToolKind;
+  /** Same call twice has no additional effect (defaults: read true, others false). */
+  idempotent?: boolean;
+  /** Talks to services outside this process (default true). */
+  openWorld?: boolean;
+  input: I;
+  output: O;
+  handler(
+    args: z.infer<z.ZodObject<I>>,
+    ctx: RuntimeContext,
+    extras: ToolExtras,
+  ): Promise<ToolOutput<z.infer<z.ZodObject<O>>>>;
+}
+
+export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape>(
+  def: ToolDefinition<I, O>,
+): ToolDefinition<I, O> {
+  return def;
+}
+
+// Tool lists hold definitions of many shapes; the server only needs the common surface.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyTool = ToolDefinition<any, any>;
+
+export function annotationsFor(tool: AnyTool): ToolAnnotations {
+  return {
+    title: tool.title,
+    readOnlyHint: tool.kind === 'read',
+    destructiveHint: tool.kind === 'destructive',
+    idempotentHint: tool.idempotent ?? tool.kind === 'read',
+    openWorldHint: tool.openWorld ?? true,
+  };
+}

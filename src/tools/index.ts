@@ -1,0 +1,19 @@
+/** Every tool the server offers, in the order clients list them. */
+import { authStatus } from './auth-status.js';
+import { bucketList } from './bucket-list.js';
+import type { AnyTool } from './define.js';
+import { bucketObjectLink } from './object-link.js';
+import { bucketObjectFetch, bucketObjectInfo, bucketObjectText } from './object-read.js';
+import { bucketObjectsList } from './objects-list.js';
+import { bucketObjectsPut } from './objects-put.js';
+
+export const allTools: readonly AnyTool[] = [
+  authStatus,
+  bucketList,
+  bucketObjectsList,
+  bucketObjectInfo,
+  bucketObjectText,
+  bucketObjectFetch,
+  bucketObjectLink,
+  bucketObjectsPut,
+];

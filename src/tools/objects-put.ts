@@ -1,0 +1,129 @@
+import { z } from 'zod';
+import { parseBucket } from '../aws/s3-uri.js';
+import { withS3 } from '../aws/s3.js';
+import { ToolError, toToolError } from '../errors.js';
+import { bucketArg } from './args.js';
+import { defineTool } from './define.js';
+
+const CONCURRENCY = 4;
+
+const TYPES: Record<string, string> = {
+  txt: 'text/plain; charset=utf-8',
+  md: 'text/markdown; charset=utf-8',
+  csv: 'text/csv; charset=utf-8',
+  tsv: 'text/tab-separated-values; charset=utf-8',
+  json: 'application/json',
+  jsonl: 'application/x-ndjson',
+  yaml: 'application/yaml',
+  yml: 'application/yaml',
+  html: 'text/html; charset=utf-8',
+  xml: 'application/xml',
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  gif: 'image/gif',
+  svg: 'image/svg+xml',
+  pdf: 'application/pdf',
+  parquet: 'application/vnd.apache.parquet',
+};
+
+export function guessContentType(key: string, isText: boolean): string {
+  const ext = /\.([A-Za-z0-9]+)$/.exec(key)?.[1]?.toLowerCase();
+  return (ext && TYPES[ext]) ?? (isText ? 'text/plain; charset=utf-8' : 'application/octet-stream');
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight, keeping order in the results. */
+export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+const item = z.object({
+  key: z.string().min(1).max(1024).describe('Object key, e.g. "reports/summary.md"'),
+  text: z.string().optional().describe('Content as text (stored as UTF-8)'),
+  base64: z.string().optional().describe('Content as base64, for binary data'),
+  content_type: z.string().optional().describe('MIME type; guessed from the key when omitted'),
+  metadata: z.record(z.string(), z.string()).optional().describe('User metadata (x-amz-meta-*)'),
+});
+
+export const bucketObjectsPut = defineTool({
+  name: 'bucket_objects_put',
+  title: 'Write objects',
+  description:
+    'Write one or more objects to an S3 bucket, each from text or base64. Existing objects with the same key are replaced. ' +
+    'Each item is reported separately: one failure does not stop the others.',
+  toolset: 'buckets',
+  kind: 'write',
+  idempotent: true,
+  input: {
+    bucket: bucketArg,
+    items: z.array(item).min(1).max(100).describe('Objects to write (1-100)'),
+  },
+  output: {
+    bucket: z.string(),
+    written: z.number(),
+    failed: z.number(),
+    results: z.array(
+      z.object({
+        key: z.string(),
+        uri: z.string(),
+        ok: z.boolean(),
+        size: z.number().optional(),
+        etag: z.string().optional(),
+        version_id: z.string().optional(),
+        error: z.string().optional(),
+      }),
+    ),
+  },
+  async handler(args, ctx) {
+    const bucket = parseBucket(args.bucket);
+    ctx.authorize(bucket, 'write');
+    const results = await mapBounded(args.items, CONCURRENCY, async (it) => {
+      const uri = `s3://${bucket}/${it.key}`;
+      try {
+        if ((it.text === undefined) === (it.base64 === undefined)) {
+          throw new ToolError('invalid_input', `Item "${it.key}" needs exactly one of text or base64.`);
+        }
+        let body: Buffer;
+        if (it.text !== undefined) body = Buffer.from(it.text, 'utf8');
+        else {
+          const b64 = (it.base64 ?? '').replace(/\s+/g, '');
+          if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(b64)) throw new ToolError('invalid_input', `Item "${it.key}": base64 is not valid.`);
+          body = Buffer.from(b64, 'base64');
+        }
+        const out = await withS3(ctx, { bucket, key: it.key, action: 'write', verb: 'write' }, (client, { PutObjectCommand }) =>
+          client.send(
+            new PutObjectCommand({
+              Bucket: bucket,
+              Key: it.key,
+              Body: body,
+              ContentType: it.content_type ?? guessContentType(it.key, it.text !== undefined),
+              Metadata: it.metadata,
+            }),
+          ),
+        );
+        return { key: it.key, uri, ok: true, size: body.length, etag: out.ETag, version_id: out.VersionId };
+      } catch (err) {
+        return { key: it.key, uri, ok: false, error: toToolError(err).text };
+      }
+    });
+    const written = results.filter((r) => r.ok).length;
+    const failed = results.length - written;
+    const lines = results.map((r) => (r.ok ? `ok      ${r.uri} (${r.size} B)` : `FAILED  ${r.uri}: ${r.error}`));
+    if (written === 0) {
+      throw new ToolError('upstream_error', `No object was written to ${bucket}:\n${lines.join('\n')}`);
+    }
+    return {
+      data: { bucket, written, failed, results },
+      text: `${written} of ${results.length} object(s) written to s3://${bucket}${failed ? `; ${failed} failed` : ''}:\n${lines.join('\n')}`,
+    };
+  },
+});

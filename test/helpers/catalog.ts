@@ -1,0 +1,138 @@
+/**
+ * A small Quilt catalog + registry on 127.0.0.1: `/config.json`, `/api/token` (refresh tokens
+ * rotate), `/api/auth/get_credentials`, and `/graphql` (see catalog-graphql.ts). It records every
+ * request with its bearer token, and fails on demand.
+ */
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface CatalogRequest {
+  method: string;
+  path: string;
+  bearer: string | undefined;
+  body: string;
+}
+
+export interface Session {
+  user: string;
+  refresh_token: string;
+  access_token: string;
+  expires_at: number;
+}
+
+export type GraphqlHandler = (body: { query: string; variables?: Record<string, unknown> }, user: string | undefined) => Promise<unknown> | unknown;
+
+export interface LocalCatalog {
+  url: string;
+  requests: CatalogRequest[];
+  /** Issues a fresh session for a user (as `quilt3 login` would store it). */
+  login(user: string, expiresInSeconds?: number): Session;
+  /** Makes a refresh token invalid (as after a long absence). */
+  expireRefreshToken(token: string): void;
+  /** Makes an access token invalid for the credential and GraphQL endpoints. */
+  revokeAccessToken(token: string): void;
+  /** The next `times` requests to `path` answer with `status`. */
+  failNext(path: string, status: number, times?: number): void;
+  /** Credentials handed out by get_credentials, per user. */
+  credentialsFor: (user: string) => { AccessKeyId: string; SecretAccessKey: string; SessionToken: string; Expiration: string };
+  /** config.json extra keys. */
+  config: Record<string, unknown>;
+  graphql: GraphqlHandler | undefined;
+  /** Adds a valid catalog access token for a user (JWT catalog_token). */
+  addAccessToken(token: string, user: string): void;
+  close(): Promise<void>;
+}
+
+export async function startCatalog(): Promise<LocalCatalog> {
+  const refreshTokens = new Map<string, string>(); // token -> user
+  const accessTokens = new Map<string, string>();
+  const failures = new Map<string, number[]>();
+  const requests: CatalogRequest[] = [];
+  const token = () => randomBytes(12).toString('hex');
+
+  const catalog: LocalCatalog = {
+    url: '',
+    requests,
+    login(user, expiresInSeconds = 3600) {
+      const s: Session = {
+        user,
+        refresh_token: `refresh-${token()}`,
+        access_token: `access-${token()}`,
+        expires_at: Date.now() / 1000 + expiresInSeconds,
+      };
+      refreshTokens.set(s.refresh_token, user);
+      accessTokens.set(s.access_token, user);
+      return s;
+    },
+    expireRefreshToken: (t) => void refreshTokens.delete(t),
+    revokeAccessToken: (t) => void accessTokens.delete(t),
+    failNext(path, status, times = 1) {
+      const list = failures.get(path) ?? [];
+      for (let i = 0; i < times; i++) list.push(status);
+      failures.set(path, list);
+    },
+    credentialsFor: (user) => ({
+      AccessKeyId: 'S3RVER',
+      SecretAccessKey: 'S3RVER',
+      SessionToken: `catalog-session-${user}`,
+      Expiration: new Date(Date.now() + 3600_000).toISOString(),
+    }),
+    config: {},
+    graphql: undefined,
+    addAccessToken: (t, user) => void accessTokens.set(t, user),
+    close: async () => {},
+  };
+
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', async () => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+      requests.push({ method: req.method ?? 'GET', path: url.pathname, bearer, body });
+      const json = (status: number, value: unknown) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(value));
+      };
+      const failure = failures.get(url.pathname)?.shift();
+      if (failure) return json(failure, { message: `injected failure ${failure}` });
+      const user = bearer ? accessTokens.get(bearer) : undefined;
+
+      switch (url.pathname) {
+        case '/config.json':
+          return json(200, { registryUrl: catalog.url, region: 'us-east-1', ...catalog.config });
+        case '/api/token': {
+          const refresh = new URLSearchParams(body).get('refresh_token') ?? '';
+          const owner = refreshTokens.get(refresh);
+          if (!owner) return json(401, { message: 'Invalid refresh token' });
+          refreshTokens.delete(refresh); // rotation: a refresh token works once
+          const s = catalog.login(owner);
+          return json(200, { refresh_token: s.refresh_token, access_token: s.access_token, expires_at: s.expires_at });
+        }
+        case '/api/auth/get_credentials':
+          if (!user) return json(401, { message: 'Invalid token' });
+          return json(200, catalog.credentialsFor(user));
+        case '/graphql': {
+          if (req.method !== 'POST') return json(405, { message: 'POST only' });
+          if (!catalog.graphql) return json(404, { message: 'no GraphQL here' });
+          if (bearer && !user) return json(401, { message: 'Invalid token' });
+          try {
+            return json(200, await catalog.graphql(JSON.parse(body), user));
+          } catch (err) {
+            return json(400, { errors: [{ message: (err as Error).message }] });
+          }
+        }
+        default:
+          return json(404, { message: 'not found' });
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  catalog.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  catalog.close = async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  };
+  return catalog;
+}

@@ -1,0 +1,122 @@
+/**
+ * A small STS endpoint (AWS query protocol) on 127.0.0.1: AssumeRole and GetCallerIdentity.
+ * It records every call so tests can assert what was asked, and fails on demand.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface AssumeRoleCall {
+  roleArn: string;
+  roleSessionName: string;
+  sourceIdentity: string | undefined;
+  durationSeconds: number | undefined;
+  tags: Record<string, string>;
+  transitiveTagKeys: string[];
+  /** Access key that signed the call (whose credentials the server used). */
+  callerAccessKeyId: string | undefined;
+}
+
+export type StsFailure = 'AccessDenied' | 'ExpiredToken' | 'InternalError' | 'slow';
+
+export interface LocalSts {
+  endpoint: string;
+  assumeRoleCalls: AssumeRoleCall[];
+  identityCalls: Array<{ accessKeyId: string | undefined }>;
+  /** The next `times` AssumeRole calls fail this way. */
+  failNext(kind: StsFailure, times?: number): void;
+  /** Access key id handed out for a role (default S3RVER, which s3rver accepts). */
+  accessKeyFor: (roleArn: string) => string;
+  /** ARN reported by GetCallerIdentity for an access key id. */
+  identities: Map<string, string>;
+  /** Lifetime of issued credentials, seconds (default: DurationSeconds or 3600). */
+  lifetimeSeconds: number | undefined;
+  close(): Promise<void>;
+}
+
+const xml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+function errorBody(code: string, message: string): string {
+  return `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>${code}</Code><Message>${xml(message)}</Message></Error><RequestId>local</RequestId></ErrorResponse>`;
+}
+
+export async function startSts(): Promise<LocalSts> {
+  const failures: StsFailure[] = [];
+  let counter = 0;
+  const sts: LocalSts = {
+    endpoint: '',
+    assumeRoleCalls: [],
+    identityCalls: [],
+    failNext(kind, times = 1) {
+      for (let i = 0; i < times; i++) failures.push(kind);
+    },
+    accessKeyFor: () => 'S3RVER',
+    identities: new Map([['S3RVER', 'arn:aws:iam::123456789012:user/local-tester']]),
+    lifetimeSeconds: undefined,
+    close: async () => {},
+  };
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', async () => {
+      const form = new URLSearchParams(body);
+      const callerAccessKeyId = /Credential=([^/]+)\//.exec(req.headers.authorization ?? '')?.[1];
+      const send = (status: number, text: string) => {
+        res.writeHead(status, { 'content-type': 'text/xml' });
+        res.end(text);
+      };
+      const action = form.get('Action');
+      if (action === 'GetCallerIdentity') {
+        sts.identityCalls.push({ accessKeyId: callerAccessKeyId });
+        const arn = (callerAccessKeyId && sts.identities.get(callerAccessKeyId)) ?? `arn:aws:sts::123456789012:assumed-role/unknown/${callerAccessKeyId}`;
+        return send(
+          200,
+          `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>${xml(arn)}</Arn><UserId>AIDLOCAL:${xml(callerAccessKeyId ?? '')}</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>local</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
+        );
+      }
+      if (action !== 'AssumeRole') return send(400, errorBody('InvalidAction', `Unsupported action ${action}`));
+      const tags: Record<string, string> = {};
+      for (let i = 1; form.has(`Tags.member.${i}.Key`); i++) {
+        tags[form.get(`Tags.member.${i}.Key`) ?? ''] = form.get(`Tags.member.${i}.Value`) ?? '';
+      }
+      const transitiveTagKeys: string[] = [];
+      for (let i = 1; form.has(`TransitiveTagKeys.member.${i}`); i++) transitiveTagKeys.push(form.get(`TransitiveTagKeys.member.${i}`) ?? '');
+      const roleArn = form.get('RoleArn') ?? '';
+      const duration = form.has('DurationSeconds') ? Number(form.get('DurationSeconds')) : undefined;
+      sts.assumeRoleCalls.push({
+        roleArn,
+        roleSessionName: form.get('RoleSessionName') ?? '',
+        sourceIdentity: form.get('SourceIdentity') ?? undefined,
+        durationSeconds: duration,
+        tags,
+        transitiveTagKeys,
+        callerAccessKeyId,
+      });
+      const failure = failures.shift();
+      if (failure === 'slow') await new Promise((r) => setTimeout(r, 3000));
+      else if (failure === 'AccessDenied') {
+        return send(403, errorBody('AccessDenied', `User is not authorized to perform: sts:AssumeRole on resource: ${roleArn}`));
+      } else if (failure === 'ExpiredToken') {
+        return send(400, errorBody('ExpiredToken', 'The security token included in the request is expired'));
+      } else if (failure === 'InternalError') {
+        res.writeHead(500, { 'content-type': 'text/xml' });
+        return res.end(`<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>boom</Message></Error></ErrorResponse>`);
+      }
+      const n = ++counter;
+      const lifetime = sts.lifetimeSeconds ?? duration ?? 3600;
+      const expiration = new Date(Date.now() + lifetime * 1000).toISOString();
+      const accessKeyId = sts.accessKeyFor(roleArn);
+      const roleName = roleArn.split('/').pop() ?? 'role';
+      send(
+        200,
+        `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><SourceIdentity>${xml(form.get('SourceIdentity') ?? '')}</SourceIdentity><AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/${xml(roleName)}/${xml(form.get('RoleSessionName') ?? '')}</Arn><AssumedRoleId>AROALOCAL:${n}</AssumedRoleId></AssumedRoleUser><Credentials><AccessKeyId>${xml(accessKeyId)}</AccessKeyId><SecretAccessKey>S3RVER</SecretAccessKey><SessionToken>local-session-token-${n}</SessionToken><Expiration>${expiration}</Expiration></Credentials></AssumeRoleResult><ResponseMetadata><RequestId>local-${n}</RequestId></ResponseMetadata></AssumeRoleResponse>`,
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  sts.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  sts.close = async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  };
+  return sts;
+}
