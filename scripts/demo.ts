@@ -1,0 +1,81 @@
+/**
+ * `npm run demo`: quilt-mcp end to end with no AWS account and no internet. It starts an embedded
+ * S3 (s3rver) with a sample bucket and a local STS, launches the built server over stdio the way
+ * Claude Desktop does, and prints a transcript of real tool calls.
+ */
+import { call, connectStdio, s3Env } from '../test/helpers/mcp.js';
+import { startS3 } from '../test/helpers/s3.js';
+import { startSts } from '../test/helpers/sts.js';
+
+const BUCKET = 'quilt-demo';
+const color = process.stdout.isTTY
+  ? { dim: (s: string) => `\x1b[2m${s}\x1b[0m`, bold: (s: string) => `\x1b[1m${s}\x1b[0m`, red: (s: string) => `\x1b[31m${s}\x1b[0m` }
+  : { dim: (s: string) => s, bold: (s: string) => s, red: (s: string) => s };
+
+function show(text: string, max = 14): string {
+  const lines = text.split('\n');
+  const shown = lines.slice(0, max).map((l) => `    ${l.length > 160 ? `${l.slice(0, 157)}...` : l}`);
+  if (lines.length > max) shown.push(color.dim(`    ... (${lines.length - max} more lines)`));
+  return shown.join('\n');
+}
+
+async function main() {
+  const s3 = await startS3({
+    buckets: [BUCKET],
+    // A prefix this "user" may not read, to show what an access problem looks like.
+    deny: (r) => (r.key.startsWith('restricted/') || r.query.get('prefix')?.startsWith('restricted/') ? 'AccessDenied' : undefined),
+  });
+  const sts = await startSts();
+  sts.identities.set('S3RVER', 'arn:aws:iam::123456789012:user/demo-user');
+  await s3.put(BUCKET, 'README.md', '# Quilt demo bucket\n\nSample data for the quilt-mcp demo.\n', 'text/markdown');
+  await s3.put(
+    BUCKET,
+    'data/measurements.csv',
+    'sample,temperature_c,ph\nA1,21.4,7.1\nA2,22.0,6.9\nB1,19.8,7.4\nB2,20.5,7.0\n',
+    'text/csv',
+  );
+  await s3.put(BUCKET, 'data/notes/2024-summary.md', '## 2024\n\nFour samples, all within range.\n', 'text/markdown');
+  await s3.put(BUCKET, 'restricted/salaries.csv', 'name,salary\n', 'text/csv');
+
+  const h = await connectStdio(s3Env(s3.endpoint, { AWS_ENDPOINT_URL_STS: sts.endpoint, MCP_LOG_LEVEL: 'warning' }));
+  const step = async (title: string, tool: string, args: Record<string, unknown> = {}) => {
+    console.log(`\n${color.bold(`▶ ${title}`)}`);
+    console.log(color.dim(`  ${tool} ${JSON.stringify(args)}`));
+    const started = performance.now();
+    const r = await call(h.client, tool, args);
+    const ms = Math.round(performance.now() - started);
+    console.log(`${r.isError ? color.red('  ✗ error') : '  ✓'} ${color.dim(`(${ms} ms)`)}`);
+    console.log(show(r.text));
+    return r;
+  };
+
+  try {
+    const { tools } = await h.client.listTools();
+    console.log(color.bold(`quilt-mcp demo: ${tools.length} tools over stdio, data in an embedded local S3 (no AWS account used)`));
+    await step('Who am I?', 'auth_status');
+    await step('Which buckets can I see?', 'bucket_list');
+    await step('Browse the bucket like folders', 'bucket_objects_list', { bucket: BUCKET, delimiter: '/' });
+    await step('Read a CSV as text', 'bucket_object_text', { uri: `s3://${BUCKET}/data/measurements.csv` });
+    const link = await step('Make a download link', 'bucket_object_link', { uri: `s3://${BUCKET}/README.md`, expires_in: 900 });
+    if (!link.isError) {
+      const body = await (await fetch(link.data.url)).text();
+      console.log(color.dim(`    (fetched the link: ${body.length} bytes, starts with "${body.split('\n')[0]}")`));
+    }
+    await step('Write a note', 'bucket_objects_put', {
+      bucket: BUCKET,
+      items: [{ key: 'notes/from-claude.md', text: '# Observations\n\nB1 is the coolest sample.\n' }],
+    });
+    await step('A clear error: a key that does not exist', 'bucket_object_text', { uri: `s3://${BUCKET}/data/missing.csv` });
+    await step('A clear error: no permission', 'bucket_object_text', { uri: `s3://${BUCKET}/restricted/salaries.csv` });
+    console.log(`\n${color.bold('Done.')} Run \`npm test\` for the full suite; see README.md to connect Claude Desktop.`);
+  } finally {
+    await h.close();
+    await s3.close();
+    await sts.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error('demo failed:', err);
+  process.exit(1);
+});
