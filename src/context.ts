@@ -4,6 +4,7 @@
  * or globals, so desktop and JWT mode run the same tool code and concurrent users stay apart.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { VerifiedToken } from './auth/verifier.js';
 import type { AwsClients } from './aws/clients.js';
 import { ToolError } from './errors.js';
 import type { Logger } from './log.js';
@@ -30,6 +31,16 @@ export interface Principal {
   details: Record<string, unknown>;
 }
 
+/** What the diagnostics tools may ask about the caller's session (never secrets). */
+export interface SessionDiagnostics {
+  /** JWT mode: the verified caller's normalized claims. */
+  jwtClaims?: Record<string, unknown>;
+  /** Cache sizes and hit rates of the auth service. */
+  stats(): Record<string, unknown>;
+  /** Checks a token against this server's JWT configuration. */
+  checkToken(raw: string): Promise<VerifiedToken>;
+}
+
 export interface RuntimeContext {
   readonly mode: AuthMode;
   readonly principal: Principal;
@@ -39,6 +50,7 @@ export interface RuntimeContext {
   authorize(bucket: string, action: BucketAction): void;
   /** Buckets the caller is known to be limited to (JWT `buckets` claim), if any. */
   readonly allowedBuckets: readonly string[] | undefined;
+  readonly session: SessionDiagnostics;
 }
 
 const storage = new AsyncLocalStorage<RuntimeContext>();

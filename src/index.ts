@@ -31,31 +31,24 @@ async function main(): Promise<void> {
       return printVersion();
     }
     case 'jwt-generate':
-    case 'jwt-inspect':
-      process.stderr.write('quilt-mcp: the jwt commands come with JWT mode, which this version does not have yet.\n');
-      process.exit(2);
+    case 'jwt-inspect': {
+      const { runJwtCommand } = await import('./cli/jwt.js');
+      return runJwtCommand(config);
+    }
     case 'serve':
       break;
   }
 
   const logger = createLogger(config.logLevel);
   const [{ createAuthService }, { createServer }] = await Promise.all([import('./auth/service.js'), import('./server.js')]);
-  let auth;
-  try {
-    auth = await createAuthService(config, logger);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`quilt-mcp: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const auth = await createAuthService(config, logger);
   if (config.transport === 'http') {
-    process.stderr.write('quilt-mcp: the HTTP transport is not available in this version yet; use stdio.\n');
-    process.exit(2);
+    const { serveHttp } = await import('./transports/http.js');
+    await serveHttp({ config, logger, auth, createServer });
+  } else {
+    const { serveStdio } = await import('./transports/stdio.js');
+    await serveStdio(createServer({ auth, logger }), logger);
   }
-  const { serveStdio } = await import('./transports/stdio.js');
-  await serveStdio(createServer({ auth, logger }), logger);
 }
 
 main().catch((err: unknown) => {

@@ -120,6 +120,13 @@ export class DesktopAuthService implements AuthService {
       allowedBuckets: undefined,
       // AWS IAM decides in desktop mode: the person's own credentials are the boundary.
       authorize: () => {},
+      session: {
+        stats: () => ({ mode: 'desktop', quilt3_session: Boolean(files && pickRegistry(files)), credential_source: aws.source }),
+        checkToken: async (raw) => {
+          const { JwtVerifier } = await import('./verifier.js');
+          return new JwtVerifier(config.jwt).verify(raw);
+        },
+      },
     };
   }
 }

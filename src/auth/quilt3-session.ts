@@ -10,8 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { AwsCredentials } from '../aws/clients.js';
+import { registryCredentialProvider } from '../catalog/credentials.js';
 import { HttpStatusError, requestJson } from '../catalog/http.js';
 import { ToolError } from '../errors.js';
+import { lazy } from '../lazy.js';
 import type { Logger } from '../log.js';
 
 export interface Quilt3Tokens {
@@ -33,7 +35,7 @@ export interface Quilt3Files {
 }
 
 const REFRESH_MARGIN_S = 60;
-const CREDENTIALS_MARGIN_MS = 5 * 60_000;
+const loadYaml = lazy(() => import('yaml'));
 
 const trimUrl = (u: unknown) => (typeof u === 'string' && u.trim() ? u.trim().replace(/\/+$/, '') : undefined);
 
@@ -55,7 +57,7 @@ export async function readQuilt3Files(dir: string): Promise<Quilt3Files> {
   let yamlConfig: Record<string, unknown> = {};
   try {
     const text = await fs.readFile(path.join(dir, 'config.yml'), 'utf8');
-    const { parse } = await import('yaml');
+    const { parse } = await loadYaml();
     const parsed: unknown = parse(text);
     if (parsed && typeof parsed === 'object') yamlConfig = parsed as Record<string, unknown>;
   } catch (err) {
@@ -94,8 +96,6 @@ export async function sessionFingerprint(dir: string): Promise<string> {
 
 export class Quilt3Session {
   private tokenRefresh: Promise<string> | undefined;
-  private credentials: AwsCredentials | undefined;
-  private credentialFetch: Promise<AwsCredentials> | undefined;
 
   constructor(
     readonly dir: string,
@@ -103,7 +103,16 @@ export class Quilt3Session {
     readonly registryKey: string,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.registryCredentials = registryCredentialProvider(
+      async () => this.registryUrl,
+      () => this.accessToken(),
+      'Run `quilt3 login` to log in again.',
+      now,
+    );
+  }
+
+  private readonly registryCredentials: ReturnType<typeof registryCredentialProvider>;
 
   get registryUrl(): string {
     return this.registryKey.replace(/\/+$/, '');
@@ -186,47 +195,11 @@ export class Quilt3Session {
     }
   }
 
+
   /** AWS credentials from the registry, cached until 5 minutes before they expire. */
-  awsCredentials = async (): Promise<AwsCredentials> => {
-    const c = this.credentials;
-    if (c?.expiration && c.expiration.getTime() - CREDENTIALS_MARGIN_MS > this.now()) return c;
-    return (this.credentialFetch ??= this.fetchCredentials().finally(() => {
-      this.credentialFetch = undefined;
-    }));
-  };
+  awsCredentials = (): Promise<AwsCredentials> => this.registryCredentials.provider();
 
   get credentialsExpiry(): Date | undefined {
-    return this.credentials?.expiration;
-  }
-
-  private async fetchCredentials(): Promise<AwsCredentials> {
-    const token = await this.accessToken();
-    let body: { AccessKeyId?: string; SecretAccessKey?: string; SessionToken?: string; Expiration?: string };
-    try {
-      body = await requestJson(`${this.registryUrl}/api/auth/get_credentials`, {
-        headers: { authorization: `Bearer ${token}` },
-        service: 'Quilt registry',
-      });
-    } catch (err) {
-      if (err instanceof HttpStatusError && (err.status === 401 || err.status === 403)) {
-        throw new ToolError(
-          'not_logged_in',
-          `The Quilt registry ${this.registryUrl} refused to issue AWS credentials (HTTP ${err.status}).`,
-          'Run `quilt3 login` to log in again.',
-        );
-      }
-      throw err;
-    }
-    if (!body?.AccessKeyId || !body.SecretAccessKey) {
-      throw new ToolError('upstream_error', `The Quilt registry ${this.registryUrl} returned no AWS credentials.`);
-    }
-    const expiration = body.Expiration ? new Date(body.Expiration) : new Date(this.now() + 3600_000);
-    this.credentials = {
-      accessKeyId: body.AccessKeyId,
-      secretAccessKey: body.SecretAccessKey,
-      sessionToken: body.SessionToken,
-      expiration: Number.isNaN(expiration.getTime()) ? new Date(this.now() + 3600_000) : expiration,
-    };
-    return this.credentials;
+    return this.registryCredentials.expiresAt();
   }
 }

@@ -2,7 +2,7 @@
  * The auth-service factory: picks desktop or JWT mode from the configuration. Each tool call asks
  * its transport's auth service for a runtime context; nothing else decides whose credentials run.
  */
-import { ConfigError, type Config } from '../config.js';
+import type { Config } from '../config.js';
 import type { AuthMode, RuntimeContext } from '../context.js';
 import type { Logger } from '../log.js';
 
@@ -19,9 +19,10 @@ export interface AuthService {
 }
 
 export async function createAuthService(config: Config, logger: Logger): Promise<AuthService> {
+  // JWT mode never falls back to desktop credentials: the modes share no code path for credentials.
   if (config.mode === 'jwt') {
-    // Never fall back to desktop credentials when JWT mode was asked for.
-    throw new ConfigError('JWT mode (MCP_REQUIRE_JWT=true) is not available in this version; unset MCP_REQUIRE_JWT to use desktop mode.');
+    const { JwtAuthService } = await import('./jwt.js');
+    return new JwtAuthService(config, logger);
   }
   const { DesktopAuthService } = await import('./desktop.js');
   return new DesktopAuthService(config, logger);

@@ -7,6 +7,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { AwsSettings } from '../config.js';
+import { lazy } from '../lazy.js';
 
 export interface AwsCredentials {
   accessKeyId: string;
@@ -18,9 +19,10 @@ export interface AwsCredentials {
 export type CredentialProvider = () => Promise<AwsCredentials>;
 
 export type S3Module = typeof import('@aws-sdk/client-s3');
-let s3Module: Promise<S3Module> | undefined;
-/** The S3 SDK module (commands, client), loaded once. */
-export const loadS3 = (): Promise<S3Module> => (s3Module ??= import('@aws-sdk/client-s3'));
+/** The AWS SDK modules, loaded on first use. */
+export const loadS3: () => Promise<S3Module> = lazy(() => import('@aws-sdk/client-s3'));
+export const loadSts = lazy(() => import('@aws-sdk/client-sts'));
+export const loadPresigner = lazy(() => import('@aws-sdk/s3-request-presigner'));
 
 export interface ClientOptions {
   settings: AwsSettings;
@@ -82,7 +84,7 @@ export class AwsClients {
 
   sts(): Promise<STSClient> {
     const { settings, defaultRegion } = this.options;
-    return (this.stsClient ??= import('@aws-sdk/client-sts').then(
+    return (this.stsClient ??= loadSts().then(
       ({ STSClient }) =>
         new STSClient({
           ...this.common(defaultRegion),

@@ -11,12 +11,12 @@ export interface S3Location {
 }
 
 // Lenient on purpose: old us-east-1 buckets may contain capitals and underscores.
-const BUCKET = /^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$/;
+export const BUCKET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$/;
 
 /** A bucket argument: `name`, `s3://name` or `s3://name/`. */
 export function parseBucket(input: string): string {
   const name = input.trim().replace(/^s3:\/\//i, '').replace(/\/+$/, '');
-  if (!BUCKET.test(name)) {
+  if (!BUCKET_NAME.test(name)) {
     throw new ToolError(
       'invalid_input',
       `"${input}" is not a bucket name.`,

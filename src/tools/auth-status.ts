@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { loadSts } from '../aws/clients.js';
 import { toToolError } from '../errors.js';
 import { defineTool } from './define.js';
 
@@ -39,8 +40,7 @@ export const authStatus = defineTool({
     } else {
       aws.default_region = clients.defaultRegion;
       try {
-        const sts = await clients.sts();
-        const { GetCallerIdentityCommand } = await import('@aws-sdk/client-sts');
+        const [sts, { GetCallerIdentityCommand }] = await Promise.all([clients.sts(), loadSts()]);
         const id = await sts.send(new GetCallerIdentityCommand({}));
         aws.available = true;
         aws.identity = { arn: id.Arn ?? '', account: id.Account ?? '', user_id: id.UserId ?? '' };

@@ -2,6 +2,7 @@
 import { authStatus } from './auth-status.js';
 import { bucketList } from './bucket-list.js';
 import type { AnyTool } from './define.js';
+import { jwtDiagnostics, sessionDiagnostics, validateJwtToken } from './jwt-tools.js';
 import { bucketObjectLink } from './object-link.js';
 import { bucketObjectFetch, bucketObjectInfo, bucketObjectText } from './object-read.js';
 import { bucketObjectsList } from './objects-list.js';
@@ -16,4 +17,7 @@ export const allTools: readonly AnyTool[] = [
   bucketObjectFetch,
   bucketObjectLink,
   bucketObjectsPut,
+  jwtDiagnostics,
+  validateJwtToken,
+  sessionDiagnostics,
 ];

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { loadPresigner } from '../aws/clients.js';
 import { formatS3Uri, parseS3Uri } from '../aws/s3-uri.js';
 import { withS3 } from '../aws/s3.js';
 import { awsClients } from '../context.js';
@@ -34,7 +35,7 @@ export const bucketObjectLink = defineTool({
       // Check the object exists, so the link is not to nothing; sign in the bucket's own region.
       const client = await clients.s3ForBucket(loc.bucket);
       await client.send(new sdk.HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key, VersionId: loc.versionId }));
-      const { getSignedUrl } = await import('@aws-sdk/s3-request-presigner');
+      const { getSignedUrl } = await loadPresigner();
       const url = await getSignedUrl(
         client,
         new sdk.GetObjectCommand({ Bucket: loc.bucket, Key: loc.key, VersionId: loc.versionId }),

@@ -28,6 +28,8 @@ export interface LocalSts {
   accessKeyFor: (roleArn: string) => string;
   /** ARN reported by GetCallerIdentity for an access key id. */
   identities: Map<string, string>;
+  /** Session token -> role it was issued for (to check which credentials reached S3). */
+  issued: Map<string, string>;
   /** Lifetime of issued credentials, seconds (default: DurationSeconds or 3600). */
   lifetimeSeconds: number | undefined;
   close(): Promise<void>;
@@ -51,6 +53,7 @@ export async function startSts(): Promise<LocalSts> {
     },
     accessKeyFor: () => 'S3RVER',
     identities: new Map([['S3RVER', 'arn:aws:iam::123456789012:user/local-tester']]),
+    issued: new Map(),
     lifetimeSeconds: undefined,
     close: async () => {},
   };
@@ -106,6 +109,7 @@ export async function startSts(): Promise<LocalSts> {
       const expiration = new Date(Date.now() + lifetime * 1000).toISOString();
       const accessKeyId = sts.accessKeyFor(roleArn);
       const roleName = roleArn.split('/').pop() ?? 'role';
+      sts.issued.set(`local-session-token-${n}`, roleArn);
       send(
         200,
         `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><SourceIdentity>${xml(form.get('SourceIdentity') ?? '')}</SourceIdentity><AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/${xml(roleName)}/${xml(form.get('RoleSessionName') ?? '')}</Arn><AssumedRoleId>AROALOCAL:${n}</AssumedRoleId></AssumedRoleUser><Credentials><AccessKeyId>${xml(accessKeyId)}</AccessKeyId><SecretAccessKey>S3RVER</SecretAccessKey><SessionToken>local-session-token-${n}</SessionToken><Expiration>${expiration}</Expiration></Credentials></AssumeRoleResult><ResponseMetadata><RequestId>local-${n}</RequestId></ResponseMetadata></AssumeRoleResponse>`,

@@ -1,0 +1,229 @@
+/**
+ * JWT mode: every request acts strictly as the user whose verified token it carries.
+ *
+ * AWS credentials come only from what the token grants (its role via STS, or the catalog's
+ * credential endpoint with its catalog_token); never the server's own credentials for data, never
+ * files. Verified tokens are cached by digest (bounded, at most until they expire, at most 1 h),
+ * and AWS clients by credential source, so a user's repeated calls cost a map lookup.
+ */
+import { createHash } from 'node:crypto';
+import { AwsClients } from '../aws/clients.js';
+import { catalogConfig } from '../catalog/resolve.js';
+import { registryCredentialProvider } from '../catalog/credentials.js';
+import type { Config } from '../config.js';
+import type { AwsAccess, BucketAction, RuntimeContext } from '../context.js';
+import { ToolError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { Lru } from '../lru.js';
+import { ACTION_PERMISSION, allowsAction, allowsBucket, isBasicToken, publicClaims, type JwtClaims } from './claims.js';
+import type { AuthService, RequestAuth } from './service.js';
+import { cacheKey, StsBroker } from './sts.js';
+import { JwtVerifier, type VerifiedToken } from './verifier.js';
+
+const MAX_CACHE_LIFETIME_MS = 3600_000;
+const FALLBACK_REGION = 'us-east-1';
+
+const digest = (raw: string) => createHash('sha256').update(raw).digest('hex');
+
+function hostOf(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    return new URL(url).host.toLowerCase();
+  } catch {
+    return undefined;
+  }
+}
+
+interface CachedToken {
+  ctx: RuntimeContext;
+  until: number;
+}
+
+export class JwtAuthService implements AuthService {
+  readonly mode = 'jwt' as const;
+  readonly verifier: JwtVerifier;
+  private readonly tokens = new Lru<string, CachedToken>(10_000);
+  private readonly clients = new Lru<string, { clients: AwsClients; expiresAt: () => Date | undefined }>(10_000);
+  private readonly broker: StsBroker;
+  private readonly region: string;
+  private readonly counters = { verified: 0, rejected: 0 };
+
+  constructor(
+    private readonly config: Config,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.verifier = new JwtVerifier(config.jwt);
+    this.region = config.aws.region ?? FALLBACK_REGION;
+    this.broker = new StsBroker(config.aws, this.region, config.jwt.sessionDurationSeconds, logger);
+  }
+
+  async context(request: RequestAuth): Promise<RuntimeContext> {
+    const raw = request.token ?? this.config.jwt.token;
+    if (!raw) {
+      throw new ToolError(
+        'unauthorized',
+        'No token: this server runs in JWT mode and every tool call needs a JWT.',
+        'Send `Authorization: Bearer <JWT>` (over stdio: set MCP_JWT_TOKEN).',
+      );
+    }
+    const key = digest(raw);
+    const cached = this.tokens.get(key);
+    if (cached && cached.until > this.now()) return cached.ctx;
+    if (cached) this.tokens.delete(key);
+
+    let verified: VerifiedToken;
+    try {
+      verified = await this.verifier.verify(raw);
+      this.checkPolicy(verified.claims);
+    } catch (err) {
+      this.counters.rejected++;
+      if (err instanceof ToolError) this.logger.notice('Token rejected', { reason: err.message });
+      throw err;
+    }
+    this.counters.verified++;
+    const ctx = this.buildContext(verified.claims);
+    const until = Math.min(verified.claims.expiresAt.getTime(), this.now() + MAX_CACHE_LIFETIME_MS);
+    this.tokens.set(key, { ctx, until });
+    return ctx;
+  }
+
+  /** Server-side rules on top of a valid signature. */
+  private checkPolicy(claims: JwtClaims): void {
+    if (this.config.jwt.requireEnhanced && isBasicToken(claims)) {
+      throw new ToolError(
+        'unauthorized',
+        'This server requires an enhanced token (token_type "enhanced" with roles or buckets); this is a basic catalog token.',
+        'Get an enhanced token from the Quilt catalog (the MCP token endpoint) rather than the plain session token.',
+      );
+    }
+    const allowed = new Set([...this.config.quilt.allowedHosts, hostOf(this.config.quilt.catalogUrl)].filter(Boolean));
+    for (const [name, url] of [
+      ['catalog_url', claims.catalogUrl],
+      ['registry_url', claims.registryUrl],
+    ] as const) {
+      const host = hostOf(url);
+      if (host && !allowed.has(host)) {
+        throw new ToolError(
+          'unauthorized',
+          `The token's ${name} points at ${host}, which this server does not allow.`,
+          'The operator lists permitted catalog hosts in QUILT_CATALOG_ALLOWED_HOSTS.',
+        );
+      }
+    }
+  }
+
+  private buildContext(claims: JwtClaims): RuntimeContext {
+    const aws = this.awsAccess(claims);
+    const authorize = (bucket: string, action: BucketAction) => {
+      if (!allowsBucket(claims, bucket)) {
+        const list = claims.buckets ?? [];
+        throw new ToolError(
+          'access_denied',
+          `Bucket "${bucket}" is not in this token's buckets (${list.length ? list.slice(0, 10).join(', ') + (list.length > 10 ? ', ...' : '') : 'none'}).`,
+          'Use one of the token\'s buckets, or ask for a token that includes this one.',
+        );
+      }
+      if (!allowsAction(claims, action)) {
+        throw new ToolError(
+          'access_denied',
+          `This token does not allow ${ACTION_PERMISSION[action]} (${action}) on "${bucket}".`,
+          'Ask for a token whose permissions include it.',
+        );
+      }
+    };
+    const pub = publicClaims(claims);
+    return {
+      mode: 'jwt',
+      principal: { id: claims.sub, details: { ...pub, credential_source: aws.source } },
+      aws,
+      logger: this.logger,
+      allowedBuckets: claims.buckets?.includes('*') ? undefined : claims.buckets,
+      authorize,
+      session: {
+        jwtClaims: pub,
+        stats: () => this.stats(claims),
+        checkToken: (raw) => this.verifier.verify(raw),
+      },
+    };
+  }
+
+  private roleArn(claims: JwtClaims): string | undefined {
+    if (claims.roleArn) return claims.roleArn;
+    const template = this.config.jwt.roleArnTemplate;
+    const role = claims.roles[0];
+    return template && role && /^[\w+=,.@-]{1,64}$/.test(role) ? template.replace('{role}', role) : undefined;
+  }
+
+  private awsAccess(claims: JwtClaims): AwsAccess {
+    const roleArn = this.roleArn(claims);
+    if (roleArn) {
+      const request = { roleArn, sub: claims.sub, tags: claims.sessionTags };
+      const key = `sts:${cacheKey(request)}`;
+      let entry = this.clients.get(key);
+      if (!entry) {
+        entry = {
+          clients: new AwsClients(() => this.broker.credentials(request), { settings: this.config.aws, defaultRegion: this.region }),
+          expiresAt: () => this.broker.expiryOf(request),
+        };
+        this.clients.set(key, entry);
+      }
+      return { source: `STS AssumeRole of ${roleArn}`, clients: entry.clients, expiresAt: entry.expiresAt };
+    }
+    if (claims.catalogToken) {
+      const token = claims.catalogToken;
+      const key = `catalog:${digest(`${claims.registryUrl ?? claims.catalogUrl ?? ''}\n${token}`)}`;
+      let entry = this.clients.get(key);
+      if (!entry) {
+        const creds = registryCredentialProvider(
+          () => this.registryFor(claims),
+          async () => token,
+          "The token's catalog_token was refused: get a fresh token.",
+          this.now,
+        );
+        entry = {
+          clients: new AwsClients(creds.provider, { settings: this.config.aws, defaultRegion: this.region }),
+          expiresAt: creds.expiresAt,
+        };
+        this.clients.set(key, entry);
+      }
+      return { source: 'Quilt catalog credentials for the token\'s catalog_token', clients: entry.clients, expiresAt: entry.expiresAt };
+    }
+    return {
+      source: 'none',
+      unavailable: new ToolError(
+        'no_credentials',
+        'This token grants no AWS access: it has no role_arn, no roles usable with MCP_JWT_ROLE_ARN_TEMPLATE, and no catalog_token.',
+        'Ask for a token that carries a role (role_arn or roles) or a catalog_token.',
+      ),
+    };
+  }
+
+  private async registryFor(claims: JwtClaims): Promise<string> {
+    if (claims.registryUrl) return claims.registryUrl;
+    const catalog = claims.catalogUrl ?? this.config.quilt.catalogUrl;
+    if (!catalog) {
+      throw new ToolError(
+        'no_credentials',
+        'The token has a catalog_token but no registry_url or catalog_url, and the server has no QUILT_CATALOG_URL.',
+        'Add registry_url to the token, or set QUILT_CATALOG_URL on the server.',
+      );
+    }
+    return (await catalogConfig(catalog)).registryUrl;
+  }
+
+  stats(claims?: JwtClaims): Record<string, unknown> {
+    const roleArn = claims && this.roleArn(claims);
+    return {
+      mode: 'jwt',
+      tokens_verified: this.counters.verified,
+      tokens_rejected: this.counters.rejected,
+      token_cache: this.tokens.stats(),
+      aws_client_cache: this.clients.stats(),
+      sts: { ...this.broker.stats },
+      ...(claims && roleArn
+        ? { caller_sts_expiry: this.broker.expiryOf({ roleArn, sub: claims.sub, tags: claims.sessionTags })?.toISOString() ?? null }
+        : {}),
+    };
+  }
+}

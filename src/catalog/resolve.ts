@@ -1,0 +1,41 @@
+/**
+ * A catalog's `config.json` (which names its registry), fetched once per catalog and cached.
+ */
+import { requestJson } from './http.js';
+import { ToolError } from '../errors.js';
+
+export interface CatalogConfig {
+  registryUrl: string;
+  region: string | undefined;
+  /** Everything else the catalog publishes (stack name, analytics bucket...). */
+  raw: Record<string, unknown>;
+}
+
+const cache = new Map<string, Promise<CatalogConfig>>();
+
+export function catalogConfig(catalogUrl: string): Promise<CatalogConfig> {
+  let entry = cache.get(catalogUrl);
+  if (!entry) {
+    entry = requestJson<Record<string, unknown>>(`${catalogUrl}/config.json`, { service: 'Quilt catalog', timeoutMs: 10_000 }).then(
+      (raw) => {
+        const registry = raw.registryUrl;
+        if (typeof registry !== 'string' || !/^https?:\/\//.test(registry)) {
+          throw new ToolError(
+            'catalog_error',
+            `${catalogUrl}/config.json does not name a registry (registryUrl).`,
+            'Check that the catalog URL is right (it is the address of the Quilt web catalog).',
+          );
+        }
+        return {
+          registryUrl: registry.replace(/\/+$/, ''),
+          region: typeof raw.region === 'string' ? raw.region : undefined,
+          raw,
+        };
+      },
+    );
+    // Failures are not cached: the next call tries again.
+    entry.catch(() => cache.delete(catalogUrl));
+    cache.set(catalogUrl, entry);
+  }
+  return entry;
+}

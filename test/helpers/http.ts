@@ -1,0 +1,86 @@
+/**
+ * The built server in HTTP mode as a child process (port 0, the port read from its log line), an
+ * MCP client over Streamable HTTP with a bearer token, and JWT signing for tests.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SignJWT } from 'jose';
+import { SERVER_ENTRY } from './mcp.js';
+
+export interface HttpServer {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+export async function startHttpServer(env: Record<string, string>): Promise<HttpServer> {
+  const child = spawn(process.execPath, [SERVER_ENTRY, '--http', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let stdout = '';
+  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 10_000);
+    child.stderr?.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      const m = /listening on http:\/\/[^:]+:(\d+)\//.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    port,
+    child,
+    stderr: () => stderr + (stdout ? `\n[stdout]${stdout}` : ''),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+export async function connectHttp(url: string, token?: string): Promise<Client> {
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    requestInit: token ? { headers: { authorization: `Bearer ${token}` } } : {},
+  });
+  const client = new Client({ name: 'quilt-mcp-tests', version: '0.0.0' });
+  await client.connect(transport);
+  return client;
+}
+
+export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnop';
+
+export async function signToken(
+  claims: Record<string, unknown>,
+  { secret = TEST_SECRET, expiresIn = 3600, header = {} }: { secret?: string; expiresIn?: number; header?: Record<string, unknown> } = {},
+): Promise<string> {
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT', ...header })
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + expiresIn)
+    .sign(new TextEncoder().encode(secret));
+}
+
+/** POST one raw JSON-RPC message (no MCP client), to see status codes and headers. */
+export async function rawPost(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+export const TOOLS_CALL = (name: string, args: Record<string, unknown> = {}) => ({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'tools/call',
+  params: { name, arguments: args },
+});
