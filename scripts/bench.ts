@@ -2,18 +2,23 @@
  * `npm run bench`: numbers that users feel, measured rather than guessed.
  *  1. cold start to `initialize` answered, quilt-mcp vs a bare MCP SDK server (the budget is 1.5x);
  *  2. per-call overhead of a tool call over stdio (a tool that does no I/O) vs the bare server;
- *  3. the JWT path per request: verification uncached (a new token every time) vs cached.
+ *  3. the JWT path per request: verification uncached (a new token every time) vs cached;
+ *  4. a tool call over stateless HTTP in JWT mode;
+ *  5. search_catalog over its raw GraphQL round trip.
  * Run after `npm run build`. Prints medians and p95 over repeated runs.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { JwtAuthService } from '../src/auth/jwt.js';
+import { SEARCH_PACKAGES } from '../src/catalog/documents.js';
 import { loadConfig } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
+import { startCatalog } from '../test/helpers/catalog.js';
+import { graphqlHandler } from '../test/helpers/catalog-graphql.js';
 import { isolatedEnv, SERVER_ENTRY } from '../test/helpers/mcp.js';
 import { rawPost, signToken, startHttpServer, TEST_SECRET, TOOLS_CALL } from '../test/helpers/http.js';
 
@@ -141,6 +146,50 @@ async function main() {
   console.log(`\n4. tools/call over stateless HTTP, JWT mode (${m} requests each; new McpServer per POST)`);
   console.log(`   same token (cached):    median ${fmt(hc.median)}, p95 ${fmt(hc.p95)}`);
   console.log(`   new token (verified):   median ${fmt(hu.median)}, p95 ${fmt(hu.p95)}`);
+
+  // 5. search_catalog vs the raw GraphQL round trip it makes, against the local test catalog.
+  const catalog = await startCatalog();
+  catalog.graphql = graphqlHandler();
+  const session = catalog.login('bench-user');
+  const qenv = isolatedEnv({ MCP_LOG_LEVEL: 'error' });
+  const qdir = path.join(qenv.XDG_DATA_HOME ?? '', 'Quilt');
+  mkdirSync(qdir, { recursive: true });
+  writeFileSync(path.join(qdir, 'config.yml'), `navigator_url: ${catalog.url}\nregistryUrl: ${catalog.url}\n`);
+  writeFileSync(path.join(qdir, 'auth.json'), JSON.stringify({ [catalog.url]: { ...session, user: undefined } }));
+  const variables = { buckets: null, searchString: 'cells', size: 10, latestOnly: false };
+  const raw = async () => {
+    const r = await fetch(`${catalog.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${session.access_token}` },
+      body: JSON.stringify({ query: SEARCH_PACKAGES, variables }),
+    });
+    await r.json();
+  };
+  const transport = new StdioClientTransport({ command: process.execPath, args: [SERVER_ENTRY], env: qenv, stderr: 'ignore' });
+  const client = new Client({ name: 'bench', version: '0' });
+  await client.connect(transport);
+  const tool = () => client.callTool({ name: 'search_catalog', arguments: { query: 'cells', scope: 'package', limit: 10 } });
+  for (let i = 0; i < 30; i++) {
+    await raw();
+    await tool();
+  }
+  const rawT: number[] = [];
+  const toolT: number[] = [];
+  for (let i = 0; i < runs * 20; i++) {
+    let s0 = performance.now();
+    await raw();
+    rawT.push(performance.now() - s0);
+    s0 = performance.now();
+    await tool();
+    toolT.push(performance.now() - s0);
+  }
+  await client.close();
+  await catalog.close();
+  const rs = stats(rawT);
+  const ts = stats(toolT);
+  console.log(`\n5. search_catalog (10 packages) vs its raw GraphQL round trip to the local catalog (${runs * 20} each)`);
+  console.log(`   raw GraphQL POST:          median ${fmt(rs.median)}, p95 ${fmt(rs.p95)}`);
+  console.log(`   search_catalog over stdio: median ${fmt(ts.median)}, p95 ${fmt(ts.p95)}  -> overhead ${fmt(ts.median - rs.median)}`);
 }
 
 main().catch((err: unknown) => {

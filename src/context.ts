@@ -6,6 +6,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { VerifiedToken } from './auth/verifier.js';
 import type { AwsClients } from './aws/clients.js';
+import type { CatalogAuthKind, CatalogClient } from './catalog/client.js';
 import { ToolError } from './errors.js';
 import type { Logger } from './log.js';
 
@@ -22,6 +23,16 @@ export interface AwsAccess {
   unavailable?: ToolError;
   /** When the current credentials expire, if known (filled once they were resolved). */
   expiresAt?: () => Date | undefined;
+}
+
+/** The caller's way to the Quilt catalog. */
+export interface CatalogAccess {
+  /** The web catalog's URL (for links), when one is configured. */
+  url: string | undefined;
+  /** How catalog calls authenticate, or 'none' with the reason in `client()`. */
+  auth: CatalogAuthKind | 'none';
+  /** The catalog client, or a ToolError that says exactly why there is none and how to fix it. */
+  client(): CatalogClient;
 }
 
 export interface Principal {
@@ -45,6 +56,7 @@ export interface RuntimeContext {
   readonly mode: AuthMode;
   readonly principal: Principal;
   readonly aws: AwsAccess;
+  readonly catalog: CatalogAccess;
   readonly logger: Logger;
   /** Throws a ToolError when the caller may not do `action` on `bucket`. Desktop: AWS decides. */
   authorize(bucket: string, action: BucketAction): void;

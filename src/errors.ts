@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'too_large'
   | 'unsupported'
   | 'catalog_error'
+  | 'no_catalog'
   | 'upstream_error'
   | 'internal';
 

@@ -7,8 +7,11 @@
 import os from 'node:os';
 import { AwsClients, type AwsCredentials, type CredentialProvider } from '../aws/clients.js';
 import type { Config } from '../config.js';
-import type { AwsAccess, RuntimeContext } from '../context.js';
-import { toToolError } from '../errors.js';
+import { CatalogClient } from '../catalog/client.js';
+import { catalogConfig } from '../catalog/resolve.js';
+import type { AwsAccess, CatalogAccess, RuntimeContext } from '../context.js';
+import { lazy } from '../lazy.js';
+import { ToolError, toToolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Quilt3Session, readQuilt3Files, sessionFingerprint, type Quilt3Files } from './quilt3-session.js';
 import type { AuthService } from './service.js';
@@ -68,23 +71,59 @@ export class DesktopAuthService implements AuthService {
     };
   }
 
+  /**
+   * The catalog is QUILT_CATALOG_URL, else quilt3's navigator_url. Calls carry the quilt3 session's
+   * token when that session belongs to this catalog, else go anonymously.
+   */
+  private catalogAccess(files: Quilt3Files | undefined, session: Quilt3Session | undefined): CatalogAccess {
+    const url = this.config.quilt.catalogUrl ?? files?.catalogUrl;
+    if (!url) {
+      return {
+        url: undefined,
+        auth: 'none',
+        client: () => {
+          throw new ToolError(
+            'no_catalog',
+            'No Quilt catalog is configured.',
+            'Set QUILT_CATALOG_URL (e.g. in the Claude Desktop config entry), or run `quilt3 config <catalog URL>` and `quilt3 login`.',
+          );
+        },
+      };
+    }
+    const ours = files?.catalogUrl === url;
+    const registry = lazy(async () => (ours && files?.registryUrl ? files.registryUrl : (await catalogConfig(url)).registryUrl));
+    const own = ours && files?.registryUrl !== undefined ? session : undefined;
+    const client = new CatalogClient(
+      url,
+      registry,
+      own
+        ? { kind: 'quilt3 session', token: () => own.accessToken(), refusedHint: 'Run `quilt3 login` to log in again.' }
+        : {
+            kind: 'anonymous',
+            refusedHint: `Log in to search as yourself: \`quilt3 config ${url}\` then \`quilt3 login\`.`,
+          },
+    );
+    return { url, auth: client.auth.kind, client: () => client };
+  }
+
   private async build(): Promise<RuntimeContext> {
     const { config, logger } = this;
     const dir = config.quilt.dataDir;
     let files: Quilt3Files | undefined;
+    let session: Quilt3Session | undefined;
     let aws: AwsAccess;
     try {
       files = await readQuilt3Files(dir);
       const region = config.aws.region ?? files.region ?? FALLBACK_REGION;
       const registry = pickRegistry(files);
       if (registry) {
-        const session = new Quilt3Session(dir, registry, logger);
+        const s = (session = new Quilt3Session(dir, registry, logger));
         aws = {
-          source: `quilt3 login session (${session.registryUrl})`,
-          clients: new AwsClients(session.awsCredentials, { settings: config.aws, defaultRegion: region }),
-          expiresAt: () => session.credentialsExpiry,
+          source: `quilt3 login session (${s.registryUrl})`,
+          clients: new AwsClients(s.awsCredentials, { settings: config.aws, defaultRegion: region }),
+          expiresAt: () => s.credentialsExpiry,
         };
-        logger.info('Using the quilt3 login session', { registry: session.registryUrl });
+        logger.info('Using the quilt3 login session', { registry: s.registryUrl });
       } else {
         const chain = tracked(this.chain());
         aws = {
@@ -99,6 +138,7 @@ export class DesktopAuthService implements AuthService {
       aws = { source: 'none', unavailable: error };
       logger.warning('AWS access unavailable', { reason: error.message });
     }
+    const catalog = this.catalogAccess(files, session);
     let user = 'local user';
     try {
       user = os.userInfo().username;
@@ -112,10 +152,10 @@ export class DesktopAuthService implements AuthService {
         details: {
           quilt3DataDir: dir,
           quilt3Registry: files ? (pickRegistry(files) ?? null) : null,
-          catalogUrl: config.quilt.catalogUrl ?? files?.catalogUrl ?? null,
         },
       },
       aws,
+      catalog,
       logger,
       allowedBuckets: undefined,
       // AWS IAM decides in desktop mode: the person's own credentials are the boundary.

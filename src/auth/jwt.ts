@@ -11,7 +11,8 @@ import { AwsClients } from '../aws/clients.js';
 import { catalogConfig } from '../catalog/resolve.js';
 import { registryCredentialProvider } from '../catalog/credentials.js';
 import type { Config } from '../config.js';
-import type { AwsAccess, BucketAction, RuntimeContext } from '../context.js';
+import { CatalogClient } from '../catalog/client.js';
+import type { AwsAccess, BucketAction, CatalogAccess, RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Lru } from '../lru.js';
@@ -137,6 +138,7 @@ export class JwtAuthService implements AuthService {
       mode: 'jwt',
       principal: { id: claims.sub, details: { ...pub, credential_source: aws.source } },
       aws,
+      catalog: this.catalogAccess(claims),
       logger: this.logger,
       allowedBuckets: claims.buckets?.includes('*') ? undefined : claims.buckets,
       authorize,
@@ -197,6 +199,37 @@ export class JwtAuthService implements AuthService {
         'Ask for a token that carries a role (role_arn or roles) or a catalog_token.',
       ),
     };
+  }
+
+  /** Catalog access only from the token: its catalog_token, at its (allowed) catalog or the configured one. */
+  private catalogAccess(claims: JwtClaims): CatalogAccess {
+    const url = claims.catalogUrl ?? this.config.quilt.catalogUrl;
+    const none = (message: string, hint: string): CatalogAccess => ({
+      url,
+      auth: 'none',
+      client: () => {
+        throw new ToolError('no_catalog', message, hint);
+      },
+    });
+    if (!url && !claims.registryUrl) {
+      return none(
+        'No Quilt catalog: the token has no catalog_url and this server has no QUILT_CATALOG_URL.',
+        'Ask for a token with catalog_url, or have the operator set QUILT_CATALOG_URL.',
+      );
+    }
+    if (!claims.catalogToken) {
+      return none(
+        'This token carries no catalog access: it has no catalog_token claim.',
+        'Ask for a token that includes catalog_token (the enhanced token from the Quilt catalog).',
+      );
+    }
+    const token = claims.catalogToken;
+    const client = new CatalogClient(url ?? claims.registryUrl ?? '', () => this.registryFor(claims), {
+      kind: 'catalog_token',
+      token: async () => token,
+      refusedHint: "The token's catalog_token was refused (expired or revoked): get a new token.",
+    });
+    return { url, auth: 'catalog_token', client: () => client };
   }
 
   private async registryFor(claims: JwtClaims): Promise<string> {

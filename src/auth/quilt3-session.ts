@@ -96,6 +96,7 @@ export async function sessionFingerprint(dir: string): Promise<string> {
 
 export class Quilt3Session {
   private tokenRefresh: Promise<string> | undefined;
+  private tokens: Quilt3Tokens | undefined;
 
   constructor(
     readonly dir: string,
@@ -143,7 +144,9 @@ export class Quilt3Session {
   }
 
   private async loadAccessToken(): Promise<string> {
-    const tokens = await this.readTokens();
+    // The file is read once per session object: the desktop auth service makes a new session
+    // whenever auth.json changes on disk.
+    const tokens = (this.tokens ??= await this.readTokens());
     if (typeof tokens.access_token === 'string' && Number(tokens.expires_at) > this.now() / 1000 + REFRESH_MARGIN_S) {
       return tokens.access_token;
     }
@@ -169,11 +172,12 @@ export class Quilt3Session {
     if (typeof fresh?.access_token !== 'string' || typeof fresh.refresh_token !== 'string') {
       throw new ToolError('upstream_error', `The Quilt registry ${this.registryUrl} answered the token refresh without tokens.`);
     }
-    await this.writeTokens({
+    this.tokens = {
       refresh_token: fresh.refresh_token,
       access_token: fresh.access_token,
       expires_at: Number(fresh.expires_at),
-    });
+    };
+    await this.writeTokens(this.tokens);
     return fresh.access_token;
   }
 

@@ -1,14 +1,39 @@
 import { z } from 'zod';
 import { loadSts } from '../aws/clients.js';
+import { ME, type MeData } from '../catalog/documents.js';
+import type { RuntimeContext } from '../context.js';
 import { toToolError } from '../errors.js';
 import { defineTool } from './define.js';
+
+interface CatalogStatus {
+  configured: boolean;
+  available: boolean;
+  url?: string;
+  auth: string;
+  identity?: { name: string; email: string; role: string };
+  error?: string;
+}
+
+/** The catalog half, checked with a `me` query (which also says who the catalog thinks we are). */
+async function catalogStatus(ctx: RuntimeContext): Promise<CatalogStatus> {
+  const out: CatalogStatus = { configured: ctx.catalog.url !== undefined, available: false, url: ctx.catalog.url, auth: ctx.catalog.auth };
+  try {
+    const { me } = await ctx.catalog.client().graphql<MeData>(ME);
+    out.available = true;
+    out.configured = true;
+    if (me) out.identity = { name: me.name, email: me.email, role: me.role.name };
+  } catch (err) {
+    out.error = toToolError(err).text;
+  }
+  return out;
+}
 
 export const authStatus = defineTool({
   name: 'auth_status',
   title: 'Authentication status',
   description:
-    'Who the server is acting as and where its credentials come from: auth mode, AWS identity (via STS GetCallerIdentity), ' +
-    'credential source and expiry. Call it first when a tool reports a credentials or access problem. Shows no secrets.',
+    'Who the server is acting as, in two halves: AWS (identity via STS GetCallerIdentity, credential source, expiry) and the ' +
+    'Quilt catalog (URL, how it is authenticated, who it sees). Call it first when a tool reports a credentials or access problem. Shows no secrets.',
   toolset: 'auth',
   kind: 'read',
   input: {},
@@ -21,6 +46,14 @@ export const authStatus = defineTool({
       identity: z.object({ arn: z.string(), account: z.string(), user_id: z.string() }).optional(),
       expires_at: z.string().optional(),
       default_region: z.string().optional(),
+      error: z.string().optional(),
+    }),
+    catalog: z.object({
+      configured: z.boolean(),
+      available: z.boolean(),
+      url: z.string().optional(),
+      auth: z.string(),
+      identity: z.object({ name: z.string(), email: z.string(), role: z.string() }).optional(),
       error: z.string().optional(),
     }),
     details: z.record(z.string(), z.unknown()),
@@ -50,12 +83,15 @@ export const authStatus = defineTool({
       const expiry = ctx.aws.expiresAt?.();
       if (expiry) aws.expires_at = expiry.toISOString();
     }
-    const data = { mode: ctx.mode, user: ctx.principal.id, aws, details: ctx.principal.details };
+    const catalog = await catalogStatus(ctx);
+    const data = { mode: ctx.mode, user: ctx.principal.id, aws, catalog, details: ctx.principal.details };
     const lines = [
       `Mode: ${ctx.mode} (acting as ${ctx.principal.id})`,
       `AWS: ${aws.available ? `available as ${aws.identity?.arn}` : 'NOT available'}`,
       `  credentials: ${aws.source}${aws.expires_at ? `, expire ${aws.expires_at}` : ''}`,
       ...(aws.error ? [`  problem: ${aws.error}`] : []),
+      `Catalog: ${catalog.available ? `available at ${catalog.url}` : catalog.configured ? 'NOT available' : 'not configured'} (auth: ${catalog.auth}${catalog.identity ? `, as ${catalog.identity.email}` : ''})`,
+      ...(catalog.error ? [`  problem: ${catalog.error}`] : []),
       ...Object.entries(ctx.principal.details).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`),
     ];
     return { data, text: lines.join('\n') };

@@ -1,12 +1,15 @@
 /** Every tool the server offers, in the order clients list them. */
 import { authStatus } from './auth-status.js';
 import { bucketList } from './bucket-list.js';
+import { catalogUri } from './catalog-uri.js';
 import type { AnyTool } from './define.js';
+import { discoverPermissions } from './discover-permissions.js';
 import { jwtDiagnostics, sessionDiagnostics, validateJwtToken } from './jwt-tools.js';
 import { bucketObjectLink } from './object-link.js';
 import { bucketObjectFetch, bucketObjectInfo, bucketObjectText } from './object-read.js';
 import { bucketObjectsList } from './objects-list.js';
 import { bucketObjectsPut } from './objects-put.js';
+import { searchCatalogTool } from './search-catalog.js';
 
 export const allTools: readonly AnyTool[] = [
   authStatus,
@@ -17,6 +20,9 @@ export const allTools: readonly AnyTool[] = [
   bucketObjectFetch,
   bucketObjectLink,
   bucketObjectsPut,
+  discoverPermissions,
+  searchCatalogTool,
+  catalogUri,
   jwtDiagnostics,
   validateJwtToken,
   sessionDiagnostics,

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseBucket } from '../aws/s3-uri.js';
 import { withS3 } from '../aws/s3.js';
 import { ToolError, toToolError } from '../errors.js';
+import { mapBounded } from '../concurrency.js';
 import { bucketArg } from './args.js';
 import { defineTool } from './define.js';
 
@@ -30,20 +31,6 @@ const TYPES: Record<string, string> = {
 export function guessContentType(key: string, isText: boolean): string {
   const ext = /\.([A-Za-z0-9]+)$/.exec(key)?.[1]?.toLowerCase();
   return (ext && TYPES[ext]) ?? (isText ? 'text/plain; charset=utf-8' : 'application/octet-stream');
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight, keeping order in the results. */
-export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 const item = z.object({

@@ -1,0 +1,130 @@
+/**
+ * Search without a catalog: scan S3 directly for object keys and package names that contain every
+ * word of the query. It cannot see file contents, metadata or package messages, ranks nothing, and
+ * stops after a bounded number of keys per bucket; the result says all of that.
+ */
+import { withS3 } from '../aws/s3.js';
+import type { RuntimeContext } from '../context.js';
+import { mapBounded } from '../concurrency.js';
+import { quiltPlusUri } from '../catalog/urls.js';
+import type { Scope, SearchHit, SearchPage } from './types.js';
+
+/** Keys listed per bucket and kind before the scan stops (10 list calls). */
+export const SCAN_LIMIT = 10_000;
+const NAMED = '.quilt/named_packages/';
+
+function matcher(query: string): (text: string) => boolean {
+  const words = query
+    .toLowerCase()
+    .split(/\s+/)
+    .map((w) => w.replace(/^\*+|\*+$/g, ''))
+    .filter(Boolean);
+  return (text) => {
+    const t = text.toLowerCase();
+    return words.every((w) => t.includes(w));
+  };
+}
+
+interface Scan {
+  hits: SearchHit[];
+  matched: number;
+  scanned: number;
+  truncated: boolean;
+}
+
+async function scanObjects(ctx: RuntimeContext, bucket: string, match: (s: string) => boolean, limit: number, signal: AbortSignal): Promise<Scan> {
+  const out: Scan = { hits: [], matched: 0, scanned: 0, truncated: false };
+  await withS3(ctx, { bucket, action: 'list', verb: 'search the objects of' }, async (client, { ListObjectsV2Command }) => {
+    let token: string | undefined;
+    do {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token, MaxKeys: 1000 }), { abortSignal: signal });
+      for (const o of page.Contents ?? []) {
+        const key = o.Key ?? '';
+        out.scanned++;
+        if (key.startsWith('.quilt/') || !match(key)) continue;
+        out.matched++;
+        if (out.hits.length < limit) {
+          out.hits.push({
+            type: 'file',
+            bucket,
+            key,
+            size: o.Size,
+            modified: o.LastModified?.toISOString(),
+            s3_uri: `s3://${bucket}/${key}`,
+          });
+        }
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      if (token && out.scanned >= SCAN_LIMIT) out.truncated = true;
+    } while (token && !out.truncated);
+  });
+  return out;
+}
+
+async function scanPackages(ctx: RuntimeContext, bucket: string, match: (s: string) => boolean, limit: number, signal: AbortSignal): Promise<Scan> {
+  const out: Scan = { hits: [], matched: 0, scanned: 0, truncated: false };
+  await withS3(ctx, { bucket, action: 'list', verb: 'search the packages of' }, async (client, { ListObjectsV2Command, GetObjectCommand }) => {
+    const found: Array<{ name: string; modified: Date | undefined }> = [];
+    let token: string | undefined;
+    do {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: NAMED, ContinuationToken: token, MaxKeys: 1000 }), { abortSignal: signal });
+      for (const o of page.Contents ?? []) {
+        out.scanned++;
+        const m = /^\.quilt\/named_packages\/([^/]+\/[^/]+)\/latest$/.exec(o.Key ?? '');
+        if (!m?.[1] || !match(m[1])) continue;
+        out.matched++;
+        if (found.length < limit) found.push({ name: m[1], modified: o.LastModified });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      if (token && out.scanned >= SCAN_LIMIT) out.truncated = true;
+    } while (token && !out.truncated);
+    out.hits = await mapBounded(found, 8, async ({ name, modified }) => {
+      const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: `${NAMED}${name}/latest` }), { abortSignal: signal });
+      const hash = (await res.Body?.transformToString())?.trim();
+      return {
+        type: 'package' as const,
+        bucket,
+        name,
+        hash,
+        modified: modified?.toISOString(),
+        quilt_uri: quiltPlusUri(bucket, name, { hash }),
+      };
+    });
+  });
+  return out;
+}
+
+export async function searchS3(ctx: RuntimeContext, req: { query: string; scope: Scope; buckets: string[]; limit: number; signal: AbortSignal }): Promise<SearchPage> {
+  const match = matcher(req.query);
+  const scans = await mapBounded(req.buckets, 4, async (bucket) => ({
+    bucket,
+    packages: req.scope !== 'file' ? await scanPackages(ctx, bucket, match, req.limit, req.signal) : undefined,
+    files: req.scope !== 'package' ? await scanObjects(ctx, bucket, match, req.limit, req.signal) : undefined,
+  }));
+  const all = scans.flatMap((s) => [...(s.packages?.hits ?? []), ...(s.files?.hits ?? [])]);
+  const matched = (k: 'packages' | 'files') => scans.reduce((n, s) => n + (s[k]?.matched ?? 0), 0);
+  const scanned = scans.reduce((n, s) => n + (s.packages?.scanned ?? 0) + (s.files?.scanned ?? 0), 0);
+  const truncatedIn = scans.filter((s) => s.packages?.truncated || s.files?.truncated).map((s) => s.bucket);
+  const hits = all.slice(0, req.limit);
+  const more = matched('packages') + matched('files') - hits.length;
+  const note = [
+    'No Quilt catalog is configured, so this searched S3 directly: object keys and package names only',
+    '(not file contents, metadata or package messages), without relevance ranking.',
+    `Scanned ${scanned} key(s) in ${req.buckets.length} bucket(s).`,
+    truncatedIn.length ? `Stopped after ${SCAN_LIMIT} keys in ${truncatedIn.join(', ')}: matches beyond that were not seen.` : '',
+    more > 0 ? `${more} more match(es) not shown: narrow the query or raise limit.` : '',
+    'Set QUILT_CATALOG_URL (or run `quilt3 config`) for full-text search.',
+  ]
+    .filter(Boolean)
+    .join(' ');
+  return {
+    hits,
+    total: {
+      ...(req.scope !== 'file' ? { packages: matched('packages') } : {}),
+      ...(req.scope !== 'package' ? { files: matched('files') } : {}),
+    },
+    nextCursor: undefined,
+    as: ctx.principal.id,
+    note,
+  };
+}

@@ -1,0 +1,102 @@
+import { z } from 'zod';
+import { parseBucket } from '../aws/s3-uri.js';
+import { ToolError } from '../errors.js';
+import { searchCatalog } from '../search/catalog.js';
+import { searchS3 } from '../search/s3.js';
+import { searchHit, type SearchHit } from '../search/types.js';
+import { defineTool } from './define.js';
+
+function render(h: SearchHit): string {
+  const when = h.modified ? ` ${h.modified.slice(0, 10)}` : '';
+  if (h.type === 'package') {
+    return `package ${h.name} in ${h.bucket}${h.hash ? ` @${h.hash.slice(0, 10)}` : ''}${when}${h.comment ? ` "${h.comment}"` : ''}\n    ${h.catalog_url ?? h.quilt_uri ?? ''}`;
+  }
+  return `file ${h.s3_uri}${h.size !== undefined ? ` (${h.size} B)` : ''}${when}${h.catalog_url ? `\n    ${h.catalog_url}` : ''}`;
+}
+
+export const searchCatalogTool = defineTool({
+  name: 'search_catalog',
+  title: 'Search Quilt',
+  description:
+    'Search the Quilt catalog for packages and files by words in names, keys, metadata, messages and (where indexed) contents. ' +
+    'scope: "package", "file" or "global" (both). Pass next_cursor back as cursor for more. Without a configured catalog it ' +
+    'falls back to scanning S3 object keys and package names in the given buckets, and says so.',
+  toolset: 'search',
+  kind: 'read',
+  input: {
+    query: z.string().min(1).max(1000).describe('Words to find; the catalog accepts Elasticsearch query-string syntax'),
+    scope: z.enum(['global', 'package', 'file']).default('global').describe('What to search'),
+    buckets: z.array(z.string()).max(100).optional().describe('Only these buckets (default: all you can see)'),
+    limit: z.number().int().min(1).max(100).default(20).describe('Results per page (1-100)'),
+    cursor: z.string().optional().describe('next_cursor from the previous page'),
+  },
+  output: {
+    query: z.string(),
+    scope: z.enum(['global', 'package', 'file']),
+    source: z.enum(['catalog', 's3_fallback']),
+    results: z.array(searchHit),
+    total: z.object({ packages: z.number().optional(), files: z.number().optional() }),
+    next_cursor: z.string().optional(),
+    searched: z.object({ buckets: z.union([z.array(z.string()), z.literal('all')]), as: z.string() }),
+    note: z.string().optional(),
+  },
+  async handler(args, ctx, extras) {
+    const requested = args.buckets?.map(parseBucket);
+    // JWT: a search never reaches beyond the token's buckets.
+    for (const b of requested ?? []) ctx.authorize(b, 'list');
+    const buckets = requested ?? (ctx.allowedBuckets ? [...ctx.allowedBuckets] : undefined);
+
+    let page;
+    let source: 'catalog' | 's3_fallback';
+    if (ctx.catalog.url === undefined && ctx.catalog.auth === 'none') {
+      if (!buckets?.length) {
+        throw new ToolError(
+          'invalid_input',
+          'No Quilt catalog is configured, so search has to scan S3 directly, and it needs to know which buckets.',
+          'Pass buckets: ["my-bucket"] (bucket_list shows them), or set QUILT_CATALOG_URL for full catalog search.',
+        );
+      }
+      source = 's3_fallback';
+      page = await searchS3(ctx, { query: args.query, scope: args.scope, buckets, limit: args.limit, signal: extras.signal });
+    } else {
+      source = 'catalog';
+      const client = ctx.catalog.client();
+      page = await searchCatalog(client, ctx.catalog.url, {
+        query: args.query,
+        scope: args.scope,
+        buckets: buckets ?? null,
+        limit: args.limit,
+        cursor: args.cursor,
+        fallbackIdentity: client.auth.kind === 'anonymous' ? 'anonymous' : ctx.principal.id,
+        signal: extras.signal,
+      });
+    }
+    const searchedBuckets = buckets ?? ('all' as const);
+    const where = Array.isArray(searchedBuckets) ? searchedBuckets.join(', ') : 'all buckets you can see';
+    const note =
+      page.note ??
+      (page.hits.length === 0 && !args.cursor
+        ? `No results for "${args.query}" in ${where}, searching as ${page.as}.`
+        : undefined);
+    const data = {
+      query: args.query,
+      scope: args.scope,
+      source,
+      results: page.hits,
+      total: page.total,
+      next_cursor: page.nextCursor,
+      searched: { buckets: searchedBuckets, as: page.as },
+      note,
+    };
+    const counts = Object.entries(page.total)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(', ');
+    const text = [
+      `${page.hits.length} result(s) for "${args.query}" (${source === 'catalog' ? 'catalog' : 'S3 scan, no catalog'}${counts ? `; total ${counts}` : ''}) in ${where}, as ${page.as}:`,
+      ...page.hits.map(render),
+      ...(page.nextCursor ? [`More: call again with cursor="${page.nextCursor}".`] : []),
+      ...(note ? [note] : []),
+    ].join('\n');
+    return { data, text };
+  },
+});
