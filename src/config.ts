@@ -50,6 +50,8 @@ export interface Config {
   transport: 'stdio' | 'http';
   http: { host: string; port: number; allowedHosts: string[]; maxBodyBytes: number };
   logLevel: LogLevel;
+  /** Which tools to offer: read-only, and/or only some toolsets (auth tools are always offered). */
+  tools: { readOnly: boolean; toolsets: string[] | undefined };
   aws: AwsSettings;
   quilt: {
     /** quilt3's data directory (auth.json, credentials.json, config.yml), found as quilt3 finds it. */
@@ -222,6 +224,14 @@ export function loadConfig(
       port,
       allowedHosts: read(env, 'MCP_ALLOWED_HOSTS', listText) ?? [],
       maxBodyBytes: read(env, 'MCP_MAX_BODY_BYTES', intFromText(1024, 64 * 1024 * 1024)) ?? 4 * 1024 * 1024,
+    },
+    tools: {
+      readOnly: read(env, 'MCP_READ_ONLY', boolFromText) ?? false,
+      toolsets: read(
+        env,
+        'MCP_TOOLSETS',
+        listText.pipe(z.array(z.enum(['auth', 'buckets', 'packages', 'search', 'catalog', 'athena'], { message: 'toolsets are auth, buckets, packages, search, catalog, athena' }))),
+      ),
     },
     logLevel: read(env, 'MCP_LOG_LEVEL', z.string().transform((s) => s.toLowerCase()).pipe(z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]]))) ?? 'info',
     aws: {

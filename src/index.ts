@@ -40,14 +40,19 @@ async function main(): Promise<void> {
   }
 
   const logger = createLogger(config.logLevel);
-  const [{ createAuthService }, { createServer }] = await Promise.all([import('./auth/service.js'), import('./server.js')]);
+  const [{ createAuthService }, { createServer }, { allTools, selectTools }] = await Promise.all([
+    import('./auth/service.js'),
+    import('./server.js'),
+    import('./tools/index.js'),
+  ]);
   const auth = await createAuthService(config, logger);
   if (config.transport === 'http') {
     const { serveHttp } = await import('./transports/http.js');
-    await serveHttp({ config, logger, auth, createServer });
+    const tools = selectTools(allTools, config.tools);
+    await serveHttp({ config, logger, auth, createServer: (deps) => createServer({ ...deps, tools }) });
   } else {
     const { serveStdio } = await import('./transports/stdio.js');
-    await serveStdio(createServer({ auth, logger }), logger);
+    await serveStdio(createServer({ auth, logger, tools: selectTools(allTools, config.tools) }), logger);
   }
 }
 

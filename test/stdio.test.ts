@@ -148,3 +148,33 @@ describe('configuration errors', () => {
     expect((await raw.exited).code).toBe(0);
   });
 });
+
+describe('choosing tools', () => {
+  it('MCP_READ_ONLY offers only read tools, MCP_TOOLSETS only some toolsets (plus auth)', async () => {
+    const { connectStdio } = await import('./helpers/mcp.js');
+    const all = await connectStdio(isolatedEnv());
+    const allNames = (await all.client.listTools()).tools.map((t) => t.name);
+    await all.close();
+    expect(allNames).toContain('bucket_objects_put');
+
+    const ro = await connectStdio(isolatedEnv({ MCP_READ_ONLY: 'true' }));
+    const roTools = (await ro.client.listTools()).tools;
+    await ro.close();
+    expect(roTools.map((t) => t.name)).not.toContain('bucket_objects_put');
+    expect(roTools.every((t) => t.annotations?.readOnlyHint === true)).toBe(true);
+    expect(roTools.length).toBeGreaterThan(5);
+
+    const search = await connectStdio(isolatedEnv({ MCP_TOOLSETS: 'search' }));
+    const searchNames = (await search.client.listTools()).tools.map((t) => t.name);
+    await search.close();
+    expect(searchNames).toContain('search_catalog');
+    expect(searchNames).toContain('auth_status');
+    expect(searchNames).not.toContain('bucket_objects_list');
+  });
+
+  it('names a toolset it does not know', async () => {
+    const raw = launch(isolatedEnv({ MCP_TOOLSETS: 'buckets,everything' }));
+    expect((await raw.exited).code).toBe(2);
+    expect(raw.stderr()).toContain('MCP_TOOLSETS is invalid');
+  });
+});

@@ -11,6 +11,11 @@ import { bucketObjectsList } from './objects-list.js';
 import { bucketObjectsPut } from './objects-put.js';
 import { searchCatalogTool } from './search-catalog.js';
 
+/** The tools a configuration offers: one filter, on kind and toolset. */
+export function selectTools(tools: readonly AnyTool[], { readOnly, toolsets }: { readOnly: boolean; toolsets: string[] | undefined }): AnyTool[] {
+  return tools.filter((t) => (!readOnly || t.kind === 'read') && (!toolsets || t.toolset === 'auth' || toolsets.includes(t.toolset)));
+}
+
 export const allTools: readonly AnyTool[] = [
   authStatus,
   bucketList,
