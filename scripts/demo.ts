@@ -61,6 +61,7 @@ async function main() {
       const body = await (await fetch(link.data.url)).text();
       console.log(color.dim(`    (fetched the link: ${body.length} bytes, starts with "${body.split('\n')[0]}")`));
     }
+    await step('Search (no catalog here, so it scans S3 and says so)', 'search_catalog', { query: 'measurements', buckets: [BUCKET] });
     await step('Write a note', 'bucket_objects_put', {
       bucket: BUCKET,
       items: [{ key: 'notes/from-claude.md', text: '# Observations\n\nB1 is the coolest sample.\n' }],
