@@ -1,0 +1,348 @@
+/**
+ * Quilt package manifests (JSON Lines under `.quilt/packages/<top hash>`): the model, a streaming
+ * reader, the writer and the top hash, all byte-compatible with quilt3.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { ToolError } from '../errors.js';
+import { compareCodePointsAt, parsePyJson, pyDumps, pyDumpsForFile, type PyJson } from './pyjson.js';
+
+export interface EntryHash {
+  type: 'sha2-256-chunked' | 'SHA256';
+  value: string;
+}
+
+export interface ManifestEntry {
+  logical_key: string;
+  physical_keys: string[];
+  size: number;
+  hash: EntryHash;
+  /** The entry's full `meta` field (user metadata sits in `meta.user_meta`). */
+  meta?: { [k: string]: PyJson } | null | undefined;
+}
+
+export interface ManifestHeader {
+  version: string;
+  message?: string | null;
+  /** null when quilt3 was given `meta=None` (e.g. `set_dir('/', path)`); kept so the hash matches. */
+  user_meta?: { [k: string]: PyJson } | null;
+  workflow?: PyJson;
+  [k: string]: PyJson | undefined;
+}
+
+/** quilt3 refuses to write a manifest line larger than this (S3 Select's record limit). */
+export const MAX_RECORD_BYTES = 1_000_000;
+
+type PyObject = { [k: string]: PyJson };
+
+function isObject(v: PyJson | undefined): v is PyObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logical keys and walk order
+
+/** A key quilt3 can place in its package tree: no empty, `.` or `..` segments, no leading/trailing `/`. */
+export function validateLogicalKey(key: string): string {
+  const bad = (why: string): never => {
+    throw new ToolError('invalid_input', `Logical key ${JSON.stringify(key)} ${why}.`, 'Use a relative path like "data/file.csv".');
+  };
+  if (typeof key !== 'string' || key === '') bad('is empty');
+  if (key.startsWith('/')) bad('starts with "/"');
+  if (key.endsWith('/')) bad('ends with "/"');
+  for (const seg of key.split('/')) {
+    if (seg === '') bad('has an empty path segment ("//")');
+    if (seg === '.' || seg === '..') bad(`has a "${seg}" path segment`);
+  }
+  return key;
+}
+
+/**
+ * quilt3's walk order: the tree walked with children sorted by name (code point) at each level,
+ * i.e. comparing segment by segment, so `/` sorts below every character (`a/b` before `a-c`).
+ */
+export function compareWalkOrder(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const ca = a.charCodeAt(i);
+    const cb = b.charCodeAt(i);
+    if (ca === cb) continue;
+    if (ca === 0x2f) return -1;
+    if (cb === 0x2f) return 1;
+    if (ca < 0xd800 && cb < 0xd800) return ca < cb ? -1 : 1;
+    return compareCodePointsAt(a, b, i);
+  }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+}
+
+/** Checks that keys arrive in strict walk order and that no key is both a file and a directory. */
+class WalkOrderCheck {
+  private prev: string | undefined;
+
+  next(key: string): void {
+    const prev = this.prev;
+    this.prev = key;
+    if (prev === undefined) return;
+    const c = compareWalkOrder(prev, key);
+    if (c === 0) throw new ToolError('invalid_input', `Logical key ${JSON.stringify(key)} appears twice.`, 'Each logical key may appear once in a package.');
+    if (c > 0) throw new ToolError('invalid_input', `Logical key ${JSON.stringify(key)} comes after ${JSON.stringify(prev)}, out of walk order.`, 'Sort entries with compareWalkOrder first (topHash does this).');
+    // All keys under "a/" directly follow "a" in walk order, so a clash shows up here.
+    if (key.startsWith(`${prev}/`)) {
+      throw new ToolError('invalid_input', `Logical key ${JSON.stringify(prev)} is a file, but ${JSON.stringify(key)} uses it as a directory.`, 'Rename one of them.');
+    }
+  }
+}
+
+function sortedByWalk(entries: readonly ManifestEntry[]): ManifestEntry[] {
+  return [...entries].sort((x, y) => compareWalkOrder(x.logical_key, y.logical_key));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Top hash
+
+function headerForHash(header: ManifestHeader): PyObject {
+  const out: PyObject = {};
+  for (const [k, v] of Object.entries(header)) {
+    // quilt3 drops top_hash on load; undefined means "absent" on our side.
+    if (k === 'top_hash' || v === undefined) continue;
+    if (k === '__proto__') Object.defineProperty(out, k, { value: v, writable: true, enumerable: true, configurable: true });
+    else out[k] = v;
+  }
+  return out;
+}
+
+function entryForHash(e: ManifestEntry): PyObject {
+  return { hash: { type: e.hash.type, value: e.hash.value }, logical_key: e.logical_key, meta: e.meta ?? {}, size: e.size };
+}
+
+/** quilt3's `_calculate_top_hash`, fed one entry at a time (in walk order). */
+export class TopHasher {
+  private readonly h: Hash = createHash('sha256');
+  private readonly order = new WalkOrderCheck();
+
+  constructor(header: ManifestHeader) {
+    this.h.update(pyDumps(headerForHash(header)));
+  }
+
+  add(entry: ManifestEntry): void {
+    this.order.next(entry.logical_key);
+    this.h.update(pyDumps(entryForHash(entry)));
+  }
+
+  /** 64 hex digits. */
+  digest(): string {
+    return this.h.digest('hex');
+  }
+}
+
+export function topHash(header: ManifestHeader, entries: readonly ManifestEntry[]): string {
+  const h = new TopHasher(header);
+  for (const e of sortedByWalk(entries)) h.add(e);
+  return h.digest();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+/**
+ * A header with keys in the order quilt3 gives a new package: version, user_meta (if set),
+ * workflow (if any), then message, which quilt3 always writes (null when none was given).
+ */
+export function newManifestHeader(opts: { message?: string | null; user_meta?: PyObject | null; workflow?: PyJson }): ManifestHeader {
+  const h: ManifestHeader = { version: 'v0' };
+  if (opts.user_meta !== undefined) h.user_meta = opts.user_meta;
+  // quilt3 drops a falsy workflow rather than writing null.
+  if (opts.workflow !== undefined && opts.workflow !== null) h.workflow = opts.workflow;
+  h.message = opts.message ?? null;
+  return h;
+}
+
+function checkRecordSize(line: string, what: string): void {
+  if (line.length * 3 <= MAX_RECORD_BYTES) return;
+  const bytes = Buffer.byteLength(line, 'utf8');
+  if (bytes > MAX_RECORD_BYTES) {
+    throw new ToolError(
+      'too_large',
+      `The manifest line for ${what} is ${bytes} bytes; quilt3 allows at most ${MAX_RECORD_BYTES}.`,
+      'Keep metadata under 1 MB per entry and for the package.',
+    );
+  }
+}
+
+/**
+ * The manifest's JSONL lines (each ending in "\n") as quilt3 writes them: header keys in their
+ * insertion order (see newManifestHeader) without top_hash, then entries in walk order with keys
+ * logical_key, physical_keys, size, hash, meta; `", "`/`": "` separators, UTF-8 left unescaped,
+ * floats in Python's repr so they read back as floats.
+ */
+export function* manifestLines(header: ManifestHeader, entries: readonly ManifestEntry[]): Generator<string> {
+  const head = pyDumpsForFile(headerForHash(header));
+  checkRecordSize(head, 'package metadata');
+  yield `${head}\n`;
+  const order = new WalkOrderCheck();
+  for (const e of sortedByWalk(entries)) {
+    validateLogicalKey(e.logical_key);
+    order.next(e.logical_key);
+    const line = pyDumpsForFile({
+      logical_key: e.logical_key,
+      physical_keys: [...e.physical_keys],
+      size: e.size,
+      hash: { type: e.hash.type, value: e.hash.value },
+      meta: e.meta ?? {},
+    });
+    checkRecordSize(line, `entry with logical key ${JSON.stringify(e.logical_key)}`);
+    yield `${line}\n`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+const HASH_TYPES = new Set(['sha2-256-chunked', 'SHA256']);
+
+function lineError(line: number, what: string): ToolError {
+  return new ToolError('invalid_input', `Manifest line ${line}: ${what}.`, 'The manifest is damaged or not a Quilt manifest; check its source.');
+}
+
+function parseHeader(v: PyJson, line: number): ManifestHeader {
+  if (!isObject(v)) throw lineError(line, 'the header is not a JSON object');
+  if ('logical_key' in v) throw lineError(line, 'expected the package header, found an entry (the header line is missing)');
+  if (typeof v.version !== 'string') throw lineError(line, 'the header has no "version" string');
+  if (v.message !== undefined && v.message !== null && typeof v.message !== 'string') throw lineError(line, '"message" is not a string');
+  if (v.user_meta !== undefined && v.user_meta !== null && !isObject(v.user_meta)) throw lineError(line, '"user_meta" is not an object');
+  // quilt3 ignores a stored top_hash (obsolete since 2018).
+  const { top_hash: _ignored, ...rest } = v;
+  return rest as ManifestHeader;
+}
+
+/** An entry, or null for a directory-metadata line (no physical_keys), which quilt3 does not hash. */
+function parseEntry(v: PyJson, line: number): ManifestEntry | null {
+  if (!isObject(v)) throw lineError(line, 'the entry is not a JSON object');
+  const lk = v.logical_key;
+  if (typeof lk !== 'string') throw lineError(line, '"logical_key" is missing or not a string');
+  const pks = v.physical_keys;
+  if (pks === undefined || pks === null || (Array.isArray(pks) && pks.length === 0)) return null;
+  try {
+    validateLogicalKey(lk);
+  } catch (err) {
+    throw lineError(line, (err as Error).message.replace(/\.$/, ''));
+  }
+  const where = `entry ${JSON.stringify(lk)}`;
+  if (!Array.isArray(pks) || !pks.every((p) => typeof p === 'string')) throw lineError(line, `${where}: "physical_keys" is not a list of strings`);
+  const size = v.size;
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw lineError(line, `${where}: "size" is not a non-negative integer`);
+  const hash = v.hash;
+  if (!isObject(hash)) throw lineError(line, `${where}: "hash" is missing or not an object`);
+  const { type, value } = hash;
+  if (typeof type !== 'string' || !HASH_TYPES.has(type)) {
+    throw lineError(line, `${where}: hash type ${JSON.stringify(toDisplay(type))} is not "sha2-256-chunked" or "SHA256"`);
+  }
+  if (typeof value !== 'string') throw lineError(line, `${where}: hash value is not a string`);
+  // Extra hash fields would be part of quilt3's top hash; refuse rather than hash them wrongly.
+  if (Object.keys(hash).length !== 2) throw lineError(line, `${where}: hash has fields other than "type" and "value"`);
+  const meta = v.meta;
+  if (meta !== undefined && meta !== null && !isObject(meta)) throw lineError(line, `${where}: "meta" is not an object`);
+  const entry: ManifestEntry = { logical_key: lk, physical_keys: pks as string[], size, hash: { type: type as EntryHash['type'], value } };
+  if (meta !== undefined) entry.meta = meta;
+  return entry;
+}
+
+function toDisplay(v: PyJson | undefined): string {
+  return typeof v === 'string' ? v : v === undefined ? 'missing' : typeof v;
+}
+
+function parseLine(text: string, line: number): PyJson {
+  try {
+    return parsePyJson(text);
+  } catch (err) {
+    throw lineError(line, `not valid JSON (${(err as Error).message})`);
+  }
+}
+
+/** Turns manifest lines, one at a time, into the header and entries, tracking line numbers. */
+class LineReader {
+  lineNo = 0;
+  private sawHeader = false;
+  private blankLine = 0;
+
+  /** What to yield for one line (without its "\n"), or null. */
+  line(raw: string): ManifestHeader | ManifestEntry | null {
+    const lineNo = ++this.lineNo;
+    const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (text.trim() === '') {
+      if (this.blankLine === 0) this.blankLine = lineNo;
+      return null;
+    }
+    // Blank lines are only tolerated at the end (a trailing newline or two).
+    if (this.blankLine !== 0) throw lineError(this.blankLine, 'blank line inside the manifest');
+    const v = parseLine(text, lineNo);
+    if (!this.sawHeader) {
+      this.sawHeader = true;
+      return parseHeader(v, lineNo);
+    }
+    return parseEntry(v, lineNo);
+  }
+
+  finish(): void {
+    if (!this.sawHeader) throw new ToolError('invalid_input', 'The manifest is empty: it has no header line.', 'Check that the top hash names a real package revision.');
+  }
+}
+
+/**
+ * Streams a manifest: yields the header, then each entry. Byte chunks may split lines and UTF-8
+ * characters anywhere. Directory-metadata lines (no physical_keys) are skipped: quilt3 leaves
+ * them out of the top hash and this model has no place for them.
+ */
+export async function* readManifest(lines: AsyncIterable<Uint8Array>): AsyncGenerator<ManifestHeader | ManifestEntry> {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const reader = new LineReader();
+  let buf = '';
+  const decode = (chunk?: Uint8Array): string => {
+    try {
+      return chunk ? decoder.decode(chunk, { stream: true }) : decoder.decode();
+    } catch {
+      throw lineError(reader.lineNo + 1 + (buf.match(/\n/g)?.length ?? 0), 'not valid UTF-8');
+    }
+  };
+  for await (const chunk of lines) {
+    // Search only the new text for "\n", so a long line in small chunks is not rescanned.
+    let nl = buf.length;
+    buf += decode(chunk);
+    let start = 0;
+    while ((nl = buf.indexOf('\n', nl)) !== -1) {
+      const out = reader.line(buf.slice(start, nl));
+      start = nl + 1;
+      nl = start;
+      if (out) yield out;
+    }
+    if (start > 0) buf = buf.slice(start);
+  }
+  buf += decode();
+  if (buf !== '') {
+    const out = reader.line(buf);
+    if (out) yield out;
+  }
+  reader.finish();
+}
+
+export function isManifestEntry(v: ManifestHeader | ManifestEntry): v is ManifestEntry {
+  return typeof (v as { logical_key?: unknown }).logical_key === 'string';
+}
+
+/** Reads a whole manifest held in memory as text. */
+export function readManifestText(text: string): { header: ManifestHeader; entries: ManifestEntry[] } {
+  const reader = new LineReader();
+  const entries: ManifestEntry[] = [];
+  let header: ManifestHeader | undefined;
+  let start = 0;
+  while (start < text.length) {
+    let nl = text.indexOf('\n', start);
+    if (nl === -1) nl = text.length;
+    const out = reader.line(text.slice(start, nl));
+    start = nl + 1;
+    if (!out) continue;
+    if (header === undefined) header = out as ManifestHeader;
+    else entries.push(out as ManifestEntry);
+  }
+  reader.finish();
+  return { header: header as ManifestHeader, entries };
+}
