@@ -66,6 +66,21 @@ async function main() {
       bucket: BUCKET,
       items: [{ key: 'notes/from-claude.md', text: '# Observations\n\nB1 is the coolest sample.\n' }],
     });
+    const pkg = await step('Package the data folder (manifest and checksums as quilt3 writes them)', 'package_create_from_s3', {
+      bucket: BUCKET,
+      name: 'demo/measurements',
+      source_uri_prefix: `s3://${BUCKET}/data/`,
+      message: 'Four samples from 2024',
+      meta: { instrument: 'pH-meter 3', samples: 4 },
+    });
+    await step('Browse the package', 'package_browse', { bucket: BUCKET, name: 'demo/measurements' });
+    await step('Add a file in a new revision', 'package_update', {
+      bucket: BUCKET,
+      name: 'demo/measurements',
+      message: 'Add observations',
+      add: [{ logical_key: 'observations.md', text: '# Observations\n\nB1 is the coolest sample.\n' }],
+    });
+    if (!pkg.isError) await step('What changed?', 'package_diff', { bucket: BUCKET, name: 'demo/measurements', from: pkg.data.top_hash });
     await step('A clear error: a key that does not exist', 'bucket_object_text', { uri: `s3://${BUCKET}/data/missing.csv` });
     await step('A clear error: no permission', 'bucket_object_text', { uri: `s3://${BUCKET}/restricted/salaries.csv` });
     console.log(`\n${color.bold('Done.')} Run \`npm test\` for the full suite; see README.md to connect Claude Desktop.`);

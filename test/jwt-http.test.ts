@@ -198,6 +198,16 @@ describe('attack matrix: each is a clear 401 or tool error, and no AWS call is m
     const write = await call(client, 'bucket_objects_put', { bucket: 'tenant-00', items: [{ key: 'x.txt', text: 'x' }] });
     expect(write.isError).toBe(true);
     expect(write.text).toContain('This token does not allow s3:PutObject (write)');
+    // Package tools go through the same checks.
+    const pkgWrite = await call(client, 'package_create', { bucket: 'tenant-00', name: 'a/b', entries: [{ logical_key: 'x.txt', text: 'x' }] });
+    expect(pkgWrite.isError).toBe(true);
+    expect(pkgWrite.text).toContain('This token does not allow s3:PutObject (write)');
+    const pkgRead = await call(client, 'package_browse', { bucket: 'tenant-01', name: 'a/b' });
+    expect(pkgRead.isError).toBe(true);
+    expect(pkgRead.text).toContain('Bucket "tenant-01" is not in this token\'s buckets (tenant-00)');
+    const pkgSource = await call(client, 'package_list', { bucket: 'shared-data' });
+    expect(pkgSource.isError).toBe(true);
+    expect(pkgSource.text).toContain('Bucket "shared-data" is not in this token\'s buckets');
     expect(sts.assumeRoleCalls.length).toBe(stsBefore);
     expect(s3.requests.length).toBe(s3Before);
     await client.close();

@@ -2,10 +2,10 @@ import { z } from 'zod';
 import { parseBucket } from '../aws/s3-uri.js';
 import { objectCatalogUrl, packageCatalogUrl, quiltPlusUri } from '../catalog/urls.js';
 import { ToolError } from '../errors.js';
+import { PACKAGE_NAME } from '../packages/names.js';
 import { bucketArg } from './args.js';
 import { defineTool } from './define.js';
 
-const PACKAGE_NAME = /^[\p{L}\p{N}_-]+\/[\p{L}\p{N}_-]+$/u;
 
 export const catalogUri = defineTool({
   name: 'catalog_uri',

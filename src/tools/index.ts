@@ -9,6 +9,11 @@ import { bucketObjectLink } from './object-link.js';
 import { bucketObjectFetch, bucketObjectInfo, bucketObjectText } from './object-read.js';
 import { bucketObjectsList } from './objects-list.js';
 import { bucketObjectsPut } from './objects-put.js';
+import { packageBrowse } from './package-browse.js';
+import { packageDelete } from './package-delete.js';
+import { packageDiff } from './package-diff.js';
+import { packageList } from './package-list.js';
+import { packageCreate, packageCreateFromS3, packageUpdate } from './package-write.js';
 import { searchCatalogTool } from './search-catalog.js';
 
 /** The tools a configuration offers: one filter, on kind and toolset. */
@@ -26,6 +31,13 @@ export const allTools: readonly AnyTool[] = [
   bucketObjectLink,
   bucketObjectsPut,
   discoverPermissions,
+  packageList,
+  packageBrowse,
+  packageDiff,
+  packageCreate,
+  packageCreateFromS3,
+  packageUpdate,
+  packageDelete,
   searchCatalogTool,
   catalogUri,
   jwtDiagnostics,

@@ -3,35 +3,11 @@ import { parseBucket } from '../aws/s3-uri.js';
 import { withS3 } from '../aws/s3.js';
 import { ToolError, toToolError } from '../errors.js';
 import { mapBounded } from '../concurrency.js';
+import { guessContentType } from '../content-type.js';
 import { bucketArg } from './args.js';
 import { defineTool } from './define.js';
 
 const CONCURRENCY = 4;
-
-const TYPES: Record<string, string> = {
-  txt: 'text/plain; charset=utf-8',
-  md: 'text/markdown; charset=utf-8',
-  csv: 'text/csv; charset=utf-8',
-  tsv: 'text/tab-separated-values; charset=utf-8',
-  json: 'application/json',
-  jsonl: 'application/x-ndjson',
-  yaml: 'application/yaml',
-  yml: 'application/yaml',
-  html: 'text/html; charset=utf-8',
-  xml: 'application/xml',
-  png: 'image/png',
-  jpg: 'image/jpeg',
-  jpeg: 'image/jpeg',
-  gif: 'image/gif',
-  svg: 'image/svg+xml',
-  pdf: 'application/pdf',
-  parquet: 'application/vnd.apache.parquet',
-};
-
-export function guessContentType(key: string, isText: boolean): string {
-  const ext = /\.([A-Za-z0-9]+)$/.exec(key)?.[1]?.toLowerCase();
-  return (ext && TYPES[ext]) ?? (isText ? 'text/plain; charset=utf-8' : 'application/octet-stream');
-}
 
 const item = z.object({
   key: z.string().min(1).max(1024).describe('Object key, e.g. "reports/summary.md"'),

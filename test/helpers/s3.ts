@@ -32,6 +32,8 @@ export interface S3Options {
   buckets: string[];
   /** Requests the proxy refuses, with the S3 error code to answer (AccessDenied, ExpiredToken...). */
   deny?: (req: S3Request) => string | undefined;
+  /** Awaited before a request is forwarded: lets a test act "at the same moment" as the server. */
+  before?: (req: S3Request) => Promise<void> | void;
 }
 
 const STATUS: Record<string, number> = { InvalidRange: 416, AccessDenied: 403, InvalidAccessKeyId: 403, ExpiredToken: 400, SlowDown: 503 };
@@ -67,9 +69,13 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
   const requests: S3Request[] = [];
 
   // The proxy always runs: it records requests (tests assert "no AWS call was made") and plays IAM.
-  const proxy = http.createServer((req, res) => {
+  const proxy = http.createServer(async (req, res) => {
     const r = describe(req);
     requests.push(r);
+    if (opts.before) {
+      req.pause();
+      await opts.before(r);
+    }
     const refusal = opts.deny?.(r);
     if (refusal) {
       req.resume();
@@ -93,7 +99,10 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
         up.pipe(res);
       },
     );
+    // A client that gives up on a response (e.g. stops reading a stream) must not leave s3rver writing.
+    res.on('close', () => upstream.destroy());
     upstream.on('error', () => {
+      if (res.headersSent) return void res.destroy();
       res.writeHead(502);
       res.end();
     });

@@ -1,0 +1,144 @@
+/**
+ * Turning sources into manifest entries and pushing a revision. Each S3 source is read exactly once,
+ * streamed through the chunked hasher; text sources are uploaded next to the package
+ * (`<bucket>/<name>/<logical key>`, where quilt3 push puts data). Nothing points at a revision until
+ * its data and manifest are written, so a failure midway never leaves a half-written package.
+ */
+import type { Readable } from 'node:stream';
+import { formatS3Uri, type S3Location } from '../aws/s3-uri.js';
+import { withS3 } from '../aws/s3.js';
+import { KeyedMutex, mapBounded } from '../concurrency.js';
+import type { RuntimeContext } from '../context.js';
+import { ToolError, fromAwsError, toToolError } from '../errors.js';
+import { guessContentType } from '../content-type.js';
+import type { ToolExtras } from '../tools/define.js';
+import { chunkedHashOf, chunkedHashOfStream } from './chunked-hash.js';
+import { topHash, validateLogicalKey, type ManifestEntry, type ManifestHeader } from './manifest.js';
+import { formatPhysicalKey } from './physical-keys.js';
+import type { PyJson } from './pyjson.js';
+import { putBody, putManifest, putPointers, readPointer } from './registry.js';
+
+/** Sources hashed at once: enough to keep S3 busy, few enough to bound sockets and memory. */
+const CONCURRENCY = 8;
+
+export type Source = { logicalKey: string; meta?: { [k: string]: PyJson } | undefined } & ({ s3: S3Location } | { text: string });
+
+/** quilt3 keeps an entry's user metadata under `user_meta` in the entry's `meta`. */
+export const entryMeta = (userMeta: { [k: string]: PyJson } | undefined): { [k: string]: PyJson } => (userMeta ? { user_meta: userMeta } : {});
+
+async function hashS3Object(ctx: RuntimeContext, loc: S3Location) {
+  const what = { action: 'read', bucket: loc.bucket, key: loc.key };
+  const out = await withS3(ctx, { bucket: loc.bucket, key: loc.key, action: 'read', verb: 'read' }, (client, { GetObjectCommand }) =>
+    client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key, VersionId: loc.versionId })),
+  );
+  const body = out.Body as Readable;
+  try {
+    const size = out.ContentLength ?? 0;
+    const hash = await chunkedHashOfStream(body, size);
+    return { size, hash, versionId: loc.versionId ?? out.VersionId };
+  } catch (err) {
+    if (err instanceof ToolError) throw err;
+    throw fromAwsError(err, what);
+  } finally {
+    body.destroy();
+  }
+}
+
+/** Entries for the sources, in walk order of nothing in particular (the writer sorts). */
+export async function materialize(
+  ctx: RuntimeContext,
+  registry: string,
+  name: string,
+  sources: readonly Source[],
+  extras: Pick<ToolExtras, 'progress' | 'signal'>,
+): Promise<ManifestEntry[]> {
+  const seen = new Set<string>();
+  for (const s of sources) {
+    validateLogicalKey(s.logicalKey);
+    if (seen.has(s.logicalKey)) throw new ToolError('invalid_input', `The logical key "${s.logicalKey}" is given twice.`);
+    seen.add(s.logicalKey);
+  }
+  let done = 0;
+  return mapBounded(sources, CONCURRENCY, async (s) => {
+    if (extras.signal.aborted) throw new ToolError('invalid_input', 'Cancelled by the client; nothing was committed.');
+    let entry: ManifestEntry;
+    try {
+      if ('s3' in s) {
+        const { size, hash, versionId } = await hashS3Object(ctx, s.s3);
+        entry = {
+          logical_key: s.logicalKey,
+          physical_keys: [formatPhysicalKey({ ...s.s3, versionId })],
+          size,
+          hash: { type: 'sha2-256-chunked', value: hash },
+          meta: entryMeta(s.meta),
+        };
+      } else {
+        const body = Buffer.from(s.text, 'utf8');
+        const key = `${name}/${s.logicalKey}`;
+        const { versionId } = await putBody(ctx, registry, key, body, guessContentType(key, true));
+        entry = {
+          logical_key: s.logicalKey,
+          physical_keys: [formatPhysicalKey({ bucket: registry, key, versionId })],
+          size: body.length,
+          hash: { type: 'sha2-256-chunked', value: chunkedHashOf(body) },
+          meta: entryMeta(s.meta),
+        };
+      }
+    } catch (err) {
+      const where = 's3' in s ? formatS3Uri(s.s3) : 'its text';
+      const e = toToolError(err);
+      throw new ToolError(e.code, `Entry "${s.logicalKey}" (from ${where}): ${e.message}`, e.hint);
+    }
+    done++;
+    await extras.progress(done, sources.length, `${done} of ${sources.length} entries`);
+    return entry;
+  });
+}
+
+export interface Pushed {
+  hash: string;
+  tag: string;
+  manifestBytes: number;
+}
+
+/** Serializes commits to one package within this process; other processes are held off by S3 conditional writes. */
+const commits = new KeyedMutex();
+
+export function withPackageLock<T>(bucket: string, name: string, fn: () => Promise<T>): Promise<T> {
+  return commits.run(`${bucket}/${name}`, fn);
+}
+
+/** What `latest` held when the change was started: its hash and ETag, or null for a new package. */
+export type Expected = { hash: string; etag?: string | undefined } | null;
+
+/**
+ * Writes the manifest, then the pointers, refusing (after writing only the immutable manifest)
+ * when `latest` moved since the caller read it: a concurrent update is reported, never silently
+ * overwritten.
+ */
+export async function push(ctx: RuntimeContext, bucket: string, name: string, header: ManifestHeader, entries: ManifestEntry[], expected: Expected): Promise<Pushed> {
+  const hash = topHash(header, entries);
+  const manifestBytes = await putManifest(ctx, bucket, hash, header, entries);
+  const now = (await readPointer(ctx, bucket, name, 'latest')) ?? null;
+  if (now?.hash !== expected?.hash) {
+    throw new ToolError(
+      'conflict',
+      now === null
+        ? `Package ${name} was deleted from ${bucket} while this revision was being built; nothing was committed.`
+        : expected === null
+          ? `Package ${name} was created in ${bucket} by someone else meanwhile (latest ${now.hash}); nothing was committed.`
+          : `Package ${name} in ${bucket} changed meanwhile: latest is now ${now.hash}, not ${expected.hash}. Nothing was committed.`,
+      'Browse the new latest revision and apply your change on top of it.',
+    );
+  }
+  const condition = now?.etag ? { ifMatch: now.etag } : now === null ? ({ ifNoneMatch: '*' } as const) : undefined;
+  try {
+    const tag = await putPointers(ctx, bucket, name, hash, condition);
+    return { hash, tag, manifestBytes };
+  } catch (err) {
+    if (err instanceof ToolError && err.code === 'conflict') {
+      throw new ToolError('conflict', `Package ${name} in ${bucket} was updated by someone else at the same moment; nothing was committed.`, 'Browse the new latest revision and apply your change on top of it.');
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,77 @@
+import { z } from 'zod';
+import { parseBucket } from '../aws/s3-uri.js';
+import { mapBounded } from '../concurrency.js';
+import { compareCodePoints } from '../packages/pyjson.js';
+import { NAMED, listKeys, readPointer } from '../packages/registry.js';
+import { bucketArg, isoDate } from './args.js';
+import { defineTool } from './define.js';
+import { decodeCursor, encodeCursor, revisionLinks } from './package-args.js';
+
+export const packageList = defineTool({
+  name: 'package_list',
+  title: 'List packages',
+  description:
+    'List the Quilt packages in a bucket (its .quilt/named_packages registry, read straight from S3, no catalog needed): ' +
+    'name, latest top hash, when latest was set, number of revisions, links.',
+  toolset: 'packages',
+  kind: 'read',
+  input: {
+    bucket: bucketArg,
+    prefix: z.string().optional().describe('Only names starting with this, e.g. "team/" or "team/data"'),
+    limit: z.number().int().min(1).max(1000).default(100).describe('Packages per page (1-1000, default 100)'),
+    cursor: z.string().optional().describe('next_cursor of the previous page'),
+  },
+  output: {
+    bucket: z.string(),
+    packages: z.array(
+      z.object({
+        name: z.string(),
+        top_hash: z.string(),
+        modified: z.string().optional(),
+        revisions: z.number(),
+        quilt_uri: z.string(),
+        catalog_url: z.string().optional(),
+      }),
+    ),
+    next_cursor: z.string().optional(),
+  },
+  async handler(args, ctx) {
+    const bucket = parseBucket(args.bucket);
+    const prefix = (args.prefix ?? '').replace(/^\/+/, '');
+    const after = decodeCursor(args.cursor, ['after'])?.after;
+    const { keys } = await listKeys(ctx, bucket, `${NAMED}${prefix}`);
+    const byName = new Map<string, { modified?: Date | undefined; revisions: number }>();
+    for (const k of keys) {
+      const m = /^(.+\/.+)\/([^/]+)$/.exec(k.key.slice(NAMED.length));
+      if (!m) continue;
+      const [, name = '', tag] = m;
+      const p = byName.get(name) ?? { revisions: 0 };
+      if (tag === 'latest') p.modified = k.lastModified;
+      else if (/^\d+$/.test(tag ?? '')) p.revisions++;
+      byName.set(name, p);
+    }
+    const names = [...byName].filter(([n, p]) => p.modified && (after === undefined || compareCodePoints(n, after) > 0)).map(([n]) => n);
+    names.sort(compareCodePoints);
+    const page = names.slice(0, args.limit);
+    const packages = await mapBounded(page, 8, async (name) => {
+      const latest = await readPointer(ctx, bucket, name, 'latest');
+      if (!latest) return undefined; // deleted meanwhile
+      const p = byName.get(name)!;
+      return { name, top_hash: latest.hash, modified: isoDate(p.modified), revisions: p.revisions, ...revisionLinks(ctx, bucket, name, latest.hash) };
+    });
+    const found = packages.filter((p) => p !== undefined);
+    const next_cursor = names.length > page.length ? encodeCursor({ after: page[page.length - 1]! }) : undefined;
+    const lines = found.map((p) => `${p.name}  ${p.top_hash.slice(0, 12)}  ${p.modified ?? ''}  (${p.revisions} revision${p.revisions === 1 ? '' : 's'})`);
+    if (found.length === 0) {
+      // A real, empty answer (the listing succeeded); failures above are errors, never this.
+      return {
+        data: { bucket, packages: [], next_cursor },
+        text: `No packages${prefix ? ` starting "${prefix}"` : ''} in ${bucket}${after ? ' after the cursor' : ''} (nothing under s3://${bucket}/${NAMED}${prefix}).`,
+      };
+    }
+    return {
+      data: { bucket, packages: found, next_cursor },
+      text: `${found.length} package(s) in ${bucket}${next_cursor ? ' (more: pass next_cursor)' : ''}:\n${lines.join('\n')}`,
+    };
+  },
+});

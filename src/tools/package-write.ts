@@ -1,0 +1,236 @@
+/** The tools that add package revisions: create, create from an S3 prefix, update. */
+import { z } from 'zod';
+import { parseBucket, parseS3Uri } from '../aws/s3-uri.js';
+import type { RuntimeContext } from '../context.js';
+import { ToolError } from '../errors.js';
+import { materialize, push, withPackageLock, type Expected, type Source } from '../packages/build.js';
+import { newManifestHeader, validateLogicalKey, type ManifestEntry, type ManifestHeader } from '../packages/manifest.js';
+import { parsePackageName } from '../packages/names.js';
+import { listKeys, loadManifest, readPointer, resolveRevision } from '../packages/registry.js';
+import { bucketArg } from './args.js';
+import { defineTool, type ToolExtras } from './define.js';
+import { entrySource, metaArg, packageNameArg, revisionLinks, userMeta } from './package-args.js';
+
+const result = {
+  bucket: z.string(),
+  name: z.string(),
+  top_hash: z.string(),
+  tag: z.string().describe('Timestamp pointer written for this revision'),
+  entries: z.number(),
+  total_size: z.number(),
+  quilt_uri: z.string(),
+  catalog_url: z.string().optional(),
+};
+
+const messageArg = z.string().max(10_000).optional().describe('Commit message of the revision');
+
+function sourcesOf(entries: z.infer<typeof entrySource>[]): Source[] {
+  return entries.map((e) => {
+    if ((e.s3_uri === undefined) === (e.text === undefined)) {
+      throw new ToolError('invalid_input', `Entry "${e.logical_key}" needs exactly one of s3_uri or text.`);
+    }
+    const meta = userMeta(e.meta, `The meta of "${e.logical_key}"`);
+    return e.s3_uri !== undefined ? { logicalKey: e.logical_key, meta, s3: parseS3Uri(e.s3_uri) } : { logicalKey: e.logical_key, meta, text: e.text ?? '' };
+  });
+}
+
+async function commit(
+  ctx: RuntimeContext,
+  extras: ToolExtras,
+  target: { bucket: string; name: string; expected: Expected },
+  head: ManifestHeader,
+  kept: ManifestEntry[],
+  sources: Source[],
+) {
+  const { bucket, name } = target;
+  const added = await materialize(ctx, bucket, name, sources, extras);
+  const entries = [...kept, ...added];
+  const pushed = await push(ctx, bucket, name, head, entries, target.expected);
+  const total_size = entries.reduce((n, e) => n + e.size, 0);
+  const data = { bucket, name, top_hash: pushed.hash, tag: pushed.tag, entries: entries.length, total_size, ...revisionLinks(ctx, bucket, name, pushed.hash) };
+  return {
+    data,
+    text: `Committed ${name}@${pushed.hash} to ${bucket} (${entries.length} entries, ${total_size} bytes).\n${data.quilt_uri}${data.catalog_url ? `\n${data.catalog_url}` : ''}`,
+  };
+}
+
+async function refuseExisting(ctx: RuntimeContext, bucket: string, name: string, force: boolean): Promise<Expected> {
+  const latest = (await readPointer(ctx, bucket, name, 'latest')) ?? null;
+  if (latest && !force) {
+    throw new ToolError(
+      'conflict',
+      `Package ${name} already exists in ${bucket} (latest ${latest.hash}).`,
+      'Use package_update to change it, or pass force=true to make a new revision holding only the given entries.',
+    );
+  }
+  return latest;
+}
+
+export const packageCreate = defineTool({
+  name: 'package_create',
+  title: 'Create a package',
+  description:
+    'Create a Quilt package revision from S3 objects (referenced in place, checksummed once) and/or text (stored next to the package). ' +
+    'Writes the manifest and the latest and timestamp pointers exactly as quilt3 does. Refuses to replace an existing package unless force=true.',
+  toolset: 'packages',
+  kind: 'write',
+  input: {
+    bucket: bucketArg,
+    name: packageNameArg,
+    entries: z.array(entrySource).min(1).max(1000).describe('Files of the package (1-1000); each has s3_uri or text'),
+    message: messageArg,
+    meta: metaArg,
+    force: z.boolean().default(false).describe('Make a new revision even when the package exists'),
+  },
+  output: result,
+  async handler(args, ctx, extras) {
+    const bucket = parseBucket(args.bucket);
+    const name = parsePackageName(args.name);
+    ctx.authorize(bucket, 'write'); // before any read, so a read-only caller costs no AWS call
+    const sources = sourcesOf(args.entries);
+    const head = newManifestHeader({ message: args.message, user_meta: userMeta(args.meta, 'meta') });
+    return withPackageLock(bucket, name, async () => {
+      const expected = await refuseExisting(ctx, bucket, name, args.force);
+      return commit(ctx, extras, { bucket, name, expected }, head, [], sources);
+    });
+  },
+});
+
+/** Shell-style globs on keys relative to the prefix: `*` within a folder, `**` across folders, `?` one character. */
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i] as string;
+    if (c === '*' && glob[i + 1] === '*') {
+      re += glob[i + 2] === '/' ? '(?:.*/)?' : '.*';
+      i += glob[i + 2] === '/' ? 2 : 1;
+    } else if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`, 'u');
+}
+
+export const packageCreateFromS3 = defineTool({
+  name: 'package_create_from_s3',
+  title: 'Package an S3 prefix',
+  description:
+    'Create a Quilt package from every object under an S3 prefix (optionally filtered by include/exclude globs such as "**/*.csv"). ' +
+    'Objects are referenced in place and checksummed once; logical keys are the keys relative to the prefix.',
+  toolset: 'packages',
+  kind: 'write',
+  input: {
+    bucket: bucketArg.describe('Registry bucket the package is written to'),
+    name: packageNameArg,
+    source_uri_prefix: z.string().describe('s3://bucket/prefix/ whose objects become the package'),
+    include: z.array(z.string()).optional().describe('Globs of keys to take (relative to the prefix); default all'),
+    exclude: z.array(z.string()).optional().describe('Globs of keys to leave out'),
+    message: messageArg,
+    meta: metaArg,
+    force: z.boolean().default(false).describe('Make a new revision even when the package exists'),
+    max_objects: z.number().int().min(1).max(100_000).default(10_000).describe('Refuse prefixes with more objects than this'),
+  },
+  output: result,
+  async handler(args, ctx, extras) {
+    const bucket = parseBucket(args.bucket);
+    const name = parsePackageName(args.name);
+    ctx.authorize(bucket, 'write'); // before any read, so a read-only caller costs no AWS call
+    const src = parseS3Uri(args.source_uri_prefix, { requireKey: false });
+    const prefix = src.key && !src.key.endsWith('/') ? `${src.key}/` : src.key;
+    const include = args.include?.map(globToRegExp);
+    const exclude = args.exclude?.map(globToRegExp);
+    const head = newManifestHeader({ message: args.message, user_meta: userMeta(args.meta, 'meta') });
+    if (!args.force) await refuseExisting(ctx, bucket, name, false); // fail before listing a large prefix
+    const { keys, truncated } = await listKeys(ctx, src.bucket, prefix, { max: args.max_objects });
+    if (truncated) {
+      throw new ToolError(
+        'too_large',
+        `More than ${args.max_objects} objects are under s3://${src.bucket}/${prefix}.`,
+        'Narrow the prefix or the include globs, or raise max_objects (up to 100000).',
+      );
+    }
+    const sources: Source[] = keys
+      .map((k) => ({ key: k.key, rel: k.key.slice(prefix.length) }))
+      // Folder markers and registries are not package data.
+      .filter(({ key, rel }) => rel && !key.endsWith('/') && !key.startsWith('.quilt/'))
+      .filter(({ rel }) => (!include || include.some((r) => r.test(rel))) && !exclude?.some((r) => r.test(rel)))
+      .map(({ key, rel }) => ({ logicalKey: rel, s3: { bucket: src.bucket, key } }));
+    if (sources.length === 0) {
+      throw new ToolError(
+        'not_found',
+        `No objects under s3://${src.bucket}/${prefix} match${include || exclude ? ' the include/exclude globs' : ''}.`,
+        'Check the prefix with bucket_objects_list.',
+      );
+    }
+    for (const s of sources) validateLogicalKey(s.logicalKey);
+    return withPackageLock(bucket, name, async () => {
+      const expected = await refuseExisting(ctx, bucket, name, args.force);
+      return commit(ctx, extras, { bucket, name, expected }, head, [], sources);
+    });
+  },
+});
+
+export const packageUpdate = defineTool({
+  name: 'package_update',
+  title: 'Update a package',
+  description:
+    'Make a new revision of an existing package: the latest revision (or `base`) with files added or replaced and files or folders removed, ' +
+    'optionally a new message and metadata. If someone else moved latest meanwhile, nothing is committed and the conflict is reported.',
+  toolset: 'packages',
+  kind: 'write',
+  input: {
+    bucket: bucketArg,
+    name: packageNameArg,
+    add: z.array(entrySource).max(1000).optional().describe('Files to add or replace (each has s3_uri or text)'),
+    remove: z.array(z.string()).max(1000).optional().describe('Logical keys to remove; a key ending in "/" removes a folder'),
+    message: messageArg,
+    meta: metaArg.describe('New package metadata (replaces the old); omit to keep it'),
+    base: z.string().optional().describe('Top hash the change is based on (default: current latest); the update fails if latest is different'),
+  },
+  output: result,
+  async handler(args, ctx, extras) {
+    const bucket = parseBucket(args.bucket);
+    const name = parsePackageName(args.name);
+    ctx.authorize(bucket, 'write'); // before any read, so a read-only caller costs no AWS call
+    if (!args.add?.length && !args.remove?.length && args.meta === undefined && args.message === undefined) {
+      throw new ToolError('invalid_input', 'Nothing to change: give add, remove, meta or message.');
+    }
+    const sources = sourcesOf(args.add ?? []);
+    const wanted = args.base ? (await resolveRevision(ctx, bucket, name, args.base)).hash : undefined;
+    return withPackageLock(bucket, name, async () => {
+      const latest = await readPointer(ctx, bucket, name, 'latest');
+      if (!latest) {
+        throw new ToolError('not_found', `Package ${name} does not exist in ${bucket}.`, 'Create it with package_create; see existing ones with package_list.');
+      }
+      if (wanted && wanted !== latest.hash) {
+        throw new ToolError('conflict', `Package ${name} in ${bucket} is at ${latest.hash}, not ${wanted}.`, 'Browse the latest revision and apply your change to it.');
+      }
+      const old = await loadManifest(ctx, bucket, latest.hash);
+      const replaced = new Set(sources.map((s) => s.logicalKey));
+      const removes = (args.remove ?? []).map((r) => r.replace(/^\/+/, ''));
+      const hits = new Array<number>(removes.length).fill(0);
+      const kept = old.entries.filter((e) => {
+        let gone = replaced.has(e.logical_key);
+        removes.forEach((r, i) => {
+          if (r.endsWith('/') ? e.logical_key.startsWith(r) : e.logical_key === r) {
+            hits[i]!++;
+            gone = true;
+          }
+        });
+        return !gone;
+      });
+      const missing = removes.filter((_, i) => hits[i] === 0);
+      if (missing.length) {
+        throw new ToolError(
+          'not_found',
+          `Not in ${name}@${latest.hash.slice(0, 12)}: ${missing.map((m) => `"${m}"`).join(', ')}. Nothing was committed.`,
+          'See the files with package_browse.',
+        );
+      }
+      const head: ManifestHeader = { ...old.header, message: args.message ?? null };
+      delete head['top_hash'];
+      if (args.meta !== undefined) head.user_meta = userMeta(args.meta, 'meta');
+      return commit(ctx, extras, { bucket, name, expected: latest }, head, kept, sources);
+    });
+  },
+});
