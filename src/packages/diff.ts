@@ -2,6 +2,7 @@
  * Differences between two manifests: one side is held as a compact map (logical key -> hash, size,
  * meta digest), the other streamed against it.
  */
+import { createHash } from 'node:crypto';
 import type { ManifestEntry, ManifestHeader } from './manifest.js';
 import { compareWalkOrder } from './manifest.js';
 import { pyDumps } from './pyjson.js';
@@ -30,7 +31,15 @@ export interface DiffResult {
 }
 
 const side = (e: ManifestEntry): Side => ({ size: e.size, hash: e.hash.value, physicalKey: e.physical_keys[0] ?? '' });
-const metaOf = (e: ManifestEntry) => (e.meta ? pyDumps(e.meta) : '{}');
+// Metadata compared by digest, so the map does not hold every entry's metadata.
+const metaOf = (e: ManifestEntry) => (e.meta && Object.keys(e.meta).length ? createHash('sha1').update(pyDumps(e.meta)).digest('base64') : '');
+
+/** One string per entry keeps the map of a 100,000-entry manifest small. */
+const pack = (e: ManifestEntry) => [e.hash.type, e.hash.value, e.size, e.physical_keys[0] ?? '', metaOf(e)].join('\0');
+function unpack(packed: string): { side: Side; type: string; meta: string } {
+  const [type = '', hash = '', size = '0', physicalKey = '', meta = ''] = packed.split('\0');
+  return { side: { size: Number(size), hash, physicalKey }, type, meta };
+}
 
 async function split(records: AsyncIterable<ManifestHeader | ManifestEntry>, onEntry: (e: ManifestEntry) => void): Promise<ManifestHeader> {
   let header: ManifestHeader | undefined;
@@ -47,18 +56,19 @@ export async function diffManifests(
   to: AsyncIterable<ManifestHeader | ManifestEntry>,
   limit: number,
 ): Promise<DiffResult> {
-  const old = new Map<string, { side: Side; type: string; meta: string }>();
-  const fromHeader = await split(from, (e) => old.set(e.logical_key, { side: side(e), type: e.hash.type, meta: metaOf(e) }));
+  const old = new Map<string, string>();
+  const fromHeader = await split(from, (e) => old.set(e.logical_key, pack(e)));
   const added: DiffItem[] = [];
   const modified: DiffItem[] = [];
   let unchanged = 0;
   const toHeader = await split(to, (e) => {
-    const was = old.get(e.logical_key);
-    if (!was) {
+    const packed = old.get(e.logical_key);
+    if (packed === undefined) {
       added.push({ logical_key: e.logical_key, to: side(e) });
       return;
     }
     old.delete(e.logical_key);
+    const was = unpack(packed);
     const now = side(e);
     const changes: Change[] = [];
     // Hashes of different types cannot be compared; then the location tells whether it moved.
@@ -69,7 +79,7 @@ export async function diffManifests(
     if (changes.length) modified.push({ logical_key: e.logical_key, from: was.side, to: now, changes });
     else unchanged++;
   });
-  const removed: DiffItem[] = [...old].map(([logical_key, v]) => ({ logical_key, from: v.side }));
+  const removed: DiffItem[] = [...old].map(([logical_key, v]) => ({ logical_key, from: unpack(v).side }));
   const byKey = (a: DiffItem, b: DiffItem) => compareWalkOrder(a.logical_key, b.logical_key);
   const cap = (xs: DiffItem[]) => xs.sort(byKey).slice(0, limit);
   return {
