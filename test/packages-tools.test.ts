@@ -12,6 +12,7 @@ import { startS3, type LocalS3, type S3Request } from './helpers/s3.js';
 
 const REG = 'pkg-registry';
 const DATA = 'pkg-data';
+const WF = 'pkg-workflows';
 const MiB = 1024 * 1024;
 // 9 MiB of varied bytes: two chunks of sha2-256-chunked.
 const BIG = Buffer.from(Array.from({ length: 9 * MiB }, (_, i) => (i * 31 + (i >> 13)) & 0xff));
@@ -60,7 +61,11 @@ async function parse(body: Buffer) {
 
 /** The manifest as stored, parsed with the format module, and its top hash recomputed. */
 async function stored(hash: string) {
-  const body = await getObject(REG, `.quilt/packages/${hash}`);
+  return storedIn(REG, hash);
+}
+
+async function storedIn(bucket: string, hash: string) {
+  const body = await getObject(bucket, `.quilt/packages/${hash}`);
   expect(body, `manifest ${hash} exists`).toBeDefined();
   return parse(body!);
 }
@@ -71,7 +76,7 @@ const ok = (r: ToolCall) => {
 };
 
 beforeAll(async () => {
-  s3 = await startS3({ buckets: [REG, DATA], deny: (r) => deny(r), before: (r) => before(r) });
+  s3 = await startS3({ buckets: [REG, DATA, WF], deny: (r) => deny(r), before: (r) => before(r) });
   await s3.put(DATA, 'raw/hello.txt', 'Hello, World!');
   await s3.put(DATA, 'raw/empty.bin', '');
   await s3.put(DATA, 'raw/big.bin', BIG);
@@ -301,6 +306,71 @@ describe('legacy manifests', () => {
     const diff = ok(await call(h.client, 'package_diff', { bucket: REG, name: 'old/legacy', from: hash, to: again.top_hash }));
     // Same object, different hash types: not a content change.
     expect(diff.counts).toEqual({ added: 0, removed: 0, modified: 0, unchanged: 1 });
+  });
+});
+
+describe('bucket workflows', () => {
+  const config = [
+    'version: "1"',
+    'default_workflow: strict',
+    'workflows:',
+    '  strict:',
+    '    name: Strict',
+    '    is_message_required: true',
+    '    handle_pattern: ^lab/',
+    '    metadata_schema: meta',
+    '    entries_schema: entries',
+    '  free:',
+    '    name: Free',
+    'schemas:',
+    `  meta: { url: "s3://${WF}/schemas/meta.json" }`,
+    `  entries: { url: "s3://${WF}/schemas/entries.json" }`,
+  ].join('\n');
+
+  beforeAll(async () => {
+    await s3.put(WF, '.quilt/workflows/config.yml', config);
+    await s3.put(WF, 'schemas/meta.json', JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', type: 'object', required: ['owner'], properties: { owner: { type: 'string' } } }));
+    await s3.put(WF, 'schemas/entries.json', JSON.stringify({ type: 'array', items: { type: 'object', properties: { logical_key: { type: 'string', pattern: '\\.csv$' } } } }));
+  });
+
+  const create = (args: Record<string, unknown>) =>
+    call(h.client, 'package_create', { bucket: WF, name: 'lab/run1', message: 'run 1', meta: { owner: 'ana' }, entries: [{ logical_key: 'a.csv', text: 'x,y' }], ...args });
+
+  it('refuses what the bucket\'s workflow refuses, before reading or writing any data', async () => {
+    const n = s3.requests.length;
+    const cases: [Record<string, unknown>, string][] = [
+      [{ message: undefined }, 'workflow "strict" requires a commit message'],
+      [{ name: 'team/run1' }, 'does not match the workflow\'s handle pattern ^lab/'],
+      [{ meta: { who: 'ana' } }, "Metadata failed validation: (root) must have required property 'owner'"],
+      [{ workflow: 'nope' }, 'has no workflow "nope"'],
+      [{ workflow: null }, 'requires a workflow, and none was given'],
+    ];
+    for (const [args, message] of cases) {
+      const r = await create(args);
+      expect(r.isError, JSON.stringify(args)).toBe(true);
+      expect(r.text).toContain(message);
+    }
+    expect(s3.requests.slice(n).filter((r) => r.method === 'PUT')).toEqual([]);
+    const entries = await create({ entries: [{ logical_key: 'notes.txt', text: 'x' }] });
+    expect(entries.isError).toBe(true);
+    expect(entries.text).toContain('Package entries failed validation');
+    expect(await listKeys(WF, '.quilt/named_packages/')).toEqual([]);
+    const elsewhere = await call(h.client, 'package_create', { bucket: REG, name: 'team/wf', workflow: 'free', entries: [{ logical_key: 'a', text: 'a' }] });
+    expect(elsewhere.isError).toBe(true);
+    expect(elsewhere.text).toContain('has no workflows config');
+  });
+
+  it('records the workflow that passed in the manifest, as quilt3 does', async () => {
+    const d = ok(await create({}));
+    const m = await storedIn(WF, d.top_hash);
+    expect(m.recomputed).toBe(d.top_hash);
+    expect(m.header.workflow).toEqual({
+      id: 'strict',
+      config: `s3://${WF}/.quilt/workflows/config.yml`,
+      schemas: { meta: `s3://${WF}/schemas/meta.json`, entries: `s3://${WF}/schemas/entries.json` },
+    });
+    const free = ok(await call(h.client, 'package_update', { bucket: WF, name: 'lab/run1', workflow: 'free', add: [{ logical_key: 'b.txt', text: 'b' }] }));
+    expect((await storedIn(WF, free.top_hash)).header.workflow).toEqual({ id: 'free', config: `s3://${WF}/.quilt/workflows/config.yml` });
   });
 });
 

@@ -20,6 +20,7 @@ interface ObjectText {
   text: string;
   lastModified?: Date | undefined;
   etag?: string | undefined;
+  versionId?: string | undefined;
 }
 
 /** A small object's text, or undefined when it does not exist. */
@@ -27,7 +28,8 @@ export async function getText(ctx: RuntimeContext, bucket: string, key: string):
   try {
     return await withS3(ctx, { bucket, key, action: 'read', verb: 'read' }, async (client, { GetObjectCommand }) => {
       const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-      return { text: (await out.Body?.transformToString('utf-8')) ?? '', lastModified: out.LastModified, etag: out.ETag };
+      const text = (await out.Body?.transformToString('utf-8')) ?? '';
+      return { text, lastModified: out.LastModified, etag: out.ETag, versionId: out.VersionId };
     });
   } catch (err) {
     if (err instanceof ToolError && err.code === 'not_found') return undefined;

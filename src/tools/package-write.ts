@@ -6,6 +6,7 @@ import { ToolError } from '../errors.js';
 import { materialize, push, withPackageLock, type Expected, type Source } from '../packages/build.js';
 import { newManifestHeader, validateLogicalKey, type ManifestEntry, type ManifestHeader } from '../packages/manifest.js';
 import { parsePackageName } from '../packages/names.js';
+import { loadWorkflow } from '../packages/workflow.js';
 import { listKeys, loadManifest, readPointer, resolveRevision } from '../packages/registry.js';
 import { bucketArg } from './args.js';
 import { defineTool, type ToolExtras } from './define.js';
@@ -34,17 +35,28 @@ function sourcesOf(entries: z.infer<typeof entrySource>[]): Source[] {
   });
 }
 
+const workflowArg = z
+  .string()
+  .nullable()
+  .optional()
+  .describe("Bucket workflow id (from .quilt/workflows/config.yml); omit for the bucket's default, null for none when allowed");
+
+/** Checks the bucket's workflow, hashes the sources, then pushes: a failed check costs no data read or written. */
 async function commit(
   ctx: RuntimeContext,
   extras: ToolExtras,
-  target: { bucket: string; name: string; expected: Expected },
-  head: ManifestHeader,
+  target: { bucket: string; name: string; expected: Expected; workflow: string | null | undefined },
+  makeHeader: (workflow: ManifestHeader['workflow']) => ManifestHeader,
   kept: ManifestEntry[],
   sources: Source[],
 ) {
   const { bucket, name } = target;
+  const wf = await loadWorkflow(ctx, bucket, target.workflow);
+  const head = makeHeader(wf.record);
+  wf.before({ name, message: head.message, userMeta: head.user_meta ?? undefined });
   const added = await materialize(ctx, bucket, name, sources, extras);
   const entries = [...kept, ...added];
+  wf.after(entries);
   const pushed = await push(ctx, bucket, name, head, entries, target.expected);
   const total_size = entries.reduce((n, e) => n + e.size, 0);
   const data = { bucket, name, top_hash: pushed.hash, tag: pushed.tag, entries: entries.length, total_size, ...revisionLinks(ctx, bucket, name, pushed.hash) };
@@ -80,6 +92,7 @@ export const packageCreate = defineTool({
     entries: z.array(entrySource).min(1).max(1000).describe('Files of the package (1-1000); each has s3_uri or text'),
     message: messageArg,
     meta: metaArg,
+    workflow: workflowArg,
     force: z.boolean().default(false).describe('Make a new revision even when the package exists'),
   },
   output: result,
@@ -88,10 +101,11 @@ export const packageCreate = defineTool({
     const name = parsePackageName(args.name);
     ctx.authorize(bucket, 'write'); // before any read, so a read-only caller costs no AWS call
     const sources = sourcesOf(args.entries);
-    const head = newManifestHeader({ message: args.message, user_meta: userMeta(args.meta, 'meta') });
+    const user_meta = userMeta(args.meta, 'meta');
     return withPackageLock(bucket, name, async () => {
       const expected = await refuseExisting(ctx, bucket, name, args.force);
-      return commit(ctx, extras, { bucket, name, expected }, head, [], sources);
+      const head = (workflow: ManifestHeader['workflow']) => newManifestHeader({ message: args.message, user_meta, workflow });
+      return commit(ctx, extras, { bucket, name, expected, workflow: args.workflow }, head, [], sources);
     });
   },
 });
@@ -127,6 +141,7 @@ export const packageCreateFromS3 = defineTool({
     exclude: z.array(z.string()).optional().describe('Globs of keys to leave out'),
     message: messageArg,
     meta: metaArg,
+    workflow: workflowArg,
     force: z.boolean().default(false).describe('Make a new revision even when the package exists'),
     max_objects: z.number().int().min(1).max(100_000).default(10_000).describe('Refuse prefixes with more objects than this'),
   },
@@ -139,7 +154,7 @@ export const packageCreateFromS3 = defineTool({
     const prefix = src.key && !src.key.endsWith('/') ? `${src.key}/` : src.key;
     const include = args.include?.map(globToRegExp);
     const exclude = args.exclude?.map(globToRegExp);
-    const head = newManifestHeader({ message: args.message, user_meta: userMeta(args.meta, 'meta') });
+    const user_meta = userMeta(args.meta, 'meta');
     if (!args.force) await refuseExisting(ctx, bucket, name, false); // fail before listing a large prefix
     const { keys, truncated } = await listKeys(ctx, src.bucket, prefix, { max: args.max_objects });
     if (truncated) {
@@ -165,7 +180,8 @@ export const packageCreateFromS3 = defineTool({
     for (const s of sources) validateLogicalKey(s.logicalKey);
     return withPackageLock(bucket, name, async () => {
       const expected = await refuseExisting(ctx, bucket, name, args.force);
-      return commit(ctx, extras, { bucket, name, expected }, head, [], sources);
+      const head = (workflow: ManifestHeader['workflow']) => newManifestHeader({ message: args.message, user_meta, workflow });
+      return commit(ctx, extras, { bucket, name, expected, workflow: args.workflow }, head, [], sources);
     });
   },
 });
@@ -185,6 +201,7 @@ export const packageUpdate = defineTool({
     remove: z.array(z.string()).max(1000).optional().describe('Logical keys to remove; a key ending in "/" removes a folder'),
     message: messageArg,
     meta: metaArg.describe('New package metadata (replaces the old); omit to keep it'),
+    workflow: workflowArg,
     base: z.string().optional().describe('Top hash the change is based on (default: current latest); the update fails if latest is different'),
   },
   output: result,
@@ -227,10 +244,15 @@ export const packageUpdate = defineTool({
           'See the files with package_browse.',
         );
       }
-      const head: ManifestHeader = { ...old.header, message: args.message ?? null };
-      delete head['top_hash'];
-      if (args.meta !== undefined) head.user_meta = userMeta(args.meta, 'meta');
-      return commit(ctx, extras, { bucket, name, expected: latest }, head, kept, sources);
+      const user_meta = args.meta === undefined ? old.header.user_meta : userMeta(args.meta, 'meta');
+      const head = (workflow: ManifestHeader['workflow']): ManifestHeader => {
+        // The old header's keys keep their places (as in quilt3); the workflow is checked anew.
+        const h: ManifestHeader = { ...old.header, user_meta, workflow, message: args.message ?? null };
+        if (user_meta === undefined) delete h.user_meta;
+        if (workflow === undefined) delete h.workflow;
+        return h;
+      };
+      return commit(ctx, extras, { bucket, name, expected: latest, workflow: args.workflow }, head, kept, sources);
     });
   },
 });

@@ -1,0 +1,151 @@
+/**
+ * Bucket workflows (`.quilt/workflows/config.yml`), checked as quilt3 checks them before a push:
+ * the workflow chosen (or the default), a required message, the name's handle pattern, and the
+ * JSON Schemas (draft-07) of package metadata and entries. What passes is recorded in the
+ * manifest header as quilt3 records it: `{id, config, schemas?}`.
+ */
+import type { ValidateFunction } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+import type { RuntimeContext } from '../context.js';
+import { ToolError } from '../errors.js';
+import { lazy } from '../lazy.js';
+import { formatPhysicalKey, parsePhysicalKey } from './physical-keys.js';
+import type { ManifestEntry } from './manifest.js';
+import { compareWalkOrder } from './manifest.js';
+import { toPlain, type PyJson } from './pyjson.js';
+import { getText } from './registry.js';
+
+export const WORKFLOW_CONFIG = '.quilt/workflows/config.yml';
+
+// Only loaded when a bucket has workflows with schemas.
+const loadAjv = lazy(async () => {
+  const { Ajv } = await import('ajv');
+  return new Ajv({ strict: false, allErrors: false });
+});
+
+interface WorkflowSpec {
+  name?: string;
+  is_message_required?: boolean;
+  handle_pattern?: string;
+  metadata_schema?: string;
+  entries_schema?: string;
+}
+
+interface Config {
+  version: string | { base: string };
+  is_workflow_required?: boolean;
+  default_workflow?: string;
+  workflows: Record<string, WorkflowSpec>;
+  schemas?: Record<string, { url: string }>;
+}
+
+export interface WorkflowCheck {
+  /** Checks that need no data: message, name, package metadata. */
+  before(args: { name: string; message: string | null | undefined; userMeta: PyJson | undefined }): void;
+  /** Checks of the entries (logical key and size, in walk order). */
+  after(entries: readonly ManifestEntry[]): void;
+  /** What the manifest header records, or undefined when the bucket has no workflows. */
+  record: { [k: string]: PyJson } | undefined;
+}
+
+const fail = (msg: string, hint?: string) => new ToolError('invalid_input', `Workflow check failed: ${msg}`, hint);
+
+function parseConfig(text: string, bucket: string): Config {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch {
+    throw new ToolError('upstream_error', `s3://${bucket}/${WORKFLOW_CONFIG} is not valid YAML.`, 'Fix the bucket\'s workflows config.');
+  }
+  const c = raw as Partial<Config> | null;
+  const version = typeof c?.version === 'object' ? c.version?.base : c?.version;
+  if (!c || typeof c.workflows !== 'object' || c.workflows === null || typeof version !== 'string' || Number.parseInt(version, 10) !== 1) {
+    throw new ToolError('upstream_error', `s3://${bucket}/${WORKFLOW_CONFIG} is not a version 1 workflows config with "workflows".`);
+  }
+  return c as Config;
+}
+
+async function loadSchema(ctx: RuntimeContext, config: Config, id: string): Promise<{ validate: ValidateFunction; pk: string }> {
+  const url = config.schemas?.[id]?.url;
+  if (!url) throw new ToolError('upstream_error', `The workflows config names schema "${id}" but has no URL for it in "schemas".`);
+  const loc = parsePhysicalKey(url);
+  const obj = await getText(ctx, loc.bucket, loc.key);
+  if (!obj) throw new ToolError('upstream_error', `Could not load schema "${id}": ${url} does not exist.`);
+  let schema: unknown;
+  try {
+    schema = JSON.parse(obj.text, (k, v: unknown) => {
+      if (k === '$ref') throw new Error('$ref is not supported');
+      return v;
+    });
+  } catch (err) {
+    throw new ToolError('upstream_error', `Schema "${id}" at ${url} is not usable JSON: ${(err as Error).message}.`);
+  }
+  const meta = (schema as { $schema?: unknown } | null)?.$schema;
+  if (meta !== undefined && meta !== 'http://json-schema.org/draft-07/schema#') {
+    throw new ToolError('upstream_error', `Schema "${id}" uses the meta-schema ${String(meta)}; quilt3 supports only draft-07.`);
+  }
+  const ajv = await loadAjv();
+  try {
+    return { validate: ajv.compile(schema as object), pk: formatPhysicalKey({ ...loc, versionId: loc.versionId ?? obj.versionId }) };
+  } catch (err) {
+    throw new ToolError('upstream_error', `Schema "${id}" is not a valid JSON Schema: ${(err as Error).message}.`);
+  }
+}
+
+function check(validate: ValidateFunction, data: unknown, what: string) {
+  if (validate(data)) return;
+  const e = validate.errors?.[0];
+  throw fail(`${what} failed validation: ${e ? `${e.instancePath || '(root)'} ${e.message ?? ''}`.trim() : 'invalid'}.`);
+}
+
+/**
+ * The bucket's workflow for this push. `workflow` undefined = the config's default; null = none
+ * (allowed only when the config does not require one).
+ */
+export async function loadWorkflow(ctx: RuntimeContext, bucket: string, workflow: string | null | undefined): Promise<WorkflowCheck> {
+  const obj = await getText(ctx, bucket, WORKFLOW_CONFIG);
+  if (!obj) {
+    if (typeof workflow === 'string') {
+      throw fail(`workflow "${workflow}" was given, but ${bucket} has no workflows config (${WORKFLOW_CONFIG}).`, 'Omit workflow.');
+    }
+    return { before: () => undefined, after: () => undefined, record: undefined };
+  }
+  const config = parseConfig(obj.text, bucket);
+  const id = workflow === undefined ? (config.default_workflow ?? null) : workflow;
+  const ids = Object.keys(config.workflows);
+  let spec: WorkflowSpec = {};
+  if (id === null) {
+    if (config.is_workflow_required ?? true) {
+      throw fail(`${bucket} requires a workflow, and none was given.`, `Pass workflow as one of: ${ids.join(', ')}.`);
+    }
+  } else if (!(id in config.workflows)) {
+    throw fail(`${bucket} has no workflow "${id}".`, `Use one of: ${ids.join(', ')}.`);
+  } else {
+    spec = config.workflows[id] ?? {};
+  }
+  const loaded = new Map<string, { validate: ValidateFunction; pk: string }>();
+  for (const sid of [spec.metadata_schema, spec.entries_schema]) {
+    if (sid && !loaded.has(sid)) loaded.set(sid, await loadSchema(ctx, config, sid));
+  }
+  const record: { [k: string]: PyJson } = {
+    id,
+    config: formatPhysicalKey({ bucket, key: WORKFLOW_CONFIG, versionId: obj.versionId }),
+  };
+  if (loaded.size) record['schemas'] = Object.fromEntries([...loaded].map(([sid, s]) => [sid, s.pk]));
+  const pattern = spec.handle_pattern ? new RegExp(spec.handle_pattern, 'u') : undefined;
+  return {
+    record,
+    before({ name, message, userMeta }) {
+      if (spec.is_message_required && !message) throw fail(`workflow "${id}" requires a commit message.`, 'Pass message.');
+      if (pattern && !pattern.test(name)) throw fail(`the name "${name}" does not match the workflow's handle pattern ${spec.handle_pattern}.`);
+      const meta = spec.metadata_schema ? loaded.get(spec.metadata_schema) : undefined;
+      if (meta) check(meta.validate, userMeta === undefined ? {} : toPlain(userMeta), 'Metadata');
+    },
+    after(entries) {
+      const schema = spec.entries_schema ? loaded.get(spec.entries_schema) : undefined;
+      if (!schema) return;
+      const list = [...entries].sort((a, b) => compareWalkOrder(a.logical_key, b.logical_key)).map((e) => ({ logical_key: e.logical_key, size: e.size }));
+      check(schema.validate, list, 'Package entries');
+    },
+  };
+}
