@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { chunkedHashOf } from '../src/packages/chunked-hash.js';
+import { chunkedHashOf, chunkedHashOfStream } from '../src/packages/chunked-hash.js';
 import { manifestLines, topHash, type ManifestEntry, type ManifestHeader } from '../src/packages/manifest.js';
 import { call, connectStdio, s3Env } from '../test/helpers/mcp.js';
 import { startS3 } from '../test/helpers/s3.js';
@@ -92,6 +92,19 @@ async function main() {
   const plain = rate(() => createHash('sha256').update(data).digest());
   const chunkedRate = rate(() => chunkedHashOf(data));
   console.log(`checksum over 512 MiB in memory: node:crypto sha256 ${plain.toFixed(0)} MiB/s, sha2-256-chunked ${chunkedRate.toFixed(0)} MiB/s`);
+  // As S3 delivers it: 64 KiB pieces through the incremental hasher.
+  async function* pieces() {
+    for (let i = 0; i < data.length; i += 65536) yield data.subarray(i, i + 65536);
+  }
+  let t = performance.now();
+  await chunkedHashOfStream(pieces(), data.length);
+  const streamed = data.length / 1024 / 1024 / ((performance.now() - t) / 1000);
+  t = performance.now();
+  const sha = createHash('sha256');
+  for await (const p of pieces()) sha.update(p);
+  sha.digest();
+  const plainStreamed = data.length / 1024 / 1024 / ((performance.now() - t) / 1000);
+  console.log(`checksum over 512 MiB in 64 KiB pieces: node:crypto sha256 ${plainStreamed.toFixed(0)} MiB/s, sha2-256-chunked ${streamed.toFixed(0)} MiB/s`);
 }
 
 main().catch((err: unknown) => {

@@ -41,11 +41,15 @@ function isObject(v: PyJson | undefined): v is PyObject {
 // ---------------------------------------------------------------------------------------------
 // Logical keys and walk order
 
+const BAD_KEY = /^\/|\/$|\/\/|(?:^|\/)\.\.?(?:\/|$)/;
+
 /** A key quilt3 can place in its package tree: no empty, `.` or `..` segments, no leading/trailing `/`. */
 export function validateLogicalKey(key: string): string {
   const bad = (why: string): never => {
     throw new ToolError('invalid_input', `Logical key ${JSON.stringify(key)} ${why}.`, 'Use a relative path like "data/file.csv".');
   };
+  // One regex pass for the common, valid case; the checks below only run to name the problem.
+  if (typeof key === 'string' && key !== '' && !BAD_KEY.test(key)) return key;
   if (typeof key !== 'string' || key === '') bad('is empty');
   if (key.startsWith('/')) bad('starts with "/"');
   if (key.endsWith('/')) bad('ends with "/"');

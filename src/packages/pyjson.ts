@@ -61,6 +61,10 @@ const HEX4 = /^[0-9a-fA-F]{4}$/;
 // only Python accepts, sends the text to the full parser.
 const STRINGS = /"[^"\\]*(?:\\[^][^"\\]*)*"/g;
 const NEEDS_FULL_PARSER = /[.IN]|\d[eE]|\d{16}/;
+// A float, big int, NaN or Infinity literal can only start a value: after "[", ":", "," or at the
+// start. Lines without such a place are read by JSON.parse directly (most manifest lines); a match
+// inside a string only costs the slower check below.
+const MAYBE_SPECIAL_NUMBER = /(?:^|[:,[])\s*-?(?:\d+[.eE]|\d{16}|[IN])/;
 
 const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 
@@ -226,7 +230,7 @@ function parseFull(text: string): PyJson {
  */
 export function parsePyJson(text: string): PyJson {
   // Fast path: most manifest lines hold only strings and small ints, which JSON.parse reads exactly.
-  if (!NEEDS_FULL_PARSER.test(text.replace(STRINGS, '""'))) {
+  if (!MAYBE_SPECIAL_NUMBER.test(text) || !NEEDS_FULL_PARSER.test(text.replace(STRINGS, '""'))) {
     try {
       return JSON.parse(text) as PyJson;
     } catch {
