@@ -4,9 +4,11 @@
  * node:crypto, so "quilt3 would accept it" is tested on the bytes, not on the server's word.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readManifest, TopHasher, type ManifestEntry, type ManifestHeader } from '../src/packages/manifest.js';
+import { manifestLines, newManifestHeader, readManifest, TopHasher, topHash, type ManifestEntry, type ManifestHeader } from '../src/packages/manifest.js';
+import { PyFloat } from '../src/packages/pyjson.js';
 import { call, connectStdio, s3Env, type Harness, type ToolCall } from './helpers/mcp.js';
 import { startS3, type LocalS3, type S3Request } from './helpers/s3.js';
 
@@ -372,6 +374,49 @@ describe('bucket workflows', () => {
     const free = ok(await call(h.client, 'package_update', { bucket: WF, name: 'lab/run1', workflow: 'free', add: [{ logical_key: 'b.txt', text: 'b' }] }));
     expect((await storedIn(WF, free.top_hash)).header.workflow).toEqual({ id: 'free', config: `s3://${WF}/.quilt/workflows/config.yml` });
   });
+});
+
+describe('a 100,000-entry manifest', () => {
+  const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
+
+  it('browses and pages in bounded memory', async () => {
+    const entries: ManifestEntry[] = Array.from({ length: 100_000 }, (_, i) => {
+      const key = `part-${String(i % 50).padStart(2, '0')}/file-${String(i).padStart(6, '0')}.csv`;
+      return {
+        logical_key: key,
+        physical_keys: [`s3://${DATA}/big/${key}`],
+        size: i,
+        hash: { type: 'sha2-256-chunked', value: createHash('sha256').update(key).digest('base64') },
+        meta: { user_meta: { i, ratio: new PyFloat(i / 7) } },
+      };
+    });
+    const header = newManifestHeader({ message: 'large' });
+    const hash = topHash(header, entries);
+    const body = Buffer.from(Array.from(manifestLines(header, entries)).join(''));
+    await s3.put(REG, `.quilt/packages/${hash}`, body);
+    await s3.put(REG, '.quilt/named_packages/big/manifest/latest', hash);
+    const fresh = await connectStdio(s3Env(s3.endpoint, { MCP_LOG_LEVEL: 'error' }));
+    try {
+      await call(fresh.client, 'auth_status');
+      const before = peakRss(fresh.pid!);
+      const top = ok(await call(fresh.client, 'package_browse', { bucket: REG, name: 'big/manifest', limit: 10 }));
+      expect(top.total_files).toBe(100_000);
+      expect(top.count).toBe(50);
+      expect(top.items[0]).toMatchObject({ type: 'dir', logical_key: 'part-00/', files: 2000 });
+      expect(top.next_cursor).toBeDefined();
+      const next = ok(await call(fresh.client, 'package_browse', { bucket: REG, name: 'big/manifest', limit: 10, cursor: top.next_cursor }));
+      expect(next.items[0].logical_key).toBe('part-10/');
+      const deep = ok(await call(fresh.client, 'package_browse', { bucket: REG, name: 'big/manifest', path: 'part-49/', limit: 1000 }));
+      expect(deep.count).toBe(2000);
+      expect(deep.items).toHaveLength(1000);
+      expect(deep.items[999].logical_key).toBe('part-49/file-049999.csv');
+      // The manifest is 30 MiB of text and far more as objects; the server holds neither.
+      const grew = peakRss(fresh.pid!) - before;
+      expect(grew).toBeLessThan(96);
+    } finally {
+      await fresh.close();
+    }
+  }, 60_000);
 });
 
 describe('failures', () => {
