@@ -132,7 +132,13 @@ export async function loadWorkflow(ctx: RuntimeContext, bucket: string, workflow
     config: formatPhysicalKey({ bucket, key: WORKFLOW_CONFIG, versionId: obj.versionId }),
   };
   if (loaded.size) record['schemas'] = Object.fromEntries([...loaded].map(([sid, s]) => [sid, s.pk]));
-  const pattern = spec.handle_pattern ? new RegExp(spec.handle_pattern, 'u') : undefined;
+  let pattern: RegExp | undefined;
+  try {
+    pattern = spec.handle_pattern ? new RegExp(spec.handle_pattern, 'u') : undefined;
+  } catch {
+    // Python-only regex syntax (e.g. named groups as (?P<n>...)) has no JavaScript reading.
+    throw new ToolError('unsupported', `Workflow "${id}" has a handle_pattern this server cannot read: ${spec.handle_pattern}.`, 'Push with quilt3, or write the pattern in syntax common to Python and JavaScript.');
+  }
   return {
     record,
     before({ name, message, userMeta }) {
