@@ -338,7 +338,7 @@ describe('bucket workflows', () => {
   const create = (args: Record<string, unknown>) =>
     call(h.client, 'package_create', { bucket: WF, name: 'lab/run1', message: 'run 1', meta: { owner: 'ana' }, entries: [{ logical_key: 'a.csv', text: 'x,y' }], ...args });
 
-  it('refuses what the bucket\'s workflow refuses, before reading or writing any data', async () => {
+  it('refuses what the bucket\'s workflow refuses, before writing anything', async () => {
     const n = s3.requests.length;
     const cases: [Record<string, unknown>, string][] = [
       [{ message: undefined }, 'workflow "strict" requires a commit message'],
@@ -352,10 +352,10 @@ describe('bucket workflows', () => {
       expect(r.isError, JSON.stringify(args)).toBe(true);
       expect(r.text).toContain(message);
     }
-    expect(s3.requests.slice(n).filter((r) => r.method === 'PUT')).toEqual([]);
     const entries = await create({ entries: [{ logical_key: 'notes.txt', text: 'x' }] });
     expect(entries.isError).toBe(true);
     expect(entries.text).toContain('Package entries failed validation');
+    expect(s3.requests.slice(n).filter((r) => r.method === 'PUT')).toEqual([]);
     expect(await listKeys(WF, '.quilt/named_packages/')).toEqual([]);
     const elsewhere = await call(h.client, 'package_create', { bucket: REG, name: 'team/wf', workflow: 'free', entries: [{ logical_key: 'a', text: 'a' }] });
     expect(elsewhere.isError).toBe(true);

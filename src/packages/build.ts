@@ -44,26 +44,36 @@ async function hashS3Object(ctx: RuntimeContext, loc: S3Location) {
   }
 }
 
-/** Entries for the sources, in walk order of nothing in particular (the writer sorts). */
+export interface Materialized {
+  entries: ManifestEntry[];
+  /**
+   * Stores the text entries (and fills in their physical keys). Separate, so that everything that
+   * can refuse a revision (workflow checks) runs before anything is written.
+   */
+  store(): Promise<void>;
+}
+
+/** Entries for the sources: S3 objects read once and checksummed; text checksummed in memory. */
 export async function materialize(
   ctx: RuntimeContext,
   registry: string,
   name: string,
   sources: readonly Source[],
   extras: Pick<ToolExtras, 'progress' | 'signal'>,
-): Promise<ManifestEntry[]> {
+): Promise<Materialized> {
   const seen = new Set<string>();
   for (const s of sources) {
     validateLogicalKey(s.logicalKey);
     if (seen.has(s.logicalKey)) throw new ToolError('invalid_input', `The logical key "${s.logicalKey}" is given twice.`);
     seen.add(s.logicalKey);
   }
+  const texts: { entry: ManifestEntry; body: Buffer }[] = [];
   let done = 0;
-  return mapBounded(sources, CONCURRENCY, async (s) => {
+  const entries = await mapBounded(sources, CONCURRENCY, async (s) => {
     if (extras.signal.aborted) throw new ToolError('invalid_input', 'Cancelled by the client; nothing was committed.');
     let entry: ManifestEntry;
-    try {
-      if ('s3' in s) {
+    if ('s3' in s) {
+      try {
         const { size, hash, versionId } = await hashS3Object(ctx, s.s3);
         entry = {
           logical_key: s.logicalKey,
@@ -72,27 +82,37 @@ export async function materialize(
           hash: { type: 'sha2-256-chunked', value: hash },
           meta: entryMeta(s.meta),
         };
-      } else {
-        const body = Buffer.from(s.text, 'utf8');
-        const key = `${name}/${s.logicalKey}`;
-        const { versionId } = await putBody(ctx, registry, key, body, guessContentType(key, true));
-        entry = {
-          logical_key: s.logicalKey,
-          physical_keys: [formatPhysicalKey({ bucket: registry, key, versionId })],
-          size: body.length,
-          hash: { type: 'sha2-256-chunked', value: chunkedHashOf(body) },
-          meta: entryMeta(s.meta),
-        };
+      } catch (err) {
+        throw entryError(s.logicalKey, formatS3Uri(s.s3), err);
       }
-    } catch (err) {
-      const where = 's3' in s ? formatS3Uri(s.s3) : 'its text';
-      const e = toToolError(err);
-      throw new ToolError(e.code, `Entry "${s.logicalKey}" (from ${where}): ${e.message}`, e.hint);
+    } else {
+      const body = Buffer.from(s.text, 'utf8');
+      entry = { logical_key: s.logicalKey, physical_keys: [], size: body.length, hash: { type: 'sha2-256-chunked', value: chunkedHashOf(body) }, meta: entryMeta(s.meta) };
+      texts.push({ entry, body });
     }
     done++;
     await extras.progress(done, sources.length, `${done} of ${sources.length} entries`);
     return entry;
   });
+  return {
+    entries,
+    async store() {
+      await mapBounded(texts, CONCURRENCY, async ({ entry, body }) => {
+        const key = `${name}/${entry.logical_key}`;
+        try {
+          const { versionId } = await putBody(ctx, registry, key, body, guessContentType(key, true));
+          entry.physical_keys = [formatPhysicalKey({ bucket: registry, key, versionId })];
+        } catch (err) {
+          throw entryError(entry.logical_key, 'its text', err);
+        }
+      });
+    },
+  };
+}
+
+function entryError(logicalKey: string, where: string, err: unknown): ToolError {
+  const e = toToolError(err);
+  return new ToolError(e.code, `Entry "${logicalKey}" (from ${where}): ${e.message}`, e.hint);
 }
 
 export interface Pushed {

@@ -41,7 +41,7 @@ const workflowArg = z
   .optional()
   .describe("Bucket workflow id (from .quilt/workflows/config.yml); omit for the bucket's default, null for none when allowed");
 
-/** Checks the bucket's workflow, hashes the sources, then pushes: a failed check costs no data read or written. */
+/** Checks the bucket's workflow, hashes the sources, then stores and pushes: nothing is written before every check passed. */
 async function commit(
   ctx: RuntimeContext,
   extras: ToolExtras,
@@ -55,8 +55,9 @@ async function commit(
   const head = makeHeader(wf.record);
   wf.before({ name, message: head.message, userMeta: head.user_meta ?? undefined });
   const added = await materialize(ctx, bucket, name, sources, extras);
-  const entries = [...kept, ...added];
+  const entries = [...kept, ...added.entries];
   wf.after(entries);
+  await added.store();
   const pushed = await push(ctx, bucket, name, head, entries, target.expected);
   const total_size = entries.reduce((n, e) => n + e.size, 0);
   const data = { bucket, name, top_hash: pushed.hash, tag: pushed.tag, entries: entries.length, total_size, ...revisionLinks(ctx, bucket, name, pushed.hash) };
