@@ -183,6 +183,10 @@ describe('package round trip', () => {
 
     const one = ok(await call(h.client, 'package_browse', { bucket: REG, name: 'team/alpha', ref: first.slice(0, 8), path: 'hello.txt' }));
     expect(one.items).toEqual([expect.objectContaining({ logical_key: 'hello.txt', size: 13, user_meta: { kind: 'greeting' } })]);
+    // A package file is read through its s3_uri (the physical key unquoted).
+    const csv = ok(await call(h.client, 'package_browse', { bucket: REG, name: 'team/alpha', path: 'data/table.csv' }));
+    expect(csv.items[0].s3_uri).toBe(`s3://${DATA}/raw/nested/deep/é.csv`);
+    expect(ok(await call(h.client, 'bucket_object_text', { uri: csv.items[0].s3_uri })).text).toBe('a,b\n1,2\n');
 
     const seen: string[] = [];
     let cursor: string | undefined;

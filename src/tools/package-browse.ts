@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { parseBucket } from '../aws/s3-uri.js';
+import { formatS3Uri, parseBucket } from '../aws/s3-uri.js';
+import { parsePhysicalKey } from '../packages/physical-keys.js';
 import { browseManifest, type BrowseItem } from '../packages/browse.js';
 import type { ManifestEntry } from '../packages/manifest.js';
 import { parsePackageName } from '../packages/names.js';
@@ -16,13 +17,22 @@ const item = z.object({
   files: z.number().optional().describe('Directories: number of files under it'),
   hash: z.string().optional(),
   hash_type: z.string().optional(),
-  physical_key: z.string().optional(),
+  physical_key: z.string().optional().describe('As stored in the manifest (URL-quoted, quilt3 form)'),
+  s3_uri: z.string().optional().describe('The same object as an s3:// URI the bucket_object_* tools take'),
   user_meta: z.unknown().optional(),
 });
 
 const userMetaOf = (e: ManifestEntry) => {
   const m = e.meta && typeof e.meta === 'object' ? e.meta['user_meta'] : undefined;
   return m === undefined || m === null ? undefined : toPlain(m);
+};
+
+const s3UriOf = (pk: string | undefined) => {
+  try {
+    return pk ? formatS3Uri(parsePhysicalKey(pk)) : undefined;
+  } catch {
+    return undefined; // not in S3 (a local path from an old quilt3 build)
+  }
 };
 
 const fileItem = (e: ManifestEntry) => ({
@@ -32,6 +42,7 @@ const fileItem = (e: ManifestEntry) => ({
   hash: e.hash.value,
   hash_type: e.hash.type,
   physical_key: e.physical_keys[0],
+  s3_uri: s3UriOf(e.physical_keys[0]),
   user_meta: userMetaOf(e),
 });
 
@@ -42,7 +53,7 @@ export const packageBrowse = defineTool({
   title: 'Browse a package',
   description:
     "Show a Quilt package revision like a directory: its message and metadata, then the files and folders at a path (or every file " +
-    'below it with recursive=true), each with size, hash and physical location. Give a file\'s logical key as path to see that one entry. ' +
+    'below it with recursive=true), each with size, hash and location (s3_uri, readable with bucket_object_text). Give a file\'s logical key as path to see that one entry. ' +
     'Pages through large packages with next_cursor.',
   toolset: 'packages',
   kind: 'read',
