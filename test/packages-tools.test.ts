@@ -181,7 +181,7 @@ describe('package round trip', () => {
     const folder = ok(await call(h.client, 'package_browse', { bucket: REG, name: 'team/alpha', path: 'data/' }));
     expect(folder.items.map((i: { logical_key: string }) => i.logical_key)).toEqual(['data/big.bin', 'data/table.csv']);
 
-    const one = ok(await call(h.client, 'package_browse', { bucket: REG, name: 'team/alpha', ref: first.slice(0, 8), path: 'hello.txt' }));
+    const one = ok(await call(h.client, 'package_browse', { bucket: REG, name: 'team/alpha', hash_or_tag: first.slice(0, 8), path: 'hello.txt' }));
     expect(one.items).toEqual([expect.objectContaining({ logical_key: 'hello.txt', size: 13, user_meta: { kind: 'greeting' } })]);
     // A package file is read through its s3_uri (the physical key unquoted).
     const csv = ok(await call(h.client, 'package_browse', { bucket: REG, name: 'team/alpha', path: 'data/table.csv' }));
@@ -434,7 +434,7 @@ describe('failures', () => {
     const both = await call(h.client, 'package_create', { bucket: REG, name: 'team/bad', entries: [{ logical_key: 'a', text: 'x', s3_uri: `s3://${DATA}/raw/hello.txt` }] });
     expect(both.isError).toBe(true);
     expect(both.text).toContain('exactly one of s3_uri or text');
-    const ref = await call(h.client, 'package_browse', { bucket: REG, name: 'other/beta', ref: 'v1.0' });
+    const ref = await call(h.client, 'package_browse', { bucket: REG, name: 'other/beta', hash_or_tag: 'v1.0' });
     expect(ref.isError).toBe(true);
     expect(ref.text).toContain('neither a top hash nor a tag');
   });

@@ -7,7 +7,7 @@ import { fromPlain, type PyJson } from '../packages/pyjson.js';
 
 export const packageNameArg = z.string().min(3).describe('Package name "user/name", e.g. "team/dataset"');
 
-export const refArg = z
+export const hashOrTagArg = z
   .string()
   .optional()
   .describe('Revision: "latest" (default), a timestamp tag, a top hash or a unique prefix of one (6+ hex digits)');

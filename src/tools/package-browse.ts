@@ -8,7 +8,7 @@ import { toPlain } from '../packages/pyjson.js';
 import { resolveRevision, streamManifest } from '../packages/registry.js';
 import { bucketArg } from './args.js';
 import { defineTool } from './define.js';
-import { decodeCursor, encodeCursor, packageNameArg, refArg, revisionLinks } from './package-args.js';
+import { decodeCursor, encodeCursor, packageNameArg, hashOrTagArg, revisionLinks } from './package-args.js';
 
 const item = z.object({
   type: z.enum(['file', 'dir']),
@@ -60,7 +60,7 @@ export const packageBrowse = defineTool({
   input: {
     bucket: bucketArg,
     name: packageNameArg,
-    ref: refArg,
+    hash_or_tag: hashOrTagArg,
     path: z.string().optional().describe('Folder ("data/") or file ("data/table.csv") inside the package; default: top level'),
     recursive: z.boolean().default(false).describe('List every file below path instead of one level'),
     limit: z.number().int().min(1).max(1000).default(100).describe('Items per page (1-1000, default 100)'),
@@ -88,7 +88,7 @@ export const packageBrowse = defineTool({
     const path = (args.path ?? '').replace(/^\/+/, '');
     const cur = decodeCursor(args.cursor, ['hash', 'after']);
     // A cursor pins the revision it started on, so pages stay consistent when latest moves.
-    const hash = cur?.hash ?? (await resolveRevision(ctx, bucket, name, args.ref)).hash;
+    const hash = cur?.hash ?? (await resolveRevision(ctx, bucket, name, args.hash_or_tag)).hash;
     const r = await browseManifest(streamManifest(ctx, bucket, hash), { path, recursive: args.recursive, limit: args.limit, after: cur?.after });
     const dir = path.replace(/\/+$/, '');
     const prefix = dir ? `${dir}/` : '';
