@@ -1,6 +1,6 @@
 /**
  * The runtime context of one tool call: who is calling, with which AWS credentials and catalog
- * session, and what they may touch. Tools get everything from it, never from process.env, files
+ * session, and what they may touch. Tools get everything from it, never from the environment, files
  * or globals, so desktop and JWT mode run the same tool code and concurrent users stay apart.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';

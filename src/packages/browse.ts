@@ -66,10 +66,11 @@ export async function browseManifest(records: AsyncIterable<ManifestHeader | Man
   let totalSize = 0;
   let count = 0;
   let file: ManifestEntry | undefined;
-  const byName = (a: BrowseItem, b: BrowseItem) => (opts.recursive ? compareWalkOrder(a.name, b.name) : compareCodePoints(a.name, b.name));
+  const compareNames = opts.recursive ? compareWalkOrder : compareCodePoints;
+  const byName = (a: BrowseItem, b: BrowseItem) => compareNames(a.name, b.name);
   const files = new SmallestK<BrowseItem>(opts.limit + 1, byName);
   const dirs = new Map<string, { files: number; size: number }>();
-  const afterCursor = (name: string) => opts.after === undefined || byName({ type: 'dir', name, files: 0, size: 0 }, { type: 'dir', name: opts.after, files: 0, size: 0 }) > 0;
+  const afterCursor = (name: string) => opts.after === undefined || compareNames(name, opts.after) > 0;
 
   for await (const rec of records) {
     if (!header) {

@@ -8,6 +8,7 @@ import { withS3 } from '../aws/s3.js';
 import type { BucketAction, RuntimeContext } from '../context.js';
 import { ToolError, fromAwsError } from '../errors.js';
 import { TOP_HASH, SHORT_HASH, parseTopHash } from './names.js';
+import { compareCodePoints } from './pyjson.js';
 import { readManifest, manifestLines, type ManifestEntry, type ManifestHeader } from './manifest.js';
 
 export const NAMED = '.quilt/named_packages/';
@@ -24,10 +25,10 @@ interface ObjectText {
 }
 
 /** A small object's text, or undefined when it does not exist. */
-export async function getText(ctx: RuntimeContext, bucket: string, key: string): Promise<ObjectText | undefined> {
+export async function getText(ctx: RuntimeContext, bucket: string, key: string, signal?: AbortSignal): Promise<ObjectText | undefined> {
   try {
     return await withS3(ctx, { bucket, key, action: 'read', verb: 'read' }, async (client, { GetObjectCommand }) => {
-      const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
       const text = (await out.Body?.transformToString('utf-8')) ?? '';
       return { text, lastModified: out.LastModified, etag: out.ETag, versionId: out.VersionId };
     });
@@ -89,7 +90,7 @@ export async function listKeys(
   ctx: RuntimeContext,
   bucket: string,
   prefix: string,
-  { max = Infinity, action = 'list' as BucketAction } = {},
+  { max = Infinity, action = 'list' as BucketAction, signal }: { max?: number; action?: BucketAction; signal?: AbortSignal | undefined } = {},
 ): Promise<{ keys: ListedKey[]; truncated: boolean }> {
   return withS3(ctx, { bucket, key: prefix, action, verb: 'list the objects of' }, async (client, { ListObjectsV2Command }) => {
     const keys: ListedKey[] = [];
@@ -97,6 +98,7 @@ export async function listKeys(
     do {
       const out = await client.send(
         new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
+        { abortSignal: signal },
       );
       for (const o of out.Contents ?? []) {
         if (keys.length >= max) return { keys, truncated: true };
@@ -108,6 +110,38 @@ export async function listKeys(
   });
 }
 
+export interface ListedPackage {
+  name: string;
+  /** When `latest` was last written. */
+  modified?: Date | undefined;
+  /** Timestamp pointers. */
+  revisions: number;
+}
+
+/**
+ * The packages of a registry (those with a `latest` pointer), sorted by name, from one listing of
+ * their pointers. With `max`, stops after that many pointer keys and says so.
+ */
+export async function listPackages(
+  ctx: RuntimeContext,
+  bucket: string,
+  { prefix = '', max, signal }: { prefix?: string; max?: number; signal?: AbortSignal } = {},
+): Promise<{ packages: ListedPackage[]; scanned: number; truncated: boolean }> {
+  const { keys, truncated } = await listKeys(ctx, bucket, `${NAMED}${prefix}`, { max, signal });
+  const byName = new Map<string, ListedPackage>();
+  for (const k of keys) {
+    const m = /^([^/]+\/[^/]+)\/([^/]+)$/.exec(k.key.slice(NAMED.length));
+    if (!m) continue;
+    const [, name = '', tag = ''] = m;
+    const p = byName.get(name) ?? { name, revisions: 0 };
+    if (tag === 'latest') p.modified = k.lastModified;
+    else if (/^\d+$/.test(tag)) p.revisions++;
+    byName.set(name, p);
+  }
+  const packages = [...byName.values()].filter((p) => p.modified).sort((a, b) => compareCodePoints(a.name, b.name));
+  return { packages, scanned: keys.length, truncated };
+}
+
 export interface Revision {
   hash: string;
   /** The tag the caller named (`latest` or a timestamp), when it was not a hash. */
@@ -115,8 +149,8 @@ export interface Revision {
 }
 
 /** The hash a pointer holds, or undefined when the pointer does not exist. */
-export async function readPointer(ctx: RuntimeContext, bucket: string, name: string, tag: string) {
-  const obj = await getText(ctx, bucket, `${pointerPrefix(name)}${tag}`);
+export async function readPointer(ctx: RuntimeContext, bucket: string, name: string, tag: string, signal?: AbortSignal) {
+  const obj = await getText(ctx, bucket, `${pointerPrefix(name)}${tag}`, signal);
   if (!obj) return undefined;
   const hash = obj.text.trim();
   if (!TOP_HASH.test(hash)) {

@@ -7,11 +7,11 @@ import { withS3 } from '../aws/s3.js';
 import type { RuntimeContext } from '../context.js';
 import { mapBounded } from '../concurrency.js';
 import { quiltPlusUri } from '../catalog/urls.js';
+import { listPackages, readPointer } from '../packages/registry.js';
 import type { Scope, SearchHit, SearchPage } from './types.js';
 
 /** Keys listed per bucket and kind before the scan stops (10 list calls). */
 export const SCAN_LIMIT = 10_000;
-const NAMED = '.quilt/named_packages/';
 
 function matcher(query: string): (text: string) => boolean {
   const words = query
@@ -62,36 +62,20 @@ async function scanObjects(ctx: RuntimeContext, bucket: string, match: (s: strin
 }
 
 async function scanPackages(ctx: RuntimeContext, bucket: string, match: (s: string) => boolean, limit: number, signal: AbortSignal): Promise<Scan> {
-  const out: Scan = { hits: [], matched: 0, scanned: 0, truncated: false };
-  await withS3(ctx, { bucket, action: 'list', verb: 'search the packages of' }, async (client, { ListObjectsV2Command, GetObjectCommand }) => {
-    const found: Array<{ name: string; modified: Date | undefined }> = [];
-    let token: string | undefined;
-    do {
-      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: NAMED, ContinuationToken: token, MaxKeys: 1000 }), { abortSignal: signal });
-      for (const o of page.Contents ?? []) {
-        out.scanned++;
-        const m = /^\.quilt\/named_packages\/([^/]+\/[^/]+)\/latest$/.exec(o.Key ?? '');
-        if (!m?.[1] || !match(m[1])) continue;
-        out.matched++;
-        if (found.length < limit) found.push({ name: m[1], modified: o.LastModified });
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      if (token && out.scanned >= SCAN_LIMIT) out.truncated = true;
-    } while (token && !out.truncated);
-    out.hits = await mapBounded(found, 8, async ({ name, modified }) => {
-      const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: `${NAMED}${name}/latest` }), { abortSignal: signal });
-      const hash = (await res.Body?.transformToString())?.trim();
-      return {
-        type: 'package' as const,
-        bucket,
-        name,
-        hash,
-        modified: modified?.toISOString(),
-        quilt_uri: quiltPlusUri(bucket, name, { hash }),
-      };
-    });
+  const { packages, scanned, truncated } = await listPackages(ctx, bucket, { max: SCAN_LIMIT, signal });
+  const found = packages.filter((p) => match(p.name));
+  const hits = await mapBounded(found.slice(0, limit), 8, async ({ name, modified }) => {
+    const hash = (await readPointer(ctx, bucket, name, 'latest', signal))?.hash;
+    return {
+      type: 'package' as const,
+      bucket,
+      name,
+      hash,
+      modified: modified?.toISOString(),
+      quilt_uri: quiltPlusUri(bucket, name, { hash }),
+    };
   });
-  return out;
+  return { hits, matched: found.length, scanned, truncated };
 }
 
 export async function searchS3(ctx: RuntimeContext, req: { query: string; scope: Scope; buckets: string[]; limit: number; signal: AbortSignal }): Promise<SearchPage> {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { parseBucket } from '../aws/s3-uri.js';
 import { mapBounded } from '../concurrency.js';
 import { compareCodePoints } from '../packages/pyjson.js';
-import { NAMED, listKeys, readPointer } from '../packages/registry.js';
+import { NAMED, listPackages, readPointer } from '../packages/registry.js';
 import { bucketArg, isoDate } from './args.js';
 import { defineTool } from './define.js';
 import { decodeCursor, encodeCursor, revisionLinks } from './package-args.js';
@@ -39,28 +39,16 @@ export const packageList = defineTool({
     const bucket = parseBucket(args.bucket);
     const prefix = (args.prefix ?? '').replace(/^\/+/, '');
     const after = decodeCursor(args.cursor, ['after'])?.after;
-    const { keys } = await listKeys(ctx, bucket, `${NAMED}${prefix}`);
-    const byName = new Map<string, { modified?: Date | undefined; revisions: number }>();
-    for (const k of keys) {
-      const m = /^(.+\/.+)\/([^/]+)$/.exec(k.key.slice(NAMED.length));
-      if (!m) continue;
-      const [, name = '', tag] = m;
-      const p = byName.get(name) ?? { revisions: 0 };
-      if (tag === 'latest') p.modified = k.lastModified;
-      else if (/^\d+$/.test(tag ?? '')) p.revisions++;
-      byName.set(name, p);
-    }
-    const names = [...byName].filter(([n, p]) => p.modified && (after === undefined || compareCodePoints(n, after) > 0)).map(([n]) => n);
-    names.sort(compareCodePoints);
+    const listed = (await listPackages(ctx, bucket, { prefix })).packages;
+    const names = listed.filter((p) => after === undefined || compareCodePoints(p.name, after) > 0);
     const page = names.slice(0, args.limit);
-    const packages = await mapBounded(page, 8, async (name) => {
+    const packages = await mapBounded(page, 8, async ({ name, modified, revisions }) => {
       const latest = await readPointer(ctx, bucket, name, 'latest');
       if (!latest) return undefined; // deleted meanwhile
-      const p = byName.get(name)!;
-      return { name, top_hash: latest.hash, modified: isoDate(p.modified), revisions: p.revisions, ...revisionLinks(ctx, bucket, name, latest.hash) };
+      return { name, top_hash: latest.hash, modified: isoDate(modified), revisions, ...revisionLinks(ctx, bucket, name, latest.hash) };
     });
     const found = packages.filter((p) => p !== undefined);
-    const next_cursor = names.length > page.length ? encodeCursor({ after: page[page.length - 1]! }) : undefined;
+    const next_cursor = names.length > page.length ? encodeCursor({ after: page[page.length - 1]!.name }) : undefined;
     const lines = found.map((p) => `${p.name}  ${p.top_hash.slice(0, 12)}  ${p.modified ?? ''}  (${p.revisions} revision${p.revisions === 1 ? '' : 's'})`);
     if (found.length === 0) {
       // A real, empty answer (the listing succeeded); failures above are errors, never this.
