@@ -434,6 +434,9 @@ describe('failures', () => {
     const both = await call(h.client, 'package_create', { bucket: REG, name: 'team/bad', entries: [{ logical_key: 'a', text: 'x', s3_uri: `s3://${DATA}/raw/hello.txt` }] });
     expect(both.isError).toBe(true);
     expect(both.text).toContain('exactly one of s3_uri or text');
+    const unknown = await call(h.client, 'package_browse', { bucket: REG, name: 'other/beta', hash_or_tag: 'ab'.repeat(32) });
+    expect(unknown.isError).toBe(true);
+    expect(unknown.text).toContain(`There is no package revision ${'ab'.repeat(32)} in ${REG}`);
     const ref = await call(h.client, 'package_browse', { bucket: REG, name: 'other/beta', hash_or_tag: 'v1.0' });
     expect(ref.isError).toBe(true);
     expect(ref.text).toContain('neither a top hash nor a tag');

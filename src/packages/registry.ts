@@ -169,7 +169,7 @@ export async function resolveRevision(ctx: RuntimeContext, bucket: string, name:
     throw new ToolError(
       'not_found',
       keys.length ? `The hash prefix "${r}" matches several revisions in ${bucket}.` : `No revision in ${bucket} has a hash starting "${r}".`,
-      keys.length ? 'Give more digits of the hash.' : `List revisions with package_list or give the full hash.`,
+      keys.length ? 'Give more digits of the hash.' : 'Check the hash; package_browse without hash_or_tag shows the latest revision.',
     );
   }
   if (!/^(latest|\d+)$/.test(r)) {
@@ -195,6 +195,11 @@ export async function* streamManifest(ctx: RuntimeContext, bucket: string, hash:
   const body = await withS3(ctx, { bucket, key, action: 'read', verb: 'read the package manifest' }, async (client, { GetObjectCommand }) => {
     const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     return out.Body as Readable;
+  }).catch((err: unknown) => {
+    if (err instanceof ToolError && err.code === 'not_found') {
+      throw new ToolError('not_found', `There is no package revision ${hash} in ${bucket} (no manifest at ${key}).`, 'Check the hash; package_browse without hash_or_tag shows the latest revision.');
+    }
+    throw err;
   });
   try {
     yield* readManifest(body);

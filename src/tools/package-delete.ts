@@ -43,7 +43,7 @@ export const packageDelete = defineTool({
     const doomed = pointers.filter((p) => p.tag !== 'latest' && (target === undefined || p.hash === target));
     const latest = pointers.find((p) => p.tag === 'latest')?.hash;
     if (target && doomed.length === 0 && latest !== target) {
-      throw new ToolError('not_found', `Package ${name} has no revision ${target} in ${bucket}.`, 'List its revisions with package_list.');
+      throw new ToolError('not_found', `Package ${name} has no revision ${target} in ${bucket}.`, 'package_browse without hash_or_tag shows the latest revision.');
     }
     const remaining = pointers
       .filter((p) => p.tag !== 'latest' && !doomed.includes(p) && p.hash)
