@@ -5,7 +5,6 @@
  * manifest header as quilt3 records it: `{id, config, schemas?}`.
  */
 import type { ValidateFunction } from 'ajv';
-import { parse as parseYaml } from 'yaml';
 import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
 import { lazy } from '../lazy.js';
@@ -17,7 +16,8 @@ import { getText } from './registry.js';
 
 export const WORKFLOW_CONFIG = '.quilt/workflows/config.yml';
 
-// Only loaded when a bucket has workflows with schemas.
+// Loaded on first use, not at startup: only package writes to buckets with workflows need them.
+const loadYaml = lazy(() => import('yaml'));
 const loadAjv = lazy(async () => {
   const { Ajv } = await import('ajv');
   return new Ajv({ strict: false, allErrors: false });
@@ -50,10 +50,11 @@ export interface WorkflowCheck {
 
 const fail = (msg: string, hint?: string) => new ToolError('invalid_input', `Workflow check failed: ${msg}`, hint);
 
-function parseConfig(text: string, bucket: string): Config {
+async function parseConfig(text: string, bucket: string): Promise<Config> {
+  const { parse } = await loadYaml();
   let raw: unknown;
   try {
-    raw = parseYaml(text);
+    raw = parse(text);
   } catch {
     throw new ToolError('upstream_error', `s3://${bucket}/${WORKFLOW_CONFIG} is not valid YAML.`, 'Fix the bucket\'s workflows config.');
   }
@@ -110,7 +111,7 @@ export async function loadWorkflow(ctx: RuntimeContext, bucket: string, workflow
     }
     return { before: () => undefined, after: () => undefined, record: undefined };
   }
-  const config = parseConfig(obj.text, bucket);
+  const config = await parseConfig(obj.text, bucket);
   const id = workflow === undefined ? (config.default_workflow ?? null) : workflow;
   const ids = Object.keys(config.workflows);
   let spec: WorkflowSpec = {};
