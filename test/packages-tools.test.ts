@@ -23,6 +23,7 @@ let s3: LocalS3;
 let h: Harness;
 let deny: (r: S3Request) => string | undefined = () => undefined;
 let before: (r: S3Request) => Promise<void> | void = () => undefined;
+let cut: (r: S3Request) => number | undefined = () => undefined;
 
 const chunked = (buf: Buffer, chunk = 8 * MiB) => {
   const outer = createHash('sha256');
@@ -78,7 +79,7 @@ const ok = (r: ToolCall) => {
 };
 
 beforeAll(async () => {
-  s3 = await startS3({ buckets: [REG, DATA, WF], deny: (r) => deny(r), before: (r) => before(r) });
+  s3 = await startS3({ buckets: [REG, DATA, WF], deny: (r) => deny(r), before: (r) => before(r), cut: (r) => cut(r) });
   await s3.put(DATA, 'raw/hello.txt', 'Hello, World!');
   await s3.put(DATA, 'raw/empty.bin', '');
   await s3.put(DATA, 'raw/big.bin', BIG);
@@ -469,6 +470,27 @@ describe('failures', () => {
       deny = () => undefined;
     }
     expect(await listKeys(REG, '.quilt/named_packages/team/halfway/')).toEqual([]);
+  });
+
+  it('a connection cut while a source streams fails cleanly and commits nothing', async () => {
+    cut = (r) => (r.method === 'GET' && r.key === 'raw/big.bin' ? MiB : undefined);
+    try {
+      const r = await call(h.client, 'package_create', {
+        bucket: REG,
+        name: 'team/cut',
+        entries: [
+          { logical_key: 'big.bin', s3_uri: `s3://${DATA}/raw/big.bin` },
+          { logical_key: 'note.txt', text: 'stored only if everything else worked' },
+        ],
+      });
+      expect(r.isError).toBe(true);
+      expect(r.text).toContain('Entry "big.bin"');
+      expect(r.text).not.toMatch(/\n\s+at /); // no stack trace
+    } finally {
+      cut = () => undefined;
+    }
+    expect(await listKeys(REG, '.quilt/named_packages/team/cut/')).toEqual([]);
+    expect(await listKeys(REG, 'team/cut/')).toEqual([]);
   });
 
   it('an update racing another writer is refused, not lost', async () => {

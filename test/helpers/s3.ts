@@ -32,6 +32,8 @@ export interface S3Options {
   buckets: string[];
   /** Requests the proxy refuses, with the S3 error code to answer (AccessDenied, ExpiredToken...). */
   deny?: (req: S3Request) => string | undefined;
+  /** Bytes of the response body after which the connection is cut (a network failure mid-stream). */
+  cut?: (req: S3Request) => number | undefined;
   /** Awaited before a request is forwarded: lets a test act "at the same moment" as the server. */
   before?: (req: S3Request) => Promise<void> | void;
 }
@@ -96,7 +98,19 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
           return;
         }
         res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
+        const cut = opts.cut?.(r);
+        if (cut === undefined) return void up.pipe(res);
+        let sent = 0;
+        up.on('data', (c: Buffer) => {
+          if (sent + c.length <= cut) {
+            sent += c.length;
+            res.write(c);
+            return;
+          }
+          res.write(c.subarray(0, cut - sent), () => res.destroy());
+          up.destroy();
+        });
+        up.on('end', () => res.end());
       },
     );
     // A client that gives up on a response (e.g. stops reading a stream) must not leave s3rver writing.
