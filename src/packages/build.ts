@@ -69,6 +69,7 @@ export async function materialize(
   }
   const texts: { entry: ManifestEntry; body: Buffer }[] = [];
   let done = 0;
+  const step = Math.max(1, Math.ceil(sources.length / 100));
   const entries = await mapBounded(sources, CONCURRENCY, async (s) => {
     if (extras.signal.aborted) throw new ToolError('invalid_input', 'Cancelled by the client; nothing was committed.');
     let entry: ManifestEntry;
@@ -91,7 +92,8 @@ export async function materialize(
       texts.push({ entry, body });
     }
     done++;
-    await extras.progress(done, sources.length, `${done} of ${sources.length} entries`);
+    // At most ~100 notifications, however many sources.
+    if (done === sources.length || done % step === 0) await extras.progress(done, sources.length, `${done} of ${sources.length} entries`);
     return entry;
   });
   return {
