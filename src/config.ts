@@ -29,6 +29,12 @@ export interface AwsSettings {
   responseChecksumValidation: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED' | undefined;
 }
 
+/** Operator defaults for Athena queries; a tool's own `workgroup` argument wins over them. */
+export interface AthenaSettings {
+  workgroup: string | undefined;
+  outputLocation: string | undefined;
+}
+
 export interface JwtSettings {
   secret: string | undefined;
   jwksUrl: string | undefined;
@@ -60,7 +66,7 @@ export interface Config {
     /** Hosts a token's catalog_url / registry_url may point at (JWT mode). */
     allowedHosts: string[];
   };
-  athena: { workgroup: string | undefined; outputLocation: string | undefined };
+  athena: AthenaSettings;
   jwt: JwtSettings;
 }
 

@@ -45,6 +45,8 @@ export interface AwsTarget {
   action: string;
   bucket?: string | undefined;
   key?: string | undefined;
+  /** What is acted on when it is not a bucket or object, e.g. 'Athena workgroup "primary"'. */
+  resource?: string | undefined;
 }
 
 interface AwsLikeError {
@@ -70,7 +72,7 @@ const NETWORK_CODES = new Set([
 function describe(t: AwsTarget): string {
   if (t.bucket && t.key !== undefined) return `s3://${t.bucket}/${t.key}`;
   if (t.bucket) return `bucket "${t.bucket}"`;
-  return 'AWS';
+  return t.resource ?? 'AWS';
 }
 
 function networkCode(err: unknown): string | undefined {
@@ -112,6 +114,7 @@ export function fromAwsError(err: unknown, target: AwsTarget): ToolError {
     case 'NotFound':
       return new ToolError('not_found', `${what} does not exist.`, 'Check the name with bucket_objects_list.');
     case 'AccessDenied':
+    case 'AccessDeniedException':
     case 'Forbidden':
     case 'AllAccessDisabled':
     case 'AccountProblem':

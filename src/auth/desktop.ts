@@ -120,7 +120,7 @@ export class DesktopAuthService implements AuthService {
         const s = (session = new Quilt3Session(dir, registry, logger));
         aws = {
           source: `quilt3 login session (${s.registryUrl})`,
-          clients: new AwsClients(s.awsCredentials, { settings: config.aws, defaultRegion: region }),
+          clients: new AwsClients(s.awsCredentials, { settings: config.aws, defaultRegion: region, athena: config.athena }),
           expiresAt: () => s.credentialsExpiry,
         };
         logger.info('Using the quilt3 login session', { registry: s.registryUrl });
@@ -128,7 +128,7 @@ export class DesktopAuthService implements AuthService {
         const chain = tracked(this.chain());
         aws = {
           source: describeChain(config),
-          clients: new AwsClients(chain.provider, { settings: config.aws, defaultRegion: region }),
+          clients: new AwsClients(chain.provider, { settings: config.aws, defaultRegion: region, athena: config.athena }),
           expiresAt: chain.expiresAt,
         };
         logger.info('No quilt3 login session; using the default AWS credential chain', { dir });

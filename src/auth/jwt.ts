@@ -165,7 +165,7 @@ export class JwtAuthService implements AuthService {
       let entry = this.clients.get(key);
       if (!entry) {
         entry = {
-          clients: new AwsClients(() => this.broker.credentials(request), { settings: this.config.aws, defaultRegion: this.region }),
+          clients: new AwsClients(() => this.broker.credentials(request), { settings: this.config.aws, defaultRegion: this.region, athena: this.config.athena }),
           expiresAt: () => this.broker.expiryOf(request),
         };
         this.clients.set(key, entry);
@@ -184,7 +184,7 @@ export class JwtAuthService implements AuthService {
           this.now,
         );
         entry = {
-          clients: new AwsClients(creds.provider, { settings: this.config.aws, defaultRegion: this.region }),
+          clients: new AwsClients(creds.provider, { settings: this.config.aws, defaultRegion: this.region, athena: this.config.athena }),
           expiresAt: creds.expiresAt,
         };
         this.clients.set(key, entry);

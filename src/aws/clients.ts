@@ -4,9 +4,10 @@
  * The SDK modules are imported on first use: they cost more to load than the whole MCP server,
  * and a client that only lists tools must not pay for them.
  */
+import type { AthenaClient } from '@aws-sdk/client-athena';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { STSClient } from '@aws-sdk/client-sts';
-import type { AwsSettings } from '../config.js';
+import type { AthenaSettings, AwsSettings } from '../config.js';
 import { lazy } from '../lazy.js';
 
 export interface AwsCredentials {
@@ -23,11 +24,15 @@ export type S3Module = typeof import('@aws-sdk/client-s3');
 export const loadS3: () => Promise<S3Module> = lazy(() => import('@aws-sdk/client-s3'));
 export const loadSts = lazy(() => import('@aws-sdk/client-sts'));
 export const loadPresigner = lazy(() => import('@aws-sdk/s3-request-presigner'));
+export type AthenaModule = typeof import('@aws-sdk/client-athena');
+export const loadAthena: () => Promise<AthenaModule> = lazy(() => import('@aws-sdk/client-athena'));
 
 export interface ClientOptions {
   settings: AwsSettings;
   /** Region used when a call does not name one. */
   defaultRegion: string;
+  /** Operator defaults for Athena queries (ATHENA_WORKGROUP, ATHENA_OUTPUT_LOCATION). */
+  athena?: AthenaSettings | undefined;
 }
 
 const REQUEST_HANDLER = { connectionTimeout: 5_000, requestTimeout: 60_000 };
@@ -35,6 +40,7 @@ const REQUEST_HANDLER = { connectionTimeout: 5_000, requestTimeout: 60_000 };
 export class AwsClients {
   private readonly s3Clients = new Map<string, Promise<S3Client>>();
   private stsClient: Promise<STSClient> | undefined;
+  private athenaClient: Promise<AthenaClient> | undefined;
   private readonly bucketRegions = new Map<string, Promise<string>>();
 
   constructor(
@@ -44,6 +50,11 @@ export class AwsClients {
 
   get defaultRegion(): string {
     return this.options.defaultRegion;
+  }
+
+  /** The configured default workgroup and query output location (either may be unset). */
+  get athenaDefaults(): AthenaSettings {
+    return this.options.athena ?? { workgroup: undefined, outputLocation: undefined };
   }
 
   /** Settings shared by every client: explicit, so no client falls back on ambient config. */
@@ -89,6 +100,18 @@ export class AwsClients {
         new STSClient({
           ...this.common(defaultRegion),
           ...(settings.endpoints.sts ? { endpoint: settings.endpoints.sts } : {}),
+        }),
+    ));
+  }
+
+  /** Athena in the default region (one client: queries, workgroups and catalogs are regional). */
+  athena(): Promise<AthenaClient> {
+    const { settings, defaultRegion } = this.options;
+    return (this.athenaClient ??= loadAthena().then(
+      ({ AthenaClient }) =>
+        new AthenaClient({
+          ...this.common(defaultRegion),
+          ...(settings.endpoints.athena ? { endpoint: settings.endpoints.athena } : {}),
         }),
     ));
   }

@@ -1,4 +1,7 @@
 /** Every tool the server offers, in the order clients list them. */
+import { athenaDatabasesList, athenaTableSchema, athenaTablesList } from './athena-catalog.js';
+import { athenaQueryExecute } from './athena-query.js';
+import { athenaWorkgroupsList } from './athena-workgroups.js';
 import { authStatus } from './auth-status.js';
 import { bucketList } from './bucket-list.js';
 import { catalogUri } from './catalog-uri.js';
@@ -40,6 +43,11 @@ export const allTools: readonly AnyTool[] = [
   packageDelete,
   searchCatalogTool,
   catalogUri,
+  athenaWorkgroupsList,
+  athenaDatabasesList,
+  athenaTablesList,
+  athenaTableSchema,
+  athenaQueryExecute,
   jwtDiagnostics,
   validateJwtToken,
   sessionDiagnostics,
