@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { DEFAULT_CATALOG, defaultWorkgroup, fromAthenaError, withAthena } from '../aws/athena.js';
 import type { AthenaModule } from '../aws/clients.js';
 import { ToolError } from '../errors.js';
+import { formatBytes } from '../format.js';
 import { redact } from '../redact.js';
 import { checkReadStatement, convertValue, markdownTable } from './athena-sql.js';
 import { defineTool, type ToolExtras } from './define.js';
@@ -248,15 +249,3 @@ export const athenaQueryExecute = defineTool({
     });
   },
 });
-
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(1)} ${units[u]}`;
-}

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { formatS3Uri, parseBucket } from '../aws/s3-uri.js';
+import { formatBytes } from '../format.js';
 import { parsePhysicalKey } from '../packages/physical-keys.js';
 import { browseManifest, type BrowseItem } from '../packages/browse.js';
 import type { ManifestEntry } from '../packages/manifest.js';
@@ -45,8 +46,6 @@ const fileItem = (e: ManifestEntry) => ({
   s3_uri: s3UriOf(e.physical_keys[0]),
   user_meta: userMetaOf(e),
 });
-
-const fmtSize = (n: number) => (n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(2)} GiB`);
 
 export const packageBrowse = defineTool({
   name: 'package_browse',
@@ -116,8 +115,8 @@ export const packageBrowse = defineTool({
       next_cursor,
       ...revisionLinks(ctx, bucket, name, hash, path || undefined),
     };
-    const head = `${name}@${hash.slice(0, 12)} in ${bucket}: ${r.totalFiles} files, ${fmtSize(r.totalSize)}${data.message ? ` — "${data.message}"` : ''}`;
-    const lines = items.map((i) => (i.type === 'dir' ? `${i.logical_key}  (${i.files} files, ${fmtSize(i.size)})` : `${i.logical_key}  ${fmtSize(i.size)}`));
+    const head = `${name}@${hash.slice(0, 12)} in ${bucket}: ${r.totalFiles} files, ${formatBytes(r.totalSize)}${data.message ? ` — "${data.message}"` : ''}`;
+    const lines = items.map((i) => (i.type === 'dir' ? `${i.logical_key}  (${i.files} files, ${formatBytes(i.size)})` : `${i.logical_key}  ${formatBytes(i.size)}`));
     const shown = r.file ? `${path}:` : `${path || '/'}: ${r.count} item(s)${next_cursor ? `, showing ${items.length} (more: pass next_cursor)` : ''}`;
     return { data, text: [head, shown, ...lines].join('\n') };
   },
