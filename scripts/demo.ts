@@ -4,6 +4,7 @@
  * Claude Desktop does, and prints a transcript of real tool calls.
  */
 import { call, connectStdio, s3Env } from '../test/helpers/mcp.js';
+import { startAthena } from '../test/helpers/athena.js';
 import { startS3 } from '../test/helpers/s3.js';
 import { startSts } from '../test/helpers/sts.js';
 
@@ -26,6 +27,7 @@ async function main() {
     deny: (r) => (r.key.startsWith('restricted/') || r.query.get('prefix')?.startsWith('restricted/') ? 'AccessDenied' : undefined),
   });
   const sts = await startSts();
+  const athena = await startAthena();
   sts.identities.set('S3RVER', 'arn:aws:iam::123456789012:user/demo-user');
   await s3.put(BUCKET, 'README.md', '# Quilt demo bucket\n\nSample data for the quilt-mcp demo.\n', 'text/markdown');
   await s3.put(
@@ -37,7 +39,7 @@ async function main() {
   await s3.put(BUCKET, 'data/notes/2024-summary.md', '## 2024\n\nFour samples, all within range.\n', 'text/markdown');
   await s3.put(BUCKET, 'restricted/salaries.csv', 'name,salary\n', 'text/csv');
 
-  const h = await connectStdio(s3Env(s3.endpoint, { AWS_ENDPOINT_URL_STS: sts.endpoint, MCP_LOG_LEVEL: 'warning' }));
+  const h = await connectStdio(s3Env(s3.endpoint, { AWS_ENDPOINT_URL_STS: sts.endpoint, AWS_ENDPOINT_URL_ATHENA: athena.endpoint, MCP_LOG_LEVEL: 'warning' }));
   const step = async (title: string, tool: string, args: Record<string, unknown> = {}) => {
     console.log(`\n${color.bold(`▶ ${title}`)}`);
     console.log(color.dim(`  ${tool} ${JSON.stringify(args)}`));
@@ -81,6 +83,10 @@ async function main() {
       add: [{ logical_key: 'observations.md', text: '# Observations\n\nB1 is the coolest sample.\n' }],
     });
     if (!pkg.isError) await step('What changed?', 'package_diff', { bucket: BUCKET, name: 'demo/measurements', from: pkg.data.top_hash });
+    await step('Query a table with Athena (a local stand-in here)', 'athena_query_execute', {
+      database: 'analytics',
+      query: 'SELECT species, COUNT(*) AS n, AVG(score) AS avg_score FROM samples GROUP BY species ORDER BY species',
+    });
     await step('A clear error: a key that does not exist', 'bucket_object_text', { uri: `s3://${BUCKET}/data/missing.csv` });
     await step('A clear error: no permission', 'bucket_object_text', { uri: `s3://${BUCKET}/restricted/salaries.csv` });
     console.log(`\n${color.bold('Done.')} Run \`npm test\` for the full suite; see README.md to connect Claude Desktop.`);
@@ -88,6 +94,7 @@ async function main() {
     await h.close();
     await s3.close();
     await sts.close();
+    await athena.close();
   }
 }
 
