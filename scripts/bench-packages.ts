@@ -54,9 +54,9 @@ async function main() {
     const pid = h.pid!;
     await call(h.client, 'auth_status');
     const base = peakRss(pid);
-    const timed = async (tool: string, args: Record<string, unknown>) => {
+    const timed = async (tool: string, args: Record<string, unknown>, runs = RUNS) => {
       const ms: number[] = [];
-      for (let i = 0; i < RUNS; i++) {
+      for (let i = 0; i < runs; i++) {
         const t = performance.now();
         const r = await call(h.client, tool, args);
         if (r.isError) throw new Error(r.text);
@@ -69,9 +69,13 @@ async function main() {
     const deep = await timed('package_browse', { bucket: BUCKET, name: 'bench/big', path: 'group-042/', recursive: true, limit: 1000 });
     const diff = await timed('package_diff', { bucket: BUCKET, name: 'bench/big', from: a.hash, to: b.hash });
     const afterDiff = peakRss(pid);
+    // One revision on top of the 100k-entry package: loads, re-hashes and rewrites every entry.
+    const update = await timed('package_update', { bucket: BUCKET, name: 'bench/big', add: [{ logical_key: 'added.txt', text: 'x' }] }, 1);
+    const afterUpdate = peakRss(pid);
     console.log(`server peak RSS after start: ${base.toFixed(1)} MiB`);
     console.log(`package_browse top level: median ${median(browse).toFixed(0)} ms; peak RSS ${afterBrowse.toFixed(1)} MiB (+${(afterBrowse - base).toFixed(1)})`);
     console.log(`package_browse recursive page of 1000: median ${median(deep).toFixed(0)} ms`);
+    console.log(`package_update adding one file to ${ENTRIES} entries: ${median(update).toFixed(0)} ms; peak RSS ${afterUpdate.toFixed(1)} MiB (+${(afterUpdate - base).toFixed(1)})`);
     console.log(`package_diff of two ${ENTRIES}-entry revisions: median ${median(diff).toFixed(0)} ms; peak RSS ${afterDiff.toFixed(1)} MiB (+${(afterDiff - base).toFixed(1)})`);
   } finally {
     await h.close();

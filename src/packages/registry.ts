@@ -225,7 +225,19 @@ export async function loadManifest(ctx: RuntimeContext, bucket: string, hash: st
 
 /** Writes a manifest under its top hash. */
 export async function putManifest(ctx: RuntimeContext, bucket: string, hash: string, header: ManifestHeader, entries: ManifestEntry[]) {
-  const body = Buffer.from(Array.from(manifestLines(header, entries)).join(''), 'utf8');
+  // Encoded in ~1 MiB pieces, so a 100,000-entry manifest is never also held as one large string.
+  const pieces: Buffer[] = [];
+  let text = '';
+  for (const line of manifestLines(header, entries)) {
+    text += line;
+    if (text.length >= 1 << 20) {
+      pieces.push(Buffer.from(text, 'utf8'));
+      text = '';
+    }
+  }
+  pieces.push(Buffer.from(text, 'utf8'));
+  const body = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+  pieces.length = 0;
   await putBody(ctx, bucket, manifestKey(hash), body, 'application/jsonl');
   return body.length;
 }
