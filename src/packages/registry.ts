@@ -247,7 +247,14 @@ export async function putManifest(ctx: RuntimeContext, bucket: string, hash: str
  * is still what the caller read (S3 conditional write), so two writers cannot both win.
  */
 export async function putPointers(ctx: RuntimeContext, bucket: string, name: string, hash: string, condition?: WriteCondition) {
-  const tag = String(Math.floor(Date.now() / 1000));
+  // Two commits within one second would share a timestamp tag and the older revision would lose
+  // its pointer; the later one takes the next free second instead (a few tries at most).
+  let seconds = Math.floor(Date.now() / 1000);
+  for (let tries = 0; tries < 5; tries++, seconds++) {
+    const taken = await readPointer(ctx, bucket, name, String(seconds));
+    if (!taken || taken.hash === hash) break;
+  }
+  const tag = String(seconds);
   if (condition) await putBody(ctx, bucket, `${pointerPrefix(name)}latest`, hash, 'text/plain', condition);
   await putBody(ctx, bucket, `${pointerPrefix(name)}${tag}`, hash, 'text/plain');
   if (!condition) await putBody(ctx, bucket, `${pointerPrefix(name)}latest`, hash, 'text/plain');
