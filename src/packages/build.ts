@@ -120,7 +120,6 @@ function entryError(logicalKey: string, where: string, err: unknown): ToolError 
 export interface Pushed {
   hash: string;
   tag: string;
-  manifestBytes: number;
 }
 
 /** Serializes commits to one package within this process; other processes are held off by S3 conditional writes. */
@@ -140,7 +139,7 @@ export type Expected = { hash: string; etag?: string | undefined } | null;
  */
 export async function push(ctx: RuntimeContext, bucket: string, name: string, header: ManifestHeader, entries: ManifestEntry[], expected: Expected): Promise<Pushed> {
   const hash = topHash(header, entries);
-  const manifestBytes = await putManifest(ctx, bucket, hash, header, entries);
+  await putManifest(ctx, bucket, hash, header, entries);
   const now = (await readPointer(ctx, bucket, name, 'latest')) ?? null;
   if (now?.hash !== expected?.hash) {
     throw new ToolError(
@@ -156,7 +155,7 @@ export async function push(ctx: RuntimeContext, bucket: string, name: string, he
   const condition = now?.etag ? { ifMatch: now.etag } : now === null ? ({ ifNoneMatch: '*' } as const) : undefined;
   try {
     const tag = await putPointers(ctx, bucket, name, hash, condition);
-    return { hash, tag, manifestBytes };
+    return { hash, tag };
   } catch (err) {
     if (err instanceof ToolError && err.code === 'conflict') {
       throw new ToolError('conflict', `Package ${name} in ${bucket} was updated by someone else at the same moment; nothing was committed.`, 'Browse the new latest revision and apply your change on top of it.');

@@ -82,7 +82,6 @@ export async function deleteKey(ctx: RuntimeContext, bucket: string, key: string
 export interface ListedKey {
   key: string;
   lastModified?: Date | undefined;
-  size: number;
 }
 
 /** Every key under a prefix (all pages), optionally stopping after `max` keys. */
@@ -102,7 +101,7 @@ export async function listKeys(
       );
       for (const o of out.Contents ?? []) {
         if (keys.length >= max) return { keys, truncated: true };
-        if (o.Key !== undefined) keys.push({ key: o.Key, lastModified: o.LastModified, size: o.Size ?? 0 });
+        if (o.Key !== undefined) keys.push({ key: o.Key, lastModified: o.LastModified });
       }
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (token);
@@ -142,12 +141,6 @@ export async function listPackages(
   return { packages, scanned: keys.length, truncated };
 }
 
-export interface Revision {
-  hash: string;
-  /** The tag the caller named (`latest` or a timestamp), when it was not a hash. */
-  tag?: string | undefined;
-}
-
 /** The hash a pointer holds, or undefined when the pointer does not exist. */
 export async function readPointer(ctx: RuntimeContext, bucket: string, name: string, tag: string, signal?: AbortSignal) {
   const obj = await getText(ctx, bucket, `${pointerPrefix(name)}${tag}`, signal);
@@ -156,16 +149,16 @@ export async function readPointer(ctx: RuntimeContext, bucket: string, name: str
   if (!TOP_HASH.test(hash)) {
     throw new ToolError('upstream_error', `The pointer ${name}:${tag} in ${bucket} does not hold a top hash.`);
   }
-  return { hash, lastModified: obj.lastModified, etag: obj.etag };
+  return { hash, etag: obj.etag };
 }
 
-/** Resolves `latest` (default), a timestamp tag, a full top hash or a unique hash prefix. */
-export async function resolveRevision(ctx: RuntimeContext, bucket: string, name: string, ref = 'latest'): Promise<Revision> {
+/** The top hash of `latest` (default), a timestamp tag, a full top hash or a unique hash prefix. */
+export async function resolveRevision(ctx: RuntimeContext, bucket: string, name: string, ref = 'latest'): Promise<string> {
   const r = ref.trim();
-  if (TOP_HASH.test(r)) return { hash: r };
+  if (TOP_HASH.test(r)) return r;
   if (SHORT_HASH.test(r) && !/^\d+$/.test(r)) {
     const { keys } = await listKeys(ctx, bucket, `${MANIFESTS}${r}`, { max: 2, action: 'read' });
-    if (keys.length === 1) return { hash: parseTopHash(keys[0]!.key.slice(MANIFESTS.length)) };
+    if (keys.length === 1) return parseTopHash(keys[0]!.key.slice(MANIFESTS.length));
     throw new ToolError(
       'not_found',
       keys.length ? `The hash prefix "${r}" matches several revisions in ${bucket}.` : `No revision in ${bucket} has a hash starting "${r}".`,
@@ -183,7 +176,7 @@ export async function resolveRevision(ctx: RuntimeContext, bucket: string, name:
       `See the packages of the bucket with package_list(bucket="${bucket}").`,
     );
   }
-  return { hash: p.hash, tag: r };
+  return p.hash;
 }
 
 /**
@@ -239,7 +232,6 @@ export async function putManifest(ctx: RuntimeContext, bucket: string, hash: str
   const body = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
   pieces.length = 0;
   await putBody(ctx, bucket, manifestKey(hash), body, 'application/jsonl');
-  return body.length;
 }
 
 /**

@@ -87,7 +87,7 @@ export const packageBrowse = defineTool({
     const path = (args.path ?? '').replace(/^\/+/, '');
     const cur = decodeCursor(args.cursor, ['hash', 'after']);
     // A cursor pins the revision it started on, so pages stay consistent when latest moves.
-    const hash = cur?.hash ?? (await resolveRevision(ctx, bucket, name, args.hash_or_tag)).hash;
+    const hash = cur?.hash ?? (await resolveRevision(ctx, bucket, name, args.hash_or_tag));
     const r = await browseManifest(streamManifest(ctx, bucket, hash), { path, recursive: args.recursive, limit: args.limit, after: cur?.after });
     const dir = path.replace(/\/+$/, '');
     const prefix = dir ? `${dir}/` : '';

@@ -38,7 +38,7 @@ export const packageDelete = defineTool({
     if (tags.length === 0) {
       throw new ToolError('not_found', `Package ${name} does not exist in ${bucket}.`, `See the packages with package_list(bucket="${bucket}").`);
     }
-    const target = args.hash ? (await resolveRevision(ctx, bucket, name, args.hash)).hash : undefined;
+    const target = args.hash ? await resolveRevision(ctx, bucket, name, args.hash) : undefined;
     const pointers = await mapBounded(tags, 8, async (tag) => ({ tag, hash: (await readPointer(ctx, bucket, name, tag))?.hash }));
     const doomed = pointers.filter((p) => p.tag !== 'latest' && (target === undefined || p.hash === target));
     const latest = pointers.find((p) => p.tag === 'latest')?.hash;

@@ -49,12 +49,12 @@ export const packageDiff = defineTool({
     const name = parsePackageName(args.name);
     const toBucket = args.to_bucket ? parseBucket(args.to_bucket) : bucket;
     const toName = args.to_name ? parsePackageName(args.to_name) : name;
-    const [a, b] = await Promise.all([resolveRevision(ctx, bucket, name, args.from), resolveRevision(ctx, toBucket, toName, args.to)]);
-    const d = await diffManifests(streamManifest(ctx, bucket, a.hash), streamManifest(ctx, toBucket, b.hash), args.limit);
+    const [from, to] = await Promise.all([resolveRevision(ctx, bucket, name, args.from), resolveRevision(ctx, toBucket, toName, args.to)]);
+    const d = await diffManifests(streamManifest(ctx, bucket, from), streamManifest(ctx, toBucket, to), args.limit);
     const msg = (m: unknown) => (typeof m === 'string' || m === null ? m : undefined);
     const data = {
-      from: { bucket, name, top_hash: a.hash, message: msg(d.headers.from.message) },
-      to: { bucket: toBucket, name: toName, top_hash: b.hash, message: msg(d.headers.to.message) },
+      from: { bucket, name, top_hash: from, message: msg(d.headers.from.message) },
+      to: { bucket: toBucket, name: toName, top_hash: to, message: msg(d.headers.to.message) },
       counts: d.counts,
       added: d.added.map(out),
       removed: d.removed.map(out),
@@ -63,7 +63,7 @@ export const packageDiff = defineTool({
     };
     const c = d.counts;
     const lines = [
-      `${name}@${a.hash.slice(0, 12)} -> ${toName}@${b.hash.slice(0, 12)}: ${c.added} added, ${c.removed} removed, ${c.modified} modified, ${c.unchanged} unchanged`,
+      `${name}@${from.slice(0, 12)} -> ${toName}@${to.slice(0, 12)}: ${c.added} added, ${c.removed} removed, ${c.modified} modified, ${c.unchanged} unchanged`,
       ...d.added.map((i) => `+ ${i.logical_key}`),
       ...d.removed.map((i) => `- ${i.logical_key}`),
       ...d.modified.map((i) => `~ ${i.logical_key} (${i.changes?.join(', ')})`),

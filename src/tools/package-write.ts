@@ -214,7 +214,7 @@ export const packageUpdate = defineTool({
       throw new ToolError('invalid_input', 'Nothing to change: give add, remove, meta or message.');
     }
     const sources = sourcesOf(args.add ?? []);
-    const wanted = args.base ? (await resolveRevision(ctx, bucket, name, args.base)).hash : undefined;
+    const wanted = args.base ? await resolveRevision(ctx, bucket, name, args.base) : undefined;
     return withPackageLock(bucket, name, async () => {
       const latest = await readPointer(ctx, bucket, name, 'latest');
       if (!latest) {
