@@ -15,6 +15,7 @@ import { startS3, type LocalS3, type S3Request } from './helpers/s3.js';
 const REG = 'pkg-registry';
 const DATA = 'pkg-data';
 const WF = 'pkg-workflows';
+const HOSTILE = 'pkg-hostile';
 const MiB = 1024 * 1024;
 // 9 MiB of varied bytes: two chunks of sha2-256-chunked.
 const BIG = Buffer.from(Array.from({ length: 9 * MiB }, (_, i) => (i * 31 + (i >> 13)) & 0xff));
@@ -79,7 +80,7 @@ const ok = (r: ToolCall) => {
 };
 
 beforeAll(async () => {
-  s3 = await startS3({ buckets: [REG, DATA, WF], deny: (r) => deny(r), before: (r) => before(r), cut: (r) => cut(r) });
+  s3 = await startS3({ buckets: [REG, DATA, WF, HOSTILE], deny: (r) => deny(r), before: (r) => before(r), cut: (r) => cut(r) });
   await s3.put(DATA, 'raw/hello.txt', 'Hello, World!');
   await s3.put(DATA, 'raw/empty.bin', '');
   await s3.put(DATA, 'raw/big.bin', BIG);
@@ -376,6 +377,60 @@ describe('bucket workflows', () => {
     });
     const free = ok(await call(h.client, 'package_update', { bucket: WF, name: 'lab/run1', workflow: 'free', add: [{ logical_key: 'b.txt', text: 'b' }] }));
     expect((await storedIn(WF, free.top_hash)).header.workflow).toEqual({ id: 'free', config: `s3://${WF}/.quilt/workflows/config.yml` });
+  });
+});
+
+describe('hostile patterns', () => {
+  // Patterns from tenants run on the event loop all tenants share: RE2 refuses what could backtrack.
+  const lookahead = '^(?=lab/)[a-z/0-9]+$';
+  beforeAll(async () => {
+    const config = [
+      'version: "1"',
+      'default_workflow: look',
+      'workflows:',
+      '  look:',
+      `    handle_pattern: '${lookahead}'`,
+      '  schema:',
+      '    metadata_schema: meta',
+      'schemas:',
+      `  meta: { url: "s3://${HOSTILE}/schemas/meta.json" }`,
+    ].join('\n');
+    await s3.put(HOSTILE, '.quilt/workflows/config.yml', config);
+    await s3.put(HOSTILE, 'schemas/meta.json', JSON.stringify({ type: 'object', properties: { id: { type: 'string', pattern: '^(?!tmp)\\w+$' } } }));
+    await s3.put(DATA, `hostile/${'a'.repeat(60)}`, 'x');
+  });
+
+  it('answers a clear tool error for a handle_pattern or schema pattern RE2 cannot run', async () => {
+    const n = s3.requests.length;
+    const entries = [{ logical_key: 'a.txt', text: 'a' }];
+    const r = await call(h.client, 'package_create', { bucket: HOSTILE, name: 'lab/run1', entries });
+    expect(r.isError).toBe(true);
+    expect(r.text).toContain(`Workflow "look" handle_pattern "${lookahead}" cannot be used: lookahead is not supported`);
+    const schema = await call(h.client, 'package_create', { bucket: HOSTILE, name: 'lab/run1', workflow: 'schema', meta: { id: 'x' }, entries });
+    expect(schema.isError).toBe(true);
+    expect(schema.text).toContain('Schema "meta"');
+    expect(schema.text).toContain('"^(?!tmp)\\w+$" cannot be used: lookahead is not supported');
+    expect(s3.requests.slice(n).filter((q) => q.method === 'PUT')).toEqual([]);
+  });
+
+  it('matches include globs with many stars at once (the backtracking RegExp took ~20 s)', async () => {
+    const t = performance.now();
+    const r = await call(h.client, 'package_create_from_s3', {
+      bucket: REG,
+      name: 'team/hostile',
+      source_uri_prefix: `s3://${DATA}/hostile/`,
+      include: ['*a*a*a*a*a*a*a*b'],
+    });
+    expect(r.isError).toBe(true);
+    expect(r.text).toContain('match the include/exclude globs');
+    expect(performance.now() - t).toBeLessThan(5000);
+    const tooMany = await call(h.client, 'package_create_from_s3', {
+      bucket: REG,
+      name: 'team/hostile',
+      source_uri_prefix: `s3://${DATA}/hostile/`,
+      include: Array.from({ length: 101 }, () => '*'),
+    });
+    expect(tooMany.isError).toBe(true);
   });
 });
 

@@ -4,10 +4,13 @@
  * JSON Schemas (draft-07) of package metadata and entries. What passes is recorded in the
  * manifest header as quilt3 records it: `{id, config, schemas?}`.
  */
-import type { ValidateFunction } from 'ajv';
+import { createHash } from 'node:crypto';
+import type { AnySchema, ValidateFunction } from 'ajv';
 import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
 import { lazy } from '../lazy.js';
+import { Lru } from '../lru.js';
+import { compileTenantRegex, newTenantAjv, withRegexBudget, type Matcher } from '../patterns.js';
 import { formatPhysicalKey, parsePhysicalKey } from './physical-keys.js';
 import type { ManifestEntry } from './manifest.js';
 import { compareWalkOrder } from './manifest.js';
@@ -16,12 +19,61 @@ import { getText } from './registry.js';
 
 export const WORKFLOW_CONFIG = '.quilt/workflows/config.yml';
 
-// Loaded on first use, not at startup: only package writes to buckets with workflows need them.
+// Loaded on first use, not at startup: only package writes to buckets with workflows need them
+// (ajv and re2js load the same way, in patterns.ts).
 const loadYaml = lazy(() => import('yaml'));
-const loadAjv = lazy(async () => {
-  const { Ajv } = await import('ajv');
-  return new Ajv({ strict: false, allErrors: false });
-});
+
+export const MAX_SCHEMA_BYTES = 1024 * 1024;
+/** Regex matching one check (metadata, or all entries) may take before it stops with too_large. */
+const CHECK_REGEX_MS = 1000;
+
+/**
+ * Compiled schemas by the sha256 of their canonical text. Each was compiled by an Ajv of its own,
+ * so one tenant's `$id` never meets another's ("schema with key or id already exists") and an
+ * evicted entry frees its Ajv. Equal text may share a validator: it is a pure function of the text.
+ */
+const validators = new Lru<string, Promise<ValidateFunction>>(64);
+
+export const schemaCacheStats = () => validators.stats();
+
+/** The validator of a parsed schema; refused patterns throw the ToolError that names them. */
+export async function compileSchema(schema: AnySchema): Promise<ValidateFunction> {
+  const key = createHash('sha256').update(JSON.stringify(schema)).digest('hex');
+  let v = validators.get(key);
+  if (!v) {
+    v = newTenantAjv({ strict: false, allErrors: false }).then((ajv) => ajv.compile(schema));
+    validators.set(key, v);
+    // A failed compile is not kept: it would answer the same error, but hold a slot.
+    v.catch(() => validators.delete(key));
+  }
+  return v;
+}
+
+/** Parses a schema's text, refusing what quilt3 refuses ($ref) and what would pass everything ($async). */
+export function parseSchemaText(text: string, where: string): AnySchema {
+  if (Buffer.byteLength(text, 'utf8') > MAX_SCHEMA_BYTES) {
+    throw new ToolError('upstream_error', `${where} is larger than ${MAX_SCHEMA_BYTES / 1024 / 1024} MiB.`, 'Use a smaller schema.');
+  }
+  let async = false;
+  let schema: unknown;
+  try {
+    schema = JSON.parse(text, (k, v: unknown) => {
+      if (k === '$ref') throw new Error('$ref is not supported');
+      // Ajv runs a schema with a truthy $async asynchronously: its result, a Promise, is always truthy.
+      if (k === '$async' && v) async = true;
+      return v;
+    });
+  } catch (err) {
+    throw new ToolError('upstream_error', `${where} is not usable JSON: ${(err as Error).message}.`);
+  }
+  if (async) {
+    throw new ToolError('upstream_error', `${where} uses "$async", which is not supported: workflow schemas are checked synchronously.`, 'Remove "$async" from the schema.');
+  }
+  if (typeof schema !== 'object' && typeof schema !== 'boolean') {
+    throw new ToolError('upstream_error', `${where} is not a JSON Schema (an object or a boolean).`);
+  }
+  return schema as AnySchema;
+}
 
 interface WorkflowSpec {
   name?: string;
@@ -72,29 +124,29 @@ async function loadSchema(ctx: RuntimeContext, config: Config, id: string): Prom
   const loc = parsePhysicalKey(url);
   const obj = await getText(ctx, loc.bucket, loc.key);
   if (!obj) throw new ToolError('upstream_error', `Could not load schema "${id}": ${url} does not exist.`);
-  let schema: unknown;
-  try {
-    schema = JSON.parse(obj.text, (k, v: unknown) => {
-      if (k === '$ref') throw new Error('$ref is not supported');
-      return v;
-    });
-  } catch (err) {
-    throw new ToolError('upstream_error', `Schema "${id}" at ${url} is not usable JSON: ${(err as Error).message}.`);
-  }
+  const schema = parseSchemaText(obj.text, `Schema "${id}" at ${url}`);
   const meta = (schema as { $schema?: unknown } | null)?.$schema;
   if (meta !== undefined && meta !== 'http://json-schema.org/draft-07/schema#') {
     throw new ToolError('upstream_error', `Schema "${id}" uses the meta-schema ${String(meta)}; quilt3 supports only draft-07.`);
   }
-  const ajv = await loadAjv();
   try {
-    return { validate: ajv.compile(schema as object), pk: formatPhysicalKey({ ...loc, versionId: loc.versionId ?? obj.versionId }) };
+    return { validate: await compileSchema(schema), pk: formatPhysicalKey({ ...loc, versionId: loc.versionId ?? obj.versionId }) };
   } catch (err) {
+    if (err instanceof ToolError) throw new ToolError(err.code, `Schema "${id}" at ${url}: ${err.message}`, err.hint);
     throw new ToolError('upstream_error', `Schema "${id}" is not a valid JSON Schema: ${(err as Error).message}.`);
   }
 }
 
 function check(validate: ValidateFunction, data: unknown, what: string) {
-  if (validate(data)) return;
+  let ok: boolean;
+  try {
+    // `=== true`: a Promise (an async validator) must never count as a pass.
+    ok = withRegexBudget(CHECK_REGEX_MS, () => validate(data) === true);
+  } catch (err) {
+    if (err instanceof ToolError) throw new ToolError(err.code, `Workflow check failed: ${what}: ${err.message}`, err.hint);
+    throw err;
+  }
+  if (ok) return;
   const e = validate.errors?.[0];
   throw fail(`${what} failed validation: ${e ? `${e.instancePath || '(root)'} ${e.message ?? ''}`.trim() : 'invalid'}.`);
 }
@@ -133,13 +185,8 @@ export async function loadWorkflow(ctx: RuntimeContext, bucket: string, workflow
     config: formatPhysicalKey({ bucket, key: WORKFLOW_CONFIG, versionId: obj.versionId }),
   };
   if (loaded.size) record['schemas'] = Object.fromEntries([...loaded].map(([sid, s]) => [sid, s.pk]));
-  let pattern: RegExp | undefined;
-  try {
-    pattern = spec.handle_pattern ? new RegExp(spec.handle_pattern, 'u') : undefined;
-  } catch {
-    // Python-only regex syntax (e.g. named groups as (?P<n>...)) has no JavaScript reading.
-    throw new ToolError('unsupported', `Workflow "${id}" has a handle_pattern this server cannot read: ${spec.handle_pattern}.`, 'Push with quilt3, or write the pattern in syntax common to Python and JavaScript.');
-  }
+  // Searched for in the name (not anchored), as before; RE2 reads Python's (?P<n>...) groups too.
+  const pattern: Matcher | undefined = spec.handle_pattern ? await compileTenantRegex(String(spec.handle_pattern), `Workflow "${id}" handle_pattern`) : undefined;
   return {
     record,
     before({ name, message, userMeta }) {

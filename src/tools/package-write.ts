@@ -6,6 +6,7 @@ import { ToolError } from '../errors.js';
 import { materialize, push, withPackageLock, type Expected, type Source } from '../packages/build.js';
 import { newManifestHeader, validateLogicalKey, type ManifestEntry, type ManifestHeader } from '../packages/manifest.js';
 import { parsePackageName } from '../packages/names.js';
+import { compileGlobs, MAX_GLOB_LENGTH, MAX_GLOBS } from '../patterns.js';
 import { loadWorkflow } from '../packages/workflow.js';
 import { listKeys, loadManifest, readPointer, resolveRevision } from '../packages/registry.js';
 import { bucketArg } from './args.js';
@@ -111,21 +112,6 @@ export const packageCreate = defineTool({
   },
 });
 
-/** Shell-style globs on keys relative to the prefix: `*` within a folder, `**` across folders, `?` one character. */
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i] as string;
-    if (c === '*' && glob[i + 1] === '*') {
-      re += glob[i + 2] === '/' ? '(?:.*/)?' : '.*';
-      i += glob[i + 2] === '/' ? 2 : 1;
-    } else if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`, 'u');
-}
-
 export const packageCreateFromS3 = defineTool({
   name: 'package_create_from_s3',
   title: 'Package an S3 prefix',
@@ -138,8 +124,8 @@ export const packageCreateFromS3 = defineTool({
     bucket: bucketArg.describe('Registry bucket the package is written to'),
     name: packageNameArg,
     source_uri_prefix: z.string().describe('s3://bucket/prefix/ whose objects become the package'),
-    include: z.array(z.string()).optional().describe('Globs of keys to take (relative to the prefix); default all'),
-    exclude: z.array(z.string()).optional().describe('Globs of keys to leave out'),
+    include: z.array(z.string().max(MAX_GLOB_LENGTH)).max(MAX_GLOBS).optional().describe('Globs of keys to take (relative to the prefix); default all'),
+    exclude: z.array(z.string().max(MAX_GLOB_LENGTH)).max(MAX_GLOBS).optional().describe('Globs of keys to leave out'),
     message: messageArg,
     meta: metaArg,
     workflow: workflowArg,
@@ -153,8 +139,9 @@ export const packageCreateFromS3 = defineTool({
     ctx.authorize(bucket, 'write'); // before any read, so a read-only caller costs no AWS call
     const src = parseS3Uri(args.source_uri_prefix, { requireKey: false });
     const prefix = src.key && !src.key.endsWith('/') ? `${src.key}/` : src.key;
-    const include = args.include?.map(globToRegExp);
-    const exclude = args.exclude?.map(globToRegExp);
+    // Shell-style globs on keys relative to the prefix: `*` within a folder, `**` across folders, `?` one character.
+    const include = args.include && compileGlobs(args.include, 'include');
+    const exclude = args.exclude && compileGlobs(args.exclude, 'exclude');
     const user_meta = userMeta(args.meta, 'meta');
     if (!args.force) await refuseExisting(ctx, bucket, name, false); // fail before listing a large prefix
     const { keys, truncated } = await listKeys(ctx, src.bucket, prefix, { max: args.max_objects });
@@ -169,7 +156,7 @@ export const packageCreateFromS3 = defineTool({
       .map((k) => ({ key: k.key, rel: k.key.slice(prefix.length) }))
       // Folder markers and registries are not package data.
       .filter(({ key, rel }) => rel && !key.endsWith('/') && !key.startsWith('.quilt/'))
-      .filter(({ rel }) => (!include || include.some((r) => r.test(rel))) && !exclude?.some((r) => r.test(rel)))
+      .filter(({ rel }) => (!include || include.test(rel)) && !exclude?.test(rel))
       .map(({ key, rel }) => ({ logicalKey: rel, s3: { bucket: src.bucket, key } }));
     if (sources.length === 0) {
       throw new ToolError(
