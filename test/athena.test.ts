@@ -451,6 +451,161 @@ describe('statement check and value conversion (pure)', () => {
     expect(checkReadStatement('SELECT 1;  -- done').ok).toBe(true);
   });
 
+  it('judges the statement behind WITH and EXPLAIN, and refuses table functions', () => {
+    const reads = [
+      'WITH x AS (SELECT 1) SELECT * FROM x',
+      'with a as (select 1 as n), b as (select n + 1 as n from a) select * from b',
+      'WITH a AS (SELECT 1), b AS (SELECT 2), c AS (SELECT 3) SELECT * FROM a, b, c',
+      'WITH x(a, b) AS (SELECT 1, 2) SELECT a + b FROM x',
+      'WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 5) SELECT sum(n) FROM t',
+      'WITH recursive AS (SELECT 1) SELECT * FROM recursive',
+      'WITH function AS (SELECT 1) SELECT * FROM function',
+      'WITH "odd name" AS (SELECT 1) SELECT * FROM "odd name"',
+      "WITH x AS (SELECT ')' AS p, '(' AS q, 'it''s ) INSERT' AS r) SELECT * FROM x",
+      'WITH x AS (SELECT "a)b" FROM (SELECT 1 AS "a)b")) SELECT * FROM x',
+      'WITH x AS (SELECT 1 -- ) INSERT INTO t\n) SELECT * FROM x',
+      'WITH x AS (SELECT 1 /* ) DELETE FROM t ( */) SELECT * FROM x',
+      'WITH x AS (SELECT (((1))) AS n, array[(2), (3)] AS m) SELECT * FROM x',
+      'WITH x AS (WITH y AS (SELECT 1) SELECT * FROM y) SELECT * FROM x',
+      'WITH x AS (SELECT 1) (SELECT * FROM x) UNION (SELECT 2)',
+      'WITH x AS (SELECT 1) VALUES 1',
+      'WITH x AS (SELECT 1) TABLE x',
+      '/* lead */ -- in\n WITH x AS (SELECT 1) SELECT * FROM x;',
+      '(SELECT 1) UNION (SELECT 2)',
+      '((SELECT 1)) UNION ALL (SELECT 2)',
+      'VALUES (1)',
+      'SHOW TABLES',
+      'SHOW CREATE TABLE t',
+      'DESCRIBE t',
+      "SELECT 'INSERT INTO t VALUES (1)' AS s",
+      'SELECT 1 -- DELETE FROM t',
+      'SELECT /* DROP TABLE t */ 1',
+      'SELECT table_name, table_schema FROM information_schema.tables',
+      'SELECT my_table(x), "table"(1) FROM t',
+      "SELECT 'TABLE(' AS s, 'system.query' AS q",
+      'SELECT "TABLE (x" FROM t',
+      'SELECT t.query FROM t',
+      'EXPLAIN WITH x AS (SELECT 1) SELECT * FROM x',
+      'EXPLAIN ANALYZE WITH x AS (SELECT 1) SELECT * FROM x',
+      'EXPLAIN (TYPE DISTRIBUTED) SELECT 1',
+      'EXPLAIN (TYPE DISTRIBUTED, FORMAT TEXT) WITH x AS (SELECT 1) SELECT * FROM x',
+      'EXPLAIN ANALYZE VERBOSE SELECT 1',
+      'EXPLAIN ANALYZE VERBOSE WITH x AS (SELECT 1) SELECT * FROM x',
+      'EXPLAIN (SELECT 1) UNION (SELECT 2)',
+    ];
+    for (const q of reads) {
+      const r = checkReadStatement(q);
+      expect(r.ok, `${q}: ${r.ok ? '' : r.reason}`).toBe(true);
+    }
+    expect(checkReadStatement('WITH x AS (SELECT 1) SELECT * FROM x')).toMatchObject({ ok: true, keyword: 'WITH' });
+
+    const writes = [
+      'WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x',
+      'with x as (select 1) delete from t',
+      'WITH x AS (SELECT 1) UPDATE t SET a = 1',
+      'WITH x AS (SELECT 1) MERGE INTO t USING x ON true WHEN MATCHED THEN DELETE',
+      "WITH x AS (SELECT 1) UNLOAD (SELECT * FROM x) TO 's3://out/' WITH (format = 'PARQUET')",
+      'WITH x AS (SELECT 1) CREATE TABLE t AS SELECT * FROM x',
+      'WITH x AS (SELECT 1) DROP TABLE t',
+      'WITH RECURSIVE x(n) AS (SELECT 1) INSERT INTO t SELECT n FROM x',
+      'WITH a AS (SELECT 1), b AS (SELECT 2), c AS (SELECT 3) INSERT INTO t SELECT * FROM a',
+      'WITH x(a, b) AS (SELECT 1, 2) INSERT INTO t SELECT * FROM x',
+      'WITH x AS (SELECT (1 + (2 * (3))) AS n) INSERT INTO t SELECT * FROM x',
+      "WITH x AS (SELECT ')' AS p, 'it''s (' AS q) INSERT INTO t SELECT * FROM x",
+      "WITH x AS (SELECT '' AS e, 'SELECT' AS s) DELETE FROM t",
+      'WITH x AS (SELECT "a)b" FROM (SELECT 1 AS "a)b")) INSERT INTO t SELECT * FROM x',
+      'WITH x AS (SELECT 1 -- )\n) INSERT INTO t SELECT * FROM x',
+      'WITH x AS (SELECT 1 /* ) SELECT ( */) INSERT INTO t SELECT * FROM x',
+      'WITH x AS (SELECT 1) /* SELECT */ -- SELECT\n INSERT INTO t SELECT * FROM x',
+      'WITH x AS (SELECT 1) (INSERT INTO t SELECT * FROM x)',
+      'WITH x AS (SELECT 1) SHOW TABLES',
+      'WITH x AS (SELECT 1)',
+      'WITH x AS (SELECT 1',
+      'WITH x AS SELECT 1',
+      'WITH x (SELECT 1) SELECT 1',
+      'WITH',
+      'WITH FUNCTION f(x bigint) RETURNS bigint RETURN x * 2 SELECT f(1)',
+      'with function f() returns varchar return \'x\' select f()',
+      'EXPLAIN ANALYZE WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x',
+      'EXPLAIN ANALYZE VERBOSE WITH x AS (SELECT 1) DELETE FROM t',
+      'EXPLAIN (TYPE DISTRIBUTED) WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x',
+      'EXPLAIN (TYPE DISTRIBUTED) DELETE FROM t',
+      'EXPLAIN ANALYZE VERBOSE INSERT INTO t VALUES (1)',
+      'EXPLAIN EXPLAIN ANALYZE DELETE FROM t',
+      'EXPLAIN',
+      '(INSERT INTO t VALUES (1))',
+      "SELECT * FROM TABLE(system.query(query => 'DELETE FROM t'))",
+      "select * from table (mysql.system.query(query => 'DROP TABLE t'))",
+      "SELECT * FROM TaBlE/* hi */(system.query(query => 'DELETE FROM t'))",
+      "SELECT * FROM TABLE -- hi\n (system.query(query => 'DELETE FROM t'))",
+      'SELECT * FROM TABLE(exclude_columns(input => TABLE(t), columns => DESCRIPTOR(a)))',
+      "WITH x AS (SELECT * FROM TABLE(system.query(query => 'DELETE FROM t'))) SELECT * FROM x",
+      "SELECT * FROM t WHERE id IN (SELECT id FROM TABLE(pg.system.query(query => 'UPDATE u SET a = 1')))",
+      "EXPLAIN ANALYZE SELECT * FROM TABLE(system.query(query => 'DELETE FROM t'))",
+      "WITH x AS (SELECT 1) TABLE(system.query(query => 'DELETE FROM t'))",
+      "SELECT * FROM 1.5table(system.query(query => 'x'))",
+      'SELECT system.query FROM t',
+      'SELECT * FROM "system"."query"',
+      'SELECT * FROM System . /* c */ Query',
+      // Trino ends a -- comment at a carriage return too: the rest is SQL, not comment.
+      "SELECT * FROM t --\r, TABLE(system.query(query => 'DELETE FROM t'))",
+      'SELECT 1 --\r; DELETE FROM t',
+    ];
+    for (const q of writes) {
+      const r = checkReadStatement(q);
+      expect(r.ok, q).toBe(false);
+      if (!r.ok) expect(r.reason.length, q).toBeGreaterThan(20);
+    }
+
+    const cte = checkReadStatement('WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x');
+    expect(cte).toMatchObject({ ok: false, keyword: 'WITH ... INSERT' });
+    expect(!cte.ok && cte.reason).toContain('followed by "INSERT"');
+    const explain = checkReadStatement('EXPLAIN ANALYZE WITH x AS (SELECT 1) DELETE FROM t');
+    expect(explain).toMatchObject({ ok: false, keyword: 'EXPLAIN WITH ... DELETE' });
+    const fn = checkReadStatement('WITH FUNCTION f() RETURNS int RETURN 1 SELECT f()');
+    expect(fn).toMatchObject({ ok: false, keyword: 'WITH FUNCTION' });
+    expect(!fn.ok && fn.reason).toContain('Inline function definitions');
+    const tf = checkReadStatement("SELECT * FROM TABLE(system.query(query => 'DELETE FROM t'))");
+    expect(tf).toMatchObject({ ok: false, keyword: 'TABLE' });
+    expect(!tf.ok && tf.reason).toContain('pass SQL through to another engine');
+    expect(checkReadStatement('SELECT * FROM system.query')).toMatchObject({ ok: false, keyword: 'system.query' });
+    expect(checkReadStatement('WITH x AS (SELECT 1')).toMatchObject({ ok: false, keyword: 'WITH' });
+    // The top-level message is unchanged.
+    expect(checkReadStatement('DELETE FROM t')).toMatchObject({ ok: false, keyword: 'DELETE' });
+    expect(checkReadStatement('EXPLAIN ANALYZE DELETE FROM t')).toMatchObject({ ok: false, keyword: 'EXPLAIN DELETE' });
+  });
+
+  it('classifies hostile 1 MB inputs in linear time', () => {
+    const mb = 1_000_000;
+    const hostile = [
+      '('.repeat(mb),
+      `SELECT ${'('.repeat(mb)}`,
+      `WITH a AS (${'('.repeat(mb)}`,
+      'WITH a AS ('.repeat(mb / 11),
+      `${'WITH a AS (SELECT 1) '.repeat(mb / 21)}SELECT 1`,
+      `WITH ${'a AS (SELECT 1), '.repeat(mb / 18)}b AS (SELECT 1) INSERT INTO t SELECT 1`,
+      `SELECT 1 /*${' '.repeat(mb)}`,
+      `SELECT 1 --${'-'.repeat(mb)}`,
+      `SELECT '${"''".repeat(mb / 2)}`,
+      `SELECT "${'x'.repeat(mb)}`,
+      `SELECT ${'table '.repeat(mb / 6)}`,
+      `SELECT ${'x'.repeat(mb)}`,
+      `SELECT ${'1.'.repeat(mb / 2)}`,
+      `EXPLAIN ${'EXPLAIN ('.repeat(mb / 9)}`,
+      `SELECT 1 FROM t WHERE ${'a = 1 AND '.repeat(mb / 10)} true`,
+    ];
+    for (const q of hostile) {
+      const started = performance.now();
+      const r = checkReadStatement(q);
+      const ms = performance.now() - started;
+      expect(ms, `${q.slice(0, 30)}... took ${ms.toFixed(1)} ms`).toBeLessThan(1000);
+      expect(typeof r.ok).toBe('boolean');
+    }
+    expect(checkReadStatement('('.repeat(mb)).ok).toBe(false);
+    expect(checkReadStatement('WITH a AS ('.repeat(mb / 11)).ok).toBe(false);
+    expect(checkReadStatement(`${'WITH a AS (SELECT 1) '.repeat(mb / 21)}SELECT 1`).ok).toBe(true);
+  });
+
   it('converts by type and renders a Markdown table', () => {
     expect(convertValue('42', 'integer')).toBe(42);
     expect(convertValue('9007199254740993', 'bigint')).toBe('9007199254740993');

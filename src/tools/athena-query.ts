@@ -113,8 +113,10 @@ export const athenaQueryExecute = defineTool({
   title: 'Run an Athena query',
   description:
     'Run one read-only SQL statement in Athena (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, VALUES; Trino SQL) and return up to ' +
-    'max_rows rows as objects, with column types. Writes (INSERT, CREATE, DROP, UNLOAD...) are refused. Use ' +
-    'athena_table_schema first, and filter on partition keys: Athena bills by data scanned.',
+    'max_rows rows as objects, with column types. Writes (INSERT, CREATE, DROP, UNLOAD...) and table functions are ' +
+    'refused. In JWT mode what a query can reach is set by the assumed role\'s IAM policy (Athena, Glue and S3 ' +
+    'permissions), not by the token\'s buckets claim; the read-only check guards against mistakes and is not a sandbox. ' +
+    'Use athena_table_schema first, and filter on partition keys: Athena bills by data scanned.',
   toolset: 'athena',
   kind: 'read',
   // A query re-run scans (and bills) again, and results can change between runs.
