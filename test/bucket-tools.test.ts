@@ -73,7 +73,9 @@ describe('tool list', () => {
       expect(typeof t.annotations?.destructiveHint, t.name).toBe('boolean');
     }
     const put = tools.find((t) => t.name === 'bucket_objects_put');
-    expect(put?.annotations).toMatchObject({ readOnlyHint: false, destructiveHint: false });
+    // It overwrites objects with the same key.
+    expect(put?.annotations).toMatchObject({ readOnlyHint: false, destructiveHint: true });
+    expect(tools.find((t) => t.name === 'discover_permissions')?.annotations).toMatchObject({ readOnlyHint: false, destructiveHint: false });
     const list = tools.find((t) => t.name === 'bucket_objects_list');
     expect(list?.annotations).toMatchObject({ readOnlyHint: true, destructiveHint: false, idempotentHint: true });
   });

@@ -9,6 +9,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { AthenaSettings, AwsSettings } from '../config.js';
 import { lazy } from '../lazy.js';
+import { checkKey } from './s3-uri.js';
 
 export interface AwsCredentials {
   accessKeyId: string;
@@ -36,6 +37,26 @@ export interface ClientOptions {
 }
 
 const REQUEST_HANDLER = { connectionTimeout: 5_000, requestTimeout: 60_000 };
+
+/**
+ * Every S3 request passes here before it is built: a key that a server could resolve into another
+ * bucket never leaves the process, whichever code path produced it (tool arguments, manifests,
+ * listings, workflow configs). Tools check their arguments earlier for a friendlier error; this
+ * is the guarantee.
+ */
+function guardKeys(client: S3Client): S3Client {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const input = args.input as { Key?: unknown; CopySource?: unknown; Delete?: { Objects?: Array<{ Key?: unknown }> } };
+      if (typeof input.Key === 'string') checkKey(input.Key);
+      if (typeof input.CopySource === 'string') checkKey(input.CopySource.replace(/^\/?[^/]+\//, ''), 'Copy source key');
+      for (const o of input.Delete?.Objects ?? []) if (typeof o.Key === 'string') checkKey(o.Key);
+      return next(args);
+    },
+    { step: 'initialize', name: 'quiltMcpKeyGuard', priority: 'high' },
+  );
+  return client;
+}
 
 export class AwsClients {
   private readonly s3Clients = new Map<string, Promise<S3Client>>();
@@ -73,8 +94,8 @@ export class AwsClients {
     let client = this.s3Clients.get(region);
     if (!client) {
       const { settings } = this.options;
-      client = loadS3().then(
-        ({ S3Client }) =>
+      client = loadS3().then(({ S3Client }) =>
+        guardKeys(
           new S3Client({
             ...this.common(region),
             ...(settings.endpoints.s3 ? { endpoint: settings.endpoints.s3, forcePathStyle: true } : {}),
@@ -87,6 +108,7 @@ export class AwsClients {
               ? { responseChecksumValidation: settings.responseChecksumValidation }
               : {}),
           }),
+        ),
       );
       this.s3Clients.set(region, client);
     }

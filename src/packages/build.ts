@@ -5,7 +5,7 @@
  * its data and manifest are written, so a failure midway never leaves a half-written package.
  */
 import type { Readable } from 'node:stream';
-import { formatS3Uri, type S3Location } from '../aws/s3-uri.js';
+import { checkKey, formatS3Uri, type S3Location } from '../aws/s3-uri.js';
 import { withS3 } from '../aws/s3.js';
 import { KeyedMutex, mapBounded } from '../concurrency.js';
 import type { RuntimeContext } from '../context.js';
@@ -65,6 +65,8 @@ export async function materialize(
   for (const s of sources) {
     validateLogicalKey(s.logicalKey);
     if (seen.has(s.logicalKey)) throw new ToolError('invalid_input', `The logical key "${s.logicalKey}" is given twice.`);
+    // Text is stored at <name>/<logical key>: refuse now what the S3 key guard would refuse mid-write.
+    if ('text' in s) checkKey(`${name}/${s.logicalKey}`, 'Text entry key');
     seen.add(s.logicalKey);
   }
   const texts: { entry: ManifestEntry; body: Buffer }[] = [];

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseBucket } from '../aws/s3-uri.js';
+import { checkKey, parseBucket } from '../aws/s3-uri.js';
 import { objectCatalogUrl, packageCatalogUrl, quiltPlusUri } from '../catalog/urls.js';
 import { ToolError } from '../errors.js';
 import { PACKAGE_NAME } from '../packages/names.js';
@@ -30,6 +30,7 @@ export const catalogUri = defineTool({
   },
   async handler(args, ctx) {
     const bucket = parseBucket(args.bucket);
+    if (args.path !== undefined) checkKey(args.path, 'Path');
     const catalog = ctx.catalog.url;
     const note = catalog ? undefined : 'No Quilt catalog is configured, so there is no catalog URL (set QUILT_CATALOG_URL).';
     if (args.hash && !/^[0-9a-f]{64}$/.test(args.hash)) {

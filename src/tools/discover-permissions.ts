@@ -97,7 +97,8 @@ export const discoverPermissions = defineTool({
     'For each bucket, can the caller list, read and write? In JWT mode from the token\'s buckets and permissions; otherwise ' +
     'by cheap probes (list one key, read its metadata, start and abort an upload). Defaults to the buckets you can see (at most 25).',
   toolset: 'buckets',
-  kind: 'read',
+  // The write probe starts (and aborts) a multipart upload: not a read, so not offered read-only.
+  kind: 'write',
   input: { buckets: z.array(z.string()).max(MAX_PROBED).optional().describe('Buckets to check (default: bucket_list)') },
   output: {
     buckets: z.array(

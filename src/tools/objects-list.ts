@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseBucket } from '../aws/s3-uri.js';
+import { checkKey, parseBucket } from '../aws/s3-uri.js';
 import { withS3 } from '../aws/s3.js';
 import { bucketArg, isoDate } from './args.js';
 import { defineTool } from './define.js';
@@ -38,7 +38,7 @@ export const bucketObjectsList = defineTool({
   },
   async handler(args, ctx) {
     const bucket = parseBucket(args.bucket);
-    const prefix = args.prefix ?? '';
+    const prefix = checkKey(args.prefix ?? '', 'Prefix');
     const out = await withS3(ctx, { bucket, action: 'list', verb: 'list the objects of' }, (client, { ListObjectsV2Command }) =>
       client.send(
         new ListObjectsV2Command({

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseBucket } from '../aws/s3-uri.js';
+import { checkKey, parseBucket } from '../aws/s3-uri.js';
 import { withS3 } from '../aws/s3.js';
 import { ToolError, toToolError } from '../errors.js';
 import { mapBounded } from '../concurrency.js';
@@ -24,7 +24,8 @@ export const bucketObjectsPut = defineTool({
     'Write one or more objects to an S3 bucket, each from text or base64. Existing objects with the same key are replaced. ' +
     'Each item is reported separately: one failure does not stop the others.',
   toolset: 'buckets',
-  kind: 'write',
+  // It replaces existing objects with the same key: a client should confirm before it runs.
+  kind: 'destructive',
   idempotent: true,
   input: {
     bucket: bucketArg,
@@ -52,6 +53,7 @@ export const bucketObjectsPut = defineTool({
     const results = await mapBounded(args.items, CONCURRENCY, async (it) => {
       const uri = `s3://${bucket}/${it.key}`;
       try {
+        checkKey(it.key);
         if ((it.text === undefined) === (it.base64 === undefined)) {
           throw new ToolError('invalid_input', `Item "${it.key}" needs exactly one of text or base64.`);
         }
