@@ -7,6 +7,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { VerifiedToken } from './auth/verifier.js';
 import type { AwsClients } from './aws/clients.js';
 import type { CatalogAuthKind, CatalogClient } from './catalog/client.js';
+import type { Cursors } from './cursors.js';
 import { ToolError } from './errors.js';
 import type { Logger } from './log.js';
 
@@ -62,6 +63,8 @@ export interface RuntimeContext {
   authorize(bucket: string, action: BucketAction): void;
   /** Buckets the caller is known to be limited to (JWT `buckets` claim), if any. */
   readonly allowedBuckets: readonly string[] | undefined;
+  /** Seals and opens the cursors handed to this caller (bound to the caller and the tool). */
+  readonly cursors: Cursors;
   readonly session: SessionDiagnostics;
 }
 

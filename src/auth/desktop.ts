@@ -10,6 +10,7 @@ import type { Config } from '../config.js';
 import { CatalogClient } from '../catalog/client.js';
 import { catalogConfig } from '../catalog/resolve.js';
 import type { AwsAccess, CatalogAccess, RuntimeContext } from '../context.js';
+import { CursorKey, cursorsFor } from '../cursors.js';
 import { lazy } from '../lazy.js';
 import { ToolError, toToolError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -47,11 +48,14 @@ export class DesktopAuthService implements AuthService {
   readonly mode = 'desktop' as const;
   private current: { fingerprint: string; ctx: Promise<RuntimeContext> } | undefined;
   private defaultChain: Promise<CredentialProvider> | undefined;
+  private readonly cursorKey: CursorKey;
 
   constructor(
     private readonly config: Config,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.cursorKey = new CursorKey(config.cursorSecret);
+  }
 
   async context(): Promise<RuntimeContext> {
     const fingerprint = await sessionFingerprint(this.config.quilt.dataDir);
@@ -158,6 +162,7 @@ export class DesktopAuthService implements AuthService {
       catalog,
       logger,
       allowedBuckets: undefined,
+      cursors: cursorsFor(this.cursorKey, JSON.stringify(['desktop', user])),
       // AWS IAM decides in desktop mode: the person's own credentials are the boundary.
       authorize: () => {},
       session: {

@@ -22,7 +22,8 @@ import { objectCatalogUrl, packageCatalogUrl, quiltPlusUri } from '../catalog/ur
 import { ToolError } from '../errors.js';
 import type { Scope, SearchHit, SearchPage } from './types.js';
 
-interface Cursor {
+/** Where a search continues. The tool seals it (cursors.ts) before handing it to the client. */
+export interface SearchCursor {
   v: 1;
   q: string;
   s: Scope;
@@ -32,22 +33,22 @@ interface Cursor {
   o: string | null;
 }
 
-export function encodeCursor(c: Cursor): string {
-  return Buffer.from(JSON.stringify(c)).toString('base64url');
-}
+const nullableString = (x: unknown) => x === null || typeof x === 'string';
 
-export function decodeCursor(text: string, query: string, scope: Scope): Cursor {
-  let c: Cursor;
-  try {
-    c = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as Cursor;
-  } catch {
-    throw new ToolError('invalid_input', 'The cursor is not one this tool returned.', 'Pass next_cursor from the previous result unchanged.');
-  }
-  if (c?.v !== 1 || typeof c.q !== 'string') throw new ToolError('invalid_input', 'The cursor is not one this tool returned.');
+/** A sealed cursor's content, checked to be a search cursor for this query and scope. */
+export function parseSearchCursor(c: Record<string, unknown>, query: string, scope: Scope): SearchCursor {
+  const ok =
+    c.v === 1 &&
+    typeof c.q === 'string' &&
+    typeof c.s === 'string' &&
+    (c.b === null || (Array.isArray(c.b) && c.b.every((x) => typeof x === 'string'))) &&
+    nullableString(c.p) &&
+    nullableString(c.o);
+  if (!ok) throw new ToolError('invalid_input', 'The cursor is not one this tool returned.', 'Pass next_cursor from the previous result unchanged.');
   if (c.q !== query || c.s !== scope) {
     throw new ToolError('invalid_input', 'The cursor belongs to another search (different query or scope).', 'Repeat the same query and scope with the cursor, or start again without it.');
   }
-  return c;
+  return c as unknown as SearchCursor;
 }
 
 function fail(arm: ErrorArms, what: string): never {
@@ -139,14 +140,15 @@ export interface CatalogSearchRequest {
   scope: Scope;
   buckets: string[] | null;
   limit: number;
-  cursor: string | undefined;
+  /** Where the previous page stopped (its buckets replace `buckets`). */
+  prev: SearchCursor | undefined;
   /** Who is searching, when the catalog does not say (anonymous, or a page after the first). */
   fallbackIdentity: string;
   signal: AbortSignal;
 }
 
 export async function searchCatalog(client: CatalogClient, link: string | undefined, req: CatalogSearchRequest): Promise<SearchPage> {
-  const prev = req.cursor ? decodeCursor(req.cursor, req.query, req.scope) : undefined;
+  const { prev } = req;
   const buckets = prev ? prev.b : req.buckets;
   const wantPackages = req.scope !== 'file' && (!prev || prev.p !== null);
   const wantObjects = req.scope !== 'package' && (!prev || prev.o !== null);
@@ -157,7 +159,7 @@ export async function searchCatalog(client: CatalogClient, link: string | undefi
     wantObjects ? objects(client, link, buckets, req.query, share, prev?.o ?? undefined, req.signal) : undefined,
   ]);
   const me = p?.me ?? o?.me;
-  const next: Cursor = { v: 1, q: req.query, s: req.scope, b: buckets, p: p ? p.cursor : null, o: o ? o.cursor : null };
+  const next: SearchCursor = { v: 1, q: req.query, s: req.scope, b: buckets, p: p ? p.cursor : null, o: o ? o.cursor : null };
   const hits = [...(p?.hits ?? []), ...(o?.hits ?? [])].sort((a, b) => (b.score ?? 0) - (a.score ?? 0));
   return {
     hits,
@@ -165,7 +167,7 @@ export async function searchCatalog(client: CatalogClient, link: string | undefi
       ...(p?.total !== undefined ? { packages: p.total } : {}),
       ...(o?.total !== undefined ? { files: o.total } : {}),
     },
-    nextCursor: next.p || next.o ? encodeCursor(next) : undefined,
+    next: next.p || next.o ? next : undefined,
     as: me ? `${me.name} <${me.email}>` : req.fallbackIdentity,
     note: undefined,
   };

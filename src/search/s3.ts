@@ -107,7 +107,7 @@ export async function searchS3(ctx: RuntimeContext, req: { query: string; scope:
       ...(req.scope !== 'file' ? { packages: matched('packages') } : {}),
       ...(req.scope !== 'package' ? { files: matched('files') } : {}),
     },
-    nextCursor: undefined,
+    next: undefined,
     as: ctx.principal.id,
     note,
   };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { SearchCursor } from './catalog.js';
 
 /** One search result, flat, the same shape from the catalog and from the S3 fallback. */
 export const searchHit = z.object({
@@ -24,7 +25,8 @@ export type Scope = 'global' | 'package' | 'file';
 export interface SearchPage {
   hits: SearchHit[];
   total: { packages?: number; files?: number };
-  nextCursor: string | undefined;
+  /** Where the next page starts (the tool seals it into a cursor), when there is one. */
+  next: SearchCursor | undefined;
   as: string;
   note: string | undefined;
 }

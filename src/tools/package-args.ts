@@ -1,11 +1,12 @@
 /** Argument schemas and output pieces shared by the package tools. */
 import { z } from 'zod';
 import type { RuntimeContext } from '../context.js';
+import type { CursorKind } from '../cursors.js';
 import { packageCatalogUrl, quiltPlusUri } from '../catalog/urls.js';
 import { ToolError } from '../errors.js';
 import { fromPlain, type PyJson } from '../packages/pyjson.js';
 
-export const packageNameArg = z.string().min(3).describe('Package name "user/name", e.g. "team/dataset"');
+export const packageNameArg = z.string().min(3).max(256).describe('Package name "user/name", e.g. "team/dataset"');
 
 export const hashOrTagArg = z
   .string()
@@ -44,18 +45,30 @@ export function userMeta(meta: Record<string, unknown> | undefined, what: string
   }
 }
 
-/** Opaque cursors: base64url JSON, so a client cannot mistake them for keys. */
-export function encodeCursor(value: Record<string, string>): string {
-  return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
-}
-
-export function decodeCursor(cursor: string | undefined, fields: readonly string[]): Record<string, string> | undefined {
+/**
+ * A package tool's cursor: sealed for this caller and tool (cursors.ts), holding string fields, and
+ * issued for the same arguments (`same`) as this call.
+ */
+export function openCursor(
+  ctx: RuntimeContext,
+  kind: CursorKind,
+  cursor: string | undefined,
+  fields: readonly string[],
+  same: Record<string, string> = {},
+): Record<string, string> | undefined {
   if (!cursor) return undefined;
-  try {
-    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Record<string, unknown>;
-    if (fields.every((f) => typeof v[f] === 'string')) return v as Record<string, string>;
-  } catch {
-    // fall through
+  const v = ctx.cursors.open(kind, cursor);
+  if (!fields.every((f) => typeof v[f] === 'string')) {
+    throw new ToolError('invalid_input', 'The cursor is not valid here.', 'Pass next_cursor from the previous call unchanged.');
   }
-  throw new ToolError('invalid_input', 'The cursor is not valid here.', 'Pass next_cursor from the previous call unchanged, with the same other arguments.');
+  for (const [k, want] of Object.entries(same)) {
+    if (v[k] !== want) {
+      throw new ToolError(
+        'invalid_input',
+        `The cursor belongs to another listing (its ${k} is not this call's).`,
+        'Repeat the call with the same arguments as the one that returned the cursor, or start again without a cursor.',
+      );
+    }
+  }
+  return v as Record<string, string>;
 }

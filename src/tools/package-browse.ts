@@ -4,12 +4,12 @@ import { formatBytes } from '../format.js';
 import { parsePhysicalKey } from '../packages/physical-keys.js';
 import { browseManifest, type BrowseItem } from '../packages/browse.js';
 import type { ManifestEntry } from '../packages/manifest.js';
-import { parsePackageName } from '../packages/names.js';
+import { parsePackageName, parseTopHash } from '../packages/names.js';
 import { toPlain } from '../packages/pyjson.js';
 import { resolveRevision, streamManifest } from '../packages/registry.js';
 import { bucketArg } from './args.js';
 import { defineTool } from './define.js';
-import { decodeCursor, encodeCursor, packageNameArg, hashOrTagArg, revisionLinks } from './package-args.js';
+import { openCursor, packageNameArg, hashOrTagArg, revisionLinks } from './package-args.js';
 
 const item = z.object({
   type: z.enum(['file', 'dir']),
@@ -85,9 +85,10 @@ export const packageBrowse = defineTool({
     const bucket = parseBucket(args.bucket);
     const name = parsePackageName(args.name);
     const path = (args.path ?? '').replace(/^\/+/, '');
-    const cur = decodeCursor(args.cursor, ['hash', 'after']);
+    const listing = { bucket, name, path, recursive: String(args.recursive) };
+    const cur = openCursor(ctx, 'package_browse', args.cursor, ['hash', 'after'], listing);
     // A cursor pins the revision it started on, so pages stay consistent when latest moves.
-    const hash = cur?.hash ?? (await resolveRevision(ctx, bucket, name, args.hash_or_tag));
+    const hash = cur ? parseTopHash(cur.hash ?? '') : await resolveRevision(ctx, bucket, name, args.hash_or_tag);
     const r = await browseManifest(streamManifest(ctx, bucket, hash), { path, recursive: args.recursive, limit: args.limit, after: cur?.after });
     const dir = path.replace(/\/+$/, '');
     const prefix = dir ? `${dir}/` : '';
@@ -99,7 +100,7 @@ export const packageBrowse = defineTool({
             : { type: 'dir' as const, logical_key: `${prefix}${it.name}/`, size: it.size, files: it.files },
         );
     const last = r.items[r.items.length - 1];
-    const next_cursor = r.more && last ? encodeCursor({ hash, after: last.name }) : undefined;
+    const next_cursor = r.more && last ? ctx.cursors.seal('package_browse', { ...listing, hash, after: last.name }) : undefined;
     const data = {
       bucket,
       name,

@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { parseBucket } from '../aws/s3-uri.js';
+import { checkKey, parseBucket } from '../aws/s3-uri.js';
 import { mapBounded } from '../concurrency.js';
 import { compareCodePoints } from '../packages/pyjson.js';
 import { NAMED, listPackages, readPointer } from '../packages/registry.js';
 import { bucketArg, isoDate } from './args.js';
 import { defineTool } from './define.js';
-import { decodeCursor, encodeCursor, revisionLinks } from './package-args.js';
+import { openCursor, revisionLinks } from './package-args.js';
 
 export const packageList = defineTool({
   name: 'package_list',
@@ -37,8 +37,8 @@ export const packageList = defineTool({
   },
   async handler(args, ctx) {
     const bucket = parseBucket(args.bucket);
-    const prefix = (args.prefix ?? '').replace(/^\/+/, '');
-    const after = decodeCursor(args.cursor, ['after'])?.after;
+    const prefix = checkKey((args.prefix ?? '').replace(/^\/+/, ''), 'Prefix');
+    const after = openCursor(ctx, 'package_list', args.cursor, ['after'], { bucket, prefix })?.after;
     const listed = (await listPackages(ctx, bucket, { prefix })).packages;
     const names = listed.filter((p) => after === undefined || compareCodePoints(p.name, after) > 0);
     const page = names.slice(0, args.limit);
@@ -48,7 +48,7 @@ export const packageList = defineTool({
       return { name, top_hash: latest.hash, modified: isoDate(modified), revisions, ...revisionLinks(ctx, bucket, name, latest.hash) };
     });
     const found = packages.filter((p) => p !== undefined);
-    const next_cursor = names.length > page.length ? encodeCursor({ after: page[page.length - 1]!.name }) : undefined;
+    const next_cursor = names.length > page.length ? ctx.cursors.seal('package_list', { bucket, prefix, after: page[page.length - 1]!.name }) : undefined;
     const lines = found.map((p) => `${p.name}  ${p.top_hash.slice(0, 12)}  ${p.modified ?? ''}  (${p.revisions} revision${p.revisions === 1 ? '' : 's'})`);
     if (found.length === 0) {
       // A real, empty answer (the listing succeeded); failures above are errors, never this.

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { parseBucket } from '../aws/s3-uri.js';
+import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
-import { searchCatalog } from '../search/catalog.js';
+import { parseSearchCursor, searchCatalog } from '../search/catalog.js';
 import { searchS3 } from '../search/s3.js';
 import { searchHit, type SearchHit } from '../search/types.js';
 import { defineTool } from './define.js';
@@ -12,6 +13,15 @@ function render(h: SearchHit): string {
     return `package ${h.name} in ${h.bucket}${h.hash ? ` @${h.hash.slice(0, 10)}` : ''}${when}${h.comment ? ` "${h.comment}"` : ''}\n    ${h.catalog_url ?? h.quilt_uri ?? ''}`;
   }
   return `file ${h.s3_uri}${h.size !== undefined ? ` (${h.size} B)` : ''}${when}${h.catalog_url ? `\n    ${h.catalog_url}` : ''}`;
+}
+
+function mayList(ctx: RuntimeContext, bucket: string): boolean {
+  try {
+    ctx.authorize(bucket, 'list');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export const searchCatalogTool = defineTool({
@@ -44,7 +54,13 @@ export const searchCatalogTool = defineTool({
     const requested = args.buckets?.map(parseBucket);
     // JWT: a search never reaches beyond the token's buckets.
     for (const b of requested ?? []) ctx.authorize(b, 'list');
-    const buckets = requested ?? (ctx.allowedBuckets ? [...ctx.allowedBuckets] : undefined);
+    const prev = args.cursor ? parseSearchCursor(ctx.cursors.open('search', args.cursor), args.query, args.scope) : undefined;
+    // A cursor is sealed for this caller; its buckets are checked again all the same (defence in depth).
+    if (prev) {
+      if (prev.b === null && ctx.allowedBuckets) throw new ToolError('invalid_input', 'The cursor was refused: it searches beyond this token\'s buckets.');
+      for (const b of prev.b ?? []) ctx.authorize(b, 'list');
+    }
+    const buckets = prev ? (prev.b ?? undefined) : (requested ?? (ctx.allowedBuckets ? [...ctx.allowedBuckets] : undefined));
 
     let page;
     let source: 'catalog' | 's3_fallback';
@@ -66,25 +82,33 @@ export const searchCatalogTool = defineTool({
         scope: args.scope,
         buckets: buckets ?? null,
         limit: args.limit,
-        cursor: args.cursor,
+        prev,
         fallbackIdentity: client.auth.kind === 'anonymous' ? 'anonymous' : ctx.principal.id,
         signal: extras.signal,
       });
     }
+    // Whatever the catalog answers, nothing outside the caller's buckets is shown.
+    const shown = page.hits.filter((h) => mayList(ctx, h.bucket));
+    const withheld = page.hits.length - shown.length;
+    if (withheld) ctx.logger.warning('search hits outside the caller\'s buckets withheld', { withheld, user: ctx.principal.id });
+    const next_cursor = page.next ? ctx.cursors.seal('search', { ...page.next }) : undefined;
     const searchedBuckets = buckets ?? ('all' as const);
     const where = Array.isArray(searchedBuckets) ? searchedBuckets.join(', ') : 'all buckets you can see';
     const note =
-      page.note ??
-      (page.hits.length === 0 && !args.cursor
-        ? `No results for "${args.query}" in ${where}, searching as ${page.as}.`
-        : undefined);
+      [
+        page.note ??
+          (page.hits.length === 0 && !args.cursor ? `No results for "${args.query}" in ${where}, searching as ${page.as}.` : undefined),
+        withheld ? `${withheld} result(s) from buckets outside this token's buckets were withheld.` : undefined,
+      ]
+        .filter(Boolean)
+        .join(' ') || undefined;
     const data = {
       query: args.query,
       scope: args.scope,
       source,
-      results: page.hits,
+      results: shown,
       total: page.total,
-      next_cursor: page.nextCursor,
+      next_cursor,
       searched: { buckets: searchedBuckets, as: page.as },
       note,
     };
@@ -92,9 +116,9 @@ export const searchCatalogTool = defineTool({
       .map(([k, v]) => `${v} ${k}`)
       .join(', ');
     const text = [
-      `${page.hits.length} result(s) for "${args.query}" (${source === 'catalog' ? 'catalog' : 'S3 scan, no catalog'}${counts ? `; total ${counts}` : ''}) in ${where}, as ${page.as}:`,
-      ...page.hits.map(render),
-      ...(page.nextCursor ? [`More: call again with cursor="${page.nextCursor}".`] : []),
+      `${shown.length} result(s) for "${args.query}" (${source === 'catalog' ? 'catalog' : 'S3 scan, no catalog'}${counts ? `; total ${counts}` : ''}) in ${where}, as ${page.as}:`,
+      ...shown.map(render),
+      ...(next_cursor ? [`More: call again with cursor="${next_cursor}".`] : []),
       ...(note ? [note] : []),
     ].join('\n');
     return { data, text };
