@@ -7,6 +7,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { redact } from './redact.js';
 
 export type LogLevel = 'debug' | 'info' | 'notice' | 'warning' | 'error';
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'notice', 'warning', 'error'];
@@ -54,7 +55,18 @@ export interface Config {
   command: Command;
   mode: 'desktop' | 'jwt';
   transport: 'stdio' | 'http';
-  http: { host: string; port: number; allowedHosts: string[]; maxBodyBytes: number };
+  http: {
+    host: string;
+    port: number;
+    allowedHosts: string[];
+    /** Browser origins allowed to call (CORS and the Origin check), beyond those derived from the hosts. */
+    allowedOrigins: string[];
+    maxBodyBytes: number;
+    /** Open connections per process; more are answered 503 and closed. */
+    maxConnections: number;
+    /** Requests in progress per process; more are answered 503. Each caller may hold a quarter of them. */
+    maxInflight: number;
+  };
   logLevel: LogLevel;
   /** Which tools to offer: read-only, and/or only some toolsets (auth tools are always offered). */
   tools: { readOnly: boolean; toolsets: string[] | undefined };
@@ -68,6 +80,8 @@ export interface Config {
   };
   athena: AthenaSettings;
   jwt: JwtSettings;
+  /** Key for sealing cursors, shared by replicas (MCP_CURSOR_SECRET); else the JWT secret; else random per process. */
+  cursorSecret: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -106,6 +120,19 @@ const urlText = z
   .refine((s) => /^https?:\/\//i.test(s), 'must start with http:// or https://')
   .transform((s) => s.replace(/\/+$/, ''));
 
+/** A browser origin: scheme://host[:port], nothing else. */
+const originText = z
+  .string()
+  .refine((s) => {
+    try {
+      const u = new URL(s);
+      return /^https?:$/.test(u.protocol) && u.pathname === '/' && !u.search && !u.hash && !u.username && !/\/[^/]/.test(s.slice(u.protocol.length + 2));
+    } catch {
+      return false;
+    }
+  }, 'must be origins such as https://catalog.example.com (scheme, host and port only)')
+  .transform((s) => new URL(s).origin);
+
 const listText = z.string().transform((s) =>
   s
     .split(',')
@@ -127,13 +154,32 @@ function read<T>(env: Env, name: string, schema: z.ZodType<T, string>): T | unde
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const why = parsed.error.issues[0]?.message ?? 'invalid value';
-    throw new ConfigError(`${name} is invalid: ${why} (got "${shorten(raw)}").`);
+    // A secret is never echoed, whatever its length (redact() ignores short registered secrets).
+    const got = isSecretName(name)
+      ? `got ${raw.length} character${raw.length === 1 ? '' : 's'}; the value is not shown`
+      : `got "${shorten(redact(raw))}"`;
+    throw new ConfigError(`${name} is invalid: ${why} (${got}).`);
   }
   return parsed.data;
 }
 
+/** Variables whose value is a credential: MCP_JWT_SECRET, MCP_JWT_TOKEN, AWS_SECRET_ACCESS_KEY, ... */
+export function isSecretName(name: string): boolean {
+  return /SECRET|TOKEN|PASSWORD/i.test(name) || /(?:_KEY|KEY_ID)$/i.test(name);
+}
+
 function shorten(s: string): string {
   return s.length > 40 ? `${s.slice(0, 37)}...` : s;
+}
+
+/**
+ * An unexpected command-line argument, safe to print: a "--name=value" shows only its name (the
+ * value may be a secret, e.g. --jwt-secret=...), anything else is redacted and shortened.
+ */
+function describeArg(arg: string): string {
+  const eq = arg.indexOf('=');
+  if (arg.startsWith('-') && eq > 0) return `${shorten(redact(arg.slice(0, eq)))}=...`;
+  return shorten(redact(arg));
 }
 
 /** quilt3 keeps its session in platformdirs' user_data_dir("Quilt", "QuiltData"). */
@@ -163,7 +209,7 @@ function parseArgs(argv: string[]): { command: Command; http?: boolean; port?: s
       for (let i = 2; i < args.length; i++) {
         const a = args[i] ?? '';
         const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
-        if (!m) throw new ConfigError(`Unexpected argument "${shorten(a)}" for "jwt generate".`);
+        if (!m) throw new ConfigError(`Unexpected argument "${describeArg(a)}" for "jwt generate".`);
         const key = m[1] ?? '';
         const value = m[2] ?? args[++i];
         if (value === undefined) throw new ConfigError(`--${key} needs a value.`);
@@ -186,7 +232,7 @@ function parseArgs(argv: string[]): { command: Command; http?: boolean; port?: s
     } else if (a === '--host' || a.startsWith('--host=')) {
       out.host = a.includes('=') ? a.slice(7) : args[++i];
       if (out.host === undefined) throw new ConfigError('--host needs an address.');
-    } else throw new ConfigError(`Unknown argument "${shorten(a)}". Run "quilt-mcp --help".`);
+    } else throw new ConfigError(`Unknown argument "${describeArg(a)}". Run "quilt-mcp --help".`);
   }
   return out;
 }
@@ -229,7 +275,10 @@ export function loadConfig(
       host,
       port,
       allowedHosts: read(env, 'MCP_ALLOWED_HOSTS', listText) ?? [],
-      maxBodyBytes: read(env, 'MCP_MAX_BODY_BYTES', intFromText(1024, 64 * 1024 * 1024)) ?? 4 * 1024 * 1024,
+      allowedOrigins: (read(env, 'MCP_ALLOWED_ORIGINS', listText.pipe(z.array(originText))) ?? []),
+      maxBodyBytes: read(env, 'MCP_MAX_BODY_BYTES', intFromText(1024, 64 * 1024 * 1024)) ?? 1024 * 1024,
+      maxConnections: read(env, 'MCP_MAX_CONNECTIONS', intFromText(1, 1_000_000)) ?? 1024,
+      maxInflight: read(env, 'MCP_MAX_INFLIGHT', intFromText(4, 1_000_000)) ?? 256,
     },
     tools: {
       readOnly: read(env, 'MCP_READ_ONLY', boolFromText) ?? false,
@@ -281,6 +330,7 @@ export function loadConfig(
       maxTokenBytes: read(env, 'MCP_JWT_MAX_BYTES', intFromText(512, 1024 * 1024)) ?? 16 * 1024,
       clockToleranceSeconds: read(env, 'MCP_JWT_CLOCK_TOLERANCE', intFromText(0, 300)) ?? 30,
     },
+    cursorSecret: read(env, 'MCP_CURSOR_SECRET', z.string().min(32, 'must be at least 32 characters')) ?? secret,
   };
 
   if (config.mode === 'jwt' && config.command.name === 'serve') {
@@ -291,6 +341,12 @@ export function loadConfig(
     }
     if (secret && jwksUrl) {
       throw new ConfigError('Set only one of MCP_JWT_SECRET and MCP_JWT_JWKS_URL: the verification algorithm is pinned by which one is set.');
+    }
+    if (jwksUrl && config.jwt.audiences.length === 0) {
+      // An identity provider signs tokens for every application it serves with the same keys.
+      throw new ConfigError(
+        'MCP_JWT_JWKS_URL is set without MCP_JWT_AUDIENCE: tokens the identity provider issued for any other application would be accepted. Set MCP_JWT_AUDIENCE to the audience (aud) of this server\'s tokens.',
+      );
     }
     if (config.transport === 'stdio' && !config.jwt.token) {
       throw new ConfigError('JWT mode over stdio takes the token from MCP_JWT_TOKEN, which is not set.');

@@ -20,6 +20,7 @@ async function main(): Promise<void> {
   }
   registerSecret(config.jwt.secret);
   registerSecret(config.jwt.token);
+  registerSecret(config.cursorSecret);
 
   switch (config.command.name) {
     case 'help': {

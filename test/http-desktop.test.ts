@@ -1,9 +1,10 @@
 /**
- * The HTTP transport in desktop mode: loopback only, DNS-rebinding protection, and the
- * protocol conformance suite's generic server scenarios.
+ * The HTTP transport in desktop mode: loopback only, a per-start access token, DNS-rebinding
+ * protection, and the protocol conformance suite's generic server scenarios.
  */
 import { execFile } from 'node:child_process';
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,14 +25,39 @@ afterAll(async () => {
   await s3?.close();
 });
 
+const auth = () => ({ authorization: `Bearer ${server.localToken}` });
+
 describe('desktop mode over HTTP', () => {
-  it('binds 127.0.0.1 and needs no token', async () => {
+  it('binds 127.0.0.1 and serves a client with the access token printed at start', async () => {
     expect(server.stderr()).toContain('listening on http://127.0.0.1:');
-    const client = await connectHttp(server.url);
+    expect(server.localToken).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    const client = await connectHttp(server.url, server.localToken);
     const r = await call(client, 'bucket_object_text', { uri: 's3://desk-bucket/a.txt' });
     expect(r.isError, r.text).toBe(false);
     expect(r.data.text).toBe('desktop over http');
     await client.close();
+  });
+
+  it('refuses every request without the access token: it would serve the user\'s own AWS credentials to anyone local', async () => {
+    for (const body of [TOOLS_CALL('bucket_list'), { jsonrpc: '2.0', id: 1, method: 'tools/list' }, { jsonrpc: '2.0', id: 1, method: 'ping' }]) {
+      const none = await rawPost(server.url, body);
+      expect(none.status).toBe(401);
+      expect(none.headers.get('www-authenticate')).toMatch(/^Bearer realm="quilt-mcp"$/);
+      expect(((await none.json()) as { error_description: string }).error_description).toContain('access token printed');
+      const wrong = await rawPost(server.url, body, { authorization: `Bearer ${'x'.repeat(32)}` });
+      expect(wrong.status).toBe(401);
+      expect(wrong.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    }
+    // Each start has its own token.
+    const other = await startHttpServer(s3Env(s3.endpoint));
+    try {
+      expect(other.localToken).not.toBe(server.localToken);
+      expect((await rawPost(other.url, TOOLS_CALL('bucket_list'), auth())).status).toBe(401);
+    } finally {
+      await other.stop();
+    }
+    // The token never reaches the log lines (only the one line that announces it).
+    expect(server.stderr().split(server.localToken ?? '').length - 1).toBe(1);
   });
 
   it('rejects a foreign Host or Origin (DNS rebinding) and accepts loopback ones', async () => {
@@ -39,7 +65,7 @@ describe('desktop mode over HTTP', () => {
     const evilStatus = await new Promise<number>((resolve, reject) => {
       const req = http.request(
         server.url,
-        { method: 'POST', headers: { host: 'evil.example.com', 'content-type': 'application/json', accept: 'application/json, text/event-stream' } },
+        { method: 'POST', headers: { ...auth(), host: 'evil.example.com', 'content-type': 'application/json', accept: 'application/json, text/event-stream' } },
         (res) => {
           res.resume();
           resolve(res.statusCode ?? 0);
@@ -49,14 +75,14 @@ describe('desktop mode over HTTP', () => {
       req.end(JSON.stringify(TOOLS_CALL('bucket_list')));
     });
     expect(evilStatus).toBe(403);
-    const evilOrigin = await rawPost(server.url, TOOLS_CALL('bucket_list'), { origin: 'http://evil.example.com' });
+    const evilOrigin = await rawPost(server.url, TOOLS_CALL('bucket_list'), { ...auth(), origin: 'http://evil.example.com' });
     expect(evilOrigin.status).toBe(403);
-    const ok = await rawPost(server.url, { jsonrpc: '2.0', id: 1, method: 'ping' }, { host: `localhost:${server.port}`, origin: `http://localhost:${server.port}` });
+    const ok = await rawPost(server.url, { jsonrpc: '2.0', id: 1, method: 'ping' }, { ...auth(), host: `localhost:${server.port}`, origin: `http://localhost:${server.port}` });
     expect(ok.status).toBe(200);
   });
 
   it('rejects a non-JSON body with a JSON-RPC parse error', async () => {
-    const res = await rawPost(server.url, '{not json');
+    const res = await rawPost(server.url, '{not json', auth());
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: { code: -32700 } });
   });
@@ -66,11 +92,40 @@ describe('desktop mode over HTTP', () => {
   });
 
   it('passes the MCP conformance suite\'s generic server scenarios', async () => {
+    // The suite cannot send a token: a loopback proxy adds it, as a local client configured with it would.
+    const proxy = http.createServer((req, res) => {
+      const up = http.request(
+        {
+          host: '127.0.0.1',
+          port: server.port,
+          path: req.url,
+          method: req.method,
+          // Loopback names are passed on as naming the server; any other Host or Origin (the rebinding scenario) unchanged.
+          headers: {
+            ...req.headers,
+            ...auth(),
+            host: (req.headers.host ?? '').replace(/^localhost:\d+$/, `localhost:${server.port}`),
+            ...(req.headers.origin ? { origin: req.headers.origin.replace(/^http:\/\/localhost:\d+$/, `http://localhost:${server.port}`) } : {}),
+          },
+        },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
     const bin = fileURLToPath(new URL('../node_modules/.bin/conformance', import.meta.url));
-    const url = `http://localhost:${server.port}/mcp`;
-    for (const scenario of ['server-initialize', 'ping', 'tools-list', 'logging-set-level', 'dns-rebinding-protection']) {
-      const { stdout } = await promisify(execFile)(bin, ['server', '--url', url, '--scenario', scenario], { timeout: 60_000 });
-      expect(stdout, scenario).toMatch(/Passed: (\d+)\/\1, 0 failed/);
+    const url = `http://localhost:${(proxy.address() as AddressInfo).port}/mcp`;
+    try {
+      for (const scenario of ['server-initialize', 'ping', 'tools-list', 'logging-set-level', 'dns-rebinding-protection']) {
+        const { stdout } = await promisify(execFile)(bin, ['server', '--url', url, '--scenario', scenario], { timeout: 60_000 });
+        expect(stdout, scenario).toMatch(/Passed: (\d+)\/\1, 0 failed/);
+      }
+    } finally {
+      proxy.close();
     }
   }, 120_000);
 });

@@ -119,9 +119,15 @@ describe('public methods and the 401 challenge', () => {
     }
   });
 
-  it('limits the request body size', async () => {
-    const res = await rawPost(server.url, { jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(5 * 1024 * 1024) } });
+  it('limits the request body size: small without a token, MCP_MAX_BODY_BYTES with one', async () => {
+    const big = { jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(5 * 1024 * 1024) } };
+    const tokenless = await rawPost(server.url, { ...big, params: { pad: 'x'.repeat(100 * 1024) } });
+    expect(tokenless.status).toBe(401);
+    expect(((await tokenless.json()) as { error_description: string }).error_description).toContain('without a token may carry at most 65536 bytes');
+    const t = await token({ sub: 'big-body', buckets: ['shared-data'] });
+    const res = await rawPost(server.url, big, { authorization: `Bearer ${t}` });
     expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ error: { message: expect.stringContaining('larger than 1048576 bytes') } });
   });
 });
 
@@ -255,15 +261,15 @@ describe('attack matrix: each is a clear 401 or tool error, and no AWS call is m
     });
     await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', r));
     const jwksUrl = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`;
-    const rs = await startHttpServer(jwtEnv({ MCP_JWT_SECRET: '', MCP_JWT_JWKS_URL: jwksUrl }));
+    const rs = await startHttpServer(jwtEnv({ MCP_JWT_SECRET: '', MCP_JWT_JWKS_URL: jwksUrl, MCP_JWT_AUDIENCE: 'quilt-mcp' }));
     try {
       const now = Math.floor(Date.now() / 1000);
-      const good = await new SignJWT({ sub: 'rs-user', buckets: ['shared-data'], exp: now + 600 })
+      const good = await new SignJWT({ sub: 'rs-user', aud: 'quilt-mcp', buckets: ['shared-data'], exp: now + 600 })
         .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
         .sign(privateKey);
       expect((await rawPost(rs.url, TOOLS_CALL('jwt_diagnostics'), { authorization: `Bearer ${good}` })).status).toBe(200);
       // The classic confusion attack: HMAC keyed with the (public) RSA key material.
-      const confused = await new SignJWT({ sub: 'attacker', buckets: ['*'], exp: now + 600 })
+      const confused = await new SignJWT({ sub: 'attacker', aud: 'quilt-mcp', buckets: ['*'], exp: now + 600 })
         .setProtectedHeader({ alg: 'HS256', kid: 'k1' })
         .sign(new TextEncoder().encode(JSON.stringify(jwk)));
       tokensUsed.push(good, confused);

@@ -179,6 +179,17 @@ function url(raw: Raw, names: string[]): string | undefined {
   }
 }
 
+/** Latest time a token may name: a year 9999 `exp` is still a number, but no longer a date. */
+const MAX_EPOCH_SECONDS = 253402300799;
+
+/** A NumericDate claim as a Date; absurd values (beyond year 9999, negative) are malformed claims. */
+function time(name: string, seconds: number): Date {
+  if (!Number.isFinite(seconds) || seconds < 0 || seconds > MAX_EPOCH_SECONDS) {
+    throw new ClaimError(name, 'is not a valid time (seconds since 1970, before the year 10000).');
+  }
+  return new Date(seconds * 1000);
+}
+
 /** Normalizes verified claims; throws ClaimError naming the first malformed claim. */
 export function normalizeClaims(raw: Raw): JwtClaims {
   const sub = str(raw, ['sub', 'user_id', 'id']);
@@ -200,6 +211,8 @@ export function normalizeClaims(raw: Raw): JwtClaims {
   const aud = raw.aud;
   const audience = aud === undefined ? [] : Array.isArray(aud) ? aud.map(String) : [String(aud)];
   if (typeof raw.exp !== 'number') throw new ClaimError('exp', 'is missing: tokens must expire.');
+  const expiresAt = time('exp', raw.exp);
+  const issuedAt = typeof raw.iat === 'number' ? time('iat', raw.iat) : undefined;
 
   return {
     sub,
@@ -216,8 +229,8 @@ export function normalizeClaims(raw: Raw): JwtClaims {
     registryUrl: url(raw, ['registry_url']),
     issuer: typeof raw.iss === 'string' ? raw.iss : undefined,
     audience,
-    expiresAt: new Date(raw.exp * 1000),
-    issuedAt: typeof raw.iat === 'number' ? new Date(raw.iat * 1000) : undefined,
+    expiresAt,
+    issuedAt,
   };
 }
 

@@ -19,6 +19,7 @@ import { Lru } from '../lru.js';
 import { ACTION_PERMISSION, allowsAction, allowsBucket, isBasicToken, publicClaims, type JwtClaims } from './claims.js';
 import type { AuthService, RequestAuth } from './service.js';
 import { cacheKey, StsBroker } from './sts.js';
+import { CursorKey, cursorsFor } from '../cursors.js';
 import { JwtVerifier, type VerifiedToken } from './verifier.js';
 
 const MAX_CACHE_LIFETIME_MS = 3600_000;
@@ -48,6 +49,7 @@ export class JwtAuthService implements AuthService {
   private readonly broker: StsBroker;
   private readonly region: string;
   private readonly counters = { verified: 0, rejected: 0 };
+  private readonly cursorKey: CursorKey;
 
   constructor(
     private readonly config: Config,
@@ -55,6 +57,7 @@ export class JwtAuthService implements AuthService {
     private readonly now: () => number = Date.now,
   ) {
     this.verifier = new JwtVerifier(config.jwt);
+    this.cursorKey = new CursorKey(config.cursorSecret);
     this.region = config.aws.region ?? FALLBACK_REGION;
     this.broker = new StsBroker(config.aws, this.region, config.jwt.sessionDurationSeconds, logger);
   }
@@ -98,13 +101,12 @@ export class JwtAuthService implements AuthService {
         'Get an enhanced token from the Quilt catalog (the MCP token endpoint) rather than the plain session token.',
       );
     }
-    const allowed = new Set([...this.config.quilt.allowedHosts, hostOf(this.config.quilt.catalogUrl)].filter(Boolean));
     for (const [name, url] of [
       ['catalog_url', claims.catalogUrl],
       ['registry_url', claims.registryUrl],
     ] as const) {
       const host = hostOf(url);
-      if (host && !allowed.has(host)) {
+      if (host && !this.hostAllowed(host)) {
         throw new ToolError(
           'unauthorized',
           `The token's ${name} points at ${host}, which this server does not allow.`,
@@ -112,6 +114,11 @@ export class JwtAuthService implements AuthService {
         );
       }
     }
+  }
+
+  /** Hosts a catalog token may be sent to: QUILT_CATALOG_ALLOWED_HOSTS and the configured catalog. */
+  private hostAllowed(host: string): boolean {
+    return this.config.quilt.allowedHosts.includes(host) || host === hostOf(this.config.quilt.catalogUrl);
   }
 
   private buildContext(claims: JwtClaims): RuntimeContext {
@@ -142,6 +149,8 @@ export class JwtAuthService implements AuthService {
       logger: this.logger,
       allowedBuckets: claims.buckets?.includes('*') ? undefined : claims.buckets,
       authorize,
+      // A cursor works only for the same user with the same grants, at the same catalog.
+      cursors: cursorsFor(this.cursorKey, JSON.stringify(['jwt', claims.sub, claims.buckets ?? null, claims.permissions ?? null, claims.catalogUrl ?? null])),
       session: {
         jwtClaims: pub,
         stats: () => this.stats(claims),
@@ -242,7 +251,18 @@ export class JwtAuthService implements AuthService {
         'Add registry_url to the token, or set QUILT_CATALOG_URL on the server.',
       );
     }
-    return (await catalogConfig(catalog)).registryUrl;
+    const { registryUrl } = await catalogConfig(catalog);
+    // config.json is the catalog's word, not the operator's: its registry gets the catalog token
+    // (and hands out AWS credentials), so it must be a host the operator allowed too.
+    const host = hostOf(registryUrl);
+    if (!host || !this.hostAllowed(host)) {
+      throw new ToolError(
+        'catalog_error',
+        `The catalog ${catalog} names its registry at ${host ?? 'an invalid URL'}, which this server does not allow, so the token's catalog_token was not sent there.`,
+        `The operator lists permitted hosts in QUILT_CATALOG_ALLOWED_HOSTS (add ${host ?? 'the registry host'} if it is the catalog's own registry).`,
+      );
+    }
+    return registryUrl;
   }
 
   stats(claims?: JwtClaims): Record<string, unknown> {

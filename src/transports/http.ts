@@ -1,9 +1,16 @@
 /**
  * Stateless Streamable HTTP: a new McpServer and transport for every POST, so any replica behind
- * any load balancer can answer any request. The bearer token is checked here, before the MCP
- * layer: `initialize`, `notifications/initialized`, `ping` and `tools/list` may come without one;
- * everything else needs a valid token (JWT mode). Desktop mode serves loopback only.
+ * any load balancer can answer any request.
+ *
+ * Order of checks, cheapest first, so that nothing costs the server work before the caller is
+ * known: Host/Origin, method, content type, the bearer token (verified before a byte of the body
+ * is read), a slot (per process and per caller), then the body (small and quick without a token,
+ * within a deadline always). In JWT mode `initialize`, `notifications/initialized`, `ping` and
+ * `tools/list` may come without a token; everything else needs a valid one. Desktop mode serves
+ * loopback only and needs the per-start secret printed on stderr: it serves the user's own AWS
+ * credentials, which other local users and processes must not borrow.
  */
+import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -16,6 +23,8 @@ import type { Logger } from '../log.js';
 import { redact } from '../redact.js';
 import type { ServerDeps } from '../server.js';
 import { VERSION } from '../version.js';
+import { Admission, BodyError, capConnections, OriginPolicy, readBody, TOKENLESS_BODY_BYTES } from './http-guards.js';
+import { ToolsListCache } from './tools-list.js';
 
 export interface HttpDeps {
   config: Config;
@@ -28,12 +37,15 @@ export interface HttpDeps {
 const PUBLIC_METHODS = new Set(['initialize', 'notifications/initialized', 'ping', 'tools/list']);
 const MCP_PATH = '/mcp';
 
-function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
-  res.end(JSON.stringify(body));
+type Headers = Record<string, string>;
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Headers = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': String(Buffer.byteLength(text)), ...headers });
+  res.end(text);
 }
 
-function jsonRpcError(res: http.ServerResponse, status: number, code: number, message: string, headers?: Record<string, string>): void {
+function jsonRpcError(res: http.ServerResponse, status: number, code: number, message: string, headers?: Headers): void {
   sendJson(res, status, { jsonrpc: '2.0', id: null, error: { code, message } }, headers);
 }
 
@@ -41,150 +53,227 @@ function jsonRpcError(res: http.ServerResponse, status: number, code: number, me
  * The one place that builds the 401 challenge (RFC 6750). OAuth protected-resource metadata
  * (RFC 9728) will add its `resource_metadata` parameter here.
  */
-export function challenge(res: http.ServerResponse, error: 'invalid_request' | 'invalid_token' | undefined, description: string): void {
+export function challenge(res: http.ServerResponse, error: 'invalid_request' | 'invalid_token' | undefined, description: string, headers: Headers = {}): void {
   const safe = redact(description).replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?');
   // RFC 6750 3.1: a request without credentials gets a challenge without an error code.
   const params = error ? `, error="${error}", error_description="${safe}"` : '';
   sendJson(res, 401, { error: error ?? 'unauthorized', error_description: redact(description) }, {
+    ...headers,
     'www-authenticate': `Bearer realm="quilt-mcp"${params}`,
   });
 }
 
-class BodyTooLarge extends Error {}
-
-function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limit) {
-      req.resume();
-      return reject(new BodyTooLarge());
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        req.destroy();
-        reject(new BodyTooLarge());
-      } else chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function allowedHosts(config: Config, port: number): Set<string> | undefined {
-  const configured = config.http.allowedHosts.map((h) => h.toLowerCase());
-  if (config.mode === 'jwt' && configured.length === 0) return undefined; // behind a load balancer: any Host
-  const loopback = ['127.0.0.1', 'localhost', '[::1]'].flatMap((h) => [h, `${h}:${port}`]);
-  return new Set([...loopback, ...configured]);
-}
-
 function bearer(req: http.IncomingMessage): string | undefined {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  const m = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(req.headers.authorization ?? '');
   return m?.[1];
 }
 
+const sha256 = (s: string) => createHash('sha256').update(s).digest();
+
+/** How long an unread body may keep draining after an early answer. */
+const LINGER_MS = 5_000;
+
+/**
+ * After an early answer (before or instead of reading the body), the rest of the body is read and
+ * dropped for a few seconds, then the connection is cut: closing at once would reset a client still
+ * sending, and it would never see the answer; draining for ever would let it hold the socket.
+ */
+function lingerAfter(req: http.IncomingMessage, res: http.ServerResponse): void {
+  res.once('finish', () => {
+    if (req.complete) return;
+    const timer = setTimeout(() => req.socket.destroy(), LINGER_MS).unref();
+    req.once('end', () => clearTimeout(timer));
+    req.once('close', () => clearTimeout(timer));
+    req.removeAllListeners('data');
+    req.resume();
+  });
+}
+
 export async function serveHttp({ config, logger, auth, createServer }: HttpDeps): Promise<http.Server> {
-  let hosts: Set<string> | undefined;
+  const policy = new OriginPolicy(config);
+  const admission = new Admission(config.http.maxInflight);
+  const toolsList = new ToolsListCache(() => createServer({ auth, logger }));
+  const counters = { busy: 0, connectionsRefused: 0 };
+  // Desktop mode: a secret for this run, compared in constant time (as digests, so lengths never leak).
+  const localSecret = config.mode === 'desktop' ? randomBytes(24).toString('base64url') : undefined;
+  const localDigest = localSecret ? sha256(localSecret) : undefined;
+
+  /** A body too large (declared or sent) or too slow. */
+  const refuseBody = (req: http.IncomingMessage, res: http.ServerResponse, err: BodyError): void => {
+    const cors = policy.corsHeaders(req);
+    if (err.status === 408) {
+      // Too slow for the deadline: cut off once answered.
+      res.once('finish', () => {
+        req.socket.end();
+        setTimeout(() => req.socket.destroy(), 1_000).unref();
+      });
+    } else lingerAfter(req, res);
+    if (err.status === 413 && auth.mode === 'jwt' && bearer(req) === undefined) {
+      return challenge(res, undefined, `Requests without a token may carry at most ${TOKENLESS_BODY_BYTES} bytes: send Authorization: Bearer <JWT>.`, cors);
+    }
+    jsonRpcError(res, err.status, -32000, err.message, cors);
+  };
 
   const handleMcp = async (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const host = (req.headers.host ?? '').toLowerCase();
-    const origin = req.headers.origin;
-    let originHost: string | undefined;
-    try {
-      originHost = origin ? new URL(origin).host.toLowerCase() : undefined;
-    } catch {
-      originHost = 'invalid';
+    const refusal = policy.refusal(req);
+    if (refusal) {
+      logger.warning('Refused a request', { reason: refusal });
+      lingerAfter(req, res);
+      return jsonRpcError(res, 403, -32000, `Forbidden: ${refusal}.`);
     }
-    if (hosts && (!hosts.has(host) || (originHost !== undefined && !hosts.has(originHost)))) {
-      logger.warning('Rejected request with a disallowed Host/Origin (DNS rebinding protection)', { host, origin });
-      return jsonRpcError(res, 403, -32000, 'Forbidden: Host or Origin is not allowed.');
+    const cors = policy.corsHeaders(req);
+    if (req.method === 'OPTIONS' && req.headers.origin !== undefined) {
+      // CORS preflight from an allowed origin (a disallowed one was refused above).
+      res.writeHead(204, {
+        ...cors,
+        'access-control-allow-methods': 'POST, OPTIONS',
+        'access-control-allow-headers': 'authorization, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id',
+        'access-control-max-age': '600',
+      });
+      return res.end();
     }
     if (req.method !== 'POST') {
+      lingerAfter(req, res);
       // Stateless: no SSE stream to resume (GET) and no session to end (DELETE).
-      return jsonRpcError(res, 405, -32000, 'Method not allowed: this server is stateless; POST JSON-RPC to /mcp.', { allow: 'POST' });
+      return jsonRpcError(res, 405, -32000, 'Method not allowed: this server is stateless; POST JSON-RPC to /mcp.', { ...cors, allow: 'POST' });
     }
     if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
-      return jsonRpcError(res, 415, -32000, 'Unsupported Media Type: send Content-Type: application/json.');
+      lingerAfter(req, res);
+      return jsonRpcError(res, 415, -32000, 'Unsupported Media Type: send Content-Type: application/json.', cors);
     }
+
+    // The token first: an unknown caller costs no body reading.
+    const token = bearer(req);
+    if (token === undefined && req.headers.authorization !== undefined) {
+      lingerAfter(req, res);
+      return challenge(res, 'invalid_request', 'The Authorization header must be "Bearer <token>".', cors);
+    }
+    let authInfo: AuthInfo | undefined;
+    let caller = '(no token)';
+    if (localDigest) {
+      if (token === undefined || !timingSafeEqual(sha256(token), localDigest)) {
+        lingerAfter(req, res);
+        return challenge(
+          res,
+          token === undefined ? undefined : 'invalid_token',
+          'Desktop mode over HTTP needs the access token printed on the server\'s stderr when it started: send Authorization: Bearer <token>.',
+          cors,
+        );
+      }
+      caller = 'desktop';
+    } else if (token !== undefined) {
+      try {
+        const ctx = await auth.context({ token });
+        authInfo = { token, clientId: ctx.principal.id, scopes: [] };
+        caller = `user:${ctx.principal.id}`;
+      } catch (err) {
+        lingerAfter(req, res);
+        if (err instanceof ToolError && err.code === 'unauthorized') return challenge(res, 'invalid_token', err.message, cors);
+        const e = err instanceof ToolError ? err : new ToolError('internal', 'Token verification failed.');
+        logger.error('Token verification failed', { error: e.message });
+        return jsonRpcError(res, 503, -32000, e.message, cors);
+      }
+    }
+
+    const limit = token === undefined ? TOKENLESS_BODY_BYTES : config.http.maxBodyBytes;
+    if (Number(req.headers['content-length'] ?? 0) > limit) return refuseBody(req, res, new BodyError(413, `The request body is larger than ${limit} bytes.`));
+
+    const release = admission.tryAcquire(caller);
+    if (!release) {
+      counters.busy++;
+      lingerAfter(req, res);
+      const whose = caller === '(no token)' ? 'requests without a token are' : 'of your requests are';
+      return jsonRpcError(res, 503, -32000, `Server busy: too many ${whose} in progress; retry shortly.`, { ...cors, 'retry-after': '1' });
+    }
+    res.once('close', release);
+
     let text: string;
     try {
-      text = await readBody(req, config.http.maxBodyBytes);
+      text = await readBody(req, limit);
     } catch (err) {
-      if (err instanceof BodyTooLarge) return jsonRpcError(res, 413, -32000, `Request body larger than ${config.http.maxBodyBytes} bytes.`);
-      return;
+      if (!(err instanceof BodyError)) return void res.destroy();
+      return refuseBody(req, res, err);
     }
     let body: unknown;
     try {
       body = JSON.parse(text);
     } catch {
-      return jsonRpcError(res, 400, -32700, 'Parse error: the body is not JSON.');
+      return jsonRpcError(res, 400, -32700, 'Parse error: the body is not JSON.', cors);
     }
-    const messages = Array.isArray(body) ? body : [body];
-    const needsToken = messages.some((m) => {
-      const method = (m as { method?: unknown } | null)?.method;
-      return typeof method !== 'string' || !PUBLIC_METHODS.has(method);
-    });
+    if (auth.mode === 'jwt' && token === undefined) {
+      const messages = Array.isArray(body) ? body : [body];
+      const needsToken = messages.some((m) => {
+        const method = (m as { method?: unknown } | null)?.method;
+        return typeof method !== 'string' || !PUBLIC_METHODS.has(method);
+      });
+      if (needsToken) return challenge(res, undefined, 'This server requires a JWT: send Authorization: Bearer <token>.', cors);
+    }
 
-    let authInfo: AuthInfo | undefined;
-    if (auth.mode === 'jwt') {
-      const token = bearer(req);
-      if (!token && req.headers.authorization) return challenge(res, 'invalid_request', 'The Authorization header must be "Bearer <JWT>".');
-      if (!token && needsToken) return challenge(res, undefined, 'This server requires a JWT: send Authorization: Bearer <token>.');
-      if (token) {
-        try {
-          const ctx = await auth.context({ token });
-          authInfo = { token, clientId: ctx.principal.id, scopes: [] };
-        } catch (err) {
-          if (err instanceof ToolError && err.code === 'unauthorized') return challenge(res, 'invalid_token', err.message);
-          const e = err instanceof ToolError ? err : new ToolError('internal', 'Token verification failed.');
-          logger.error('Token verification failed', { error: e.message });
-          return jsonRpcError(res, 503, -32000, e.message);
-        }
-      }
+    const listed = await toolsList.answer(req, body);
+    if (listed !== undefined) {
+      res.writeHead(200, { ...cors, 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': String(Buffer.byteLength(listed)) });
+      return res.end(listed);
     }
 
     const server = createServer({ auth, logger });
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-    res.on('close', () => {
+    res.once('close', () => {
       void transport.close();
       void server.close();
     });
+    for (const [k, v] of Object.entries(cors)) res.setHeader(k, v);
     await server.connect(transport);
     if (authInfo) (req as http.IncomingMessage & { auth?: AuthInfo }).auth = authInfo;
     await transport.handleRequest(req, res, body);
   };
 
   // Room for large tokens in headers, so the token size limit answers with a clear 401 rather than 431.
-  const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
+  // Timeouts are checked every second (Node's default is every 30 s).
+  const server = http.createServer({ maxHeaderSize: 64 * 1024, connectionsCheckingInterval: 1_000 }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
       return sendJson(res, 200, { status: 'ok', name: 'quilt-mcp', version: VERSION, mode: config.mode });
     }
-    if (path !== MCP_PATH) return sendJson(res, 404, { error: 'not_found', error_description: `Not found; MCP is served at ${MCP_PATH}.` });
+    if (path !== MCP_PATH) {
+      lingerAfter(req, res);
+      return sendJson(res, 404, { error: 'not_found', error_description: `Not found; MCP is served at ${MCP_PATH}.` });
+    }
     handleMcp(req, res).catch((err: unknown) => {
       logger.error('HTTP request failed', { error: err instanceof Error ? err.message : String(err) });
       if (!res.headersSent) jsonRpcError(res, 500, -32603, 'Internal server error');
       else res.end();
     });
   });
-  server.requestTimeout = 5 * 60_000;
-  server.headersTimeout = 30_000;
+  // Slow senders: headers within 10 s, the whole request within 30 s (bodies have their own 10 s).
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  capConnections(server, config.http.maxConnections, () => counters.connectionsRefused++);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.http.port, config.http.host, resolve);
   });
   const { port } = server.address() as AddressInfo;
-  hosts = allowedHosts(config, port);
-  logger.notice(`quilt-mcp listening on http://${config.http.host}:${port}${MCP_PATH}`, { mode: config.mode });
+  policy.listening(port);
+  if (localSecret) {
+    // Printed once, straight to stderr (the logger would redact it, and MCP clients must not get it).
+    process.stderr.write(
+      `quilt-mcp: desktop mode over HTTP serves your own AWS credentials, so every request needs this run's access token:\n` +
+        `quilt-mcp: access token: ${localSecret}\n` +
+        `quilt-mcp: send it as "Authorization: Bearer <token>"; it changes at every start.\n`,
+    );
+  }
 
+  logger.notice(`quilt-mcp listening on http://${config.http.host}:${port}${MCP_PATH}`, {
+    mode: config.mode,
+    max_connections: config.http.maxConnections,
+    max_inflight: config.http.maxInflight,
+  });
   let closing = false;
   const shutdown = (why: string) => {
     if (closing) return;
     closing = true;
-    logger.info('Shutting down', { reason: why });
+    logger.info('Shutting down', { reason: why, busy_refusals: counters.busy, connections_refused: counters.connectionsRefused });
     server.close(() => process.exit(0));
     server.closeIdleConnections();
     setTimeout(() => process.exit(0), 5_000).unref();

@@ -11,6 +11,8 @@ import { SERVER_ENTRY } from './mcp.js';
 export interface HttpServer {
   url: string;
   port: number;
+  /** Desktop mode: this run's access token, read from the server's stderr. */
+  localToken: string | undefined;
   child: ChildProcess;
   stderr(): string;
   stop(): Promise<void>;
@@ -36,6 +38,7 @@ export async function startHttpServer(env: Record<string, string>): Promise<Http
   return {
     url: `http://127.0.0.1:${port}/mcp`,
     port,
+    localToken: /access token: (\S+)/.exec(stderr)?.[1],
     child,
     stderr: () => stderr + (stdout ? `\n[stdout]${stdout}` : ''),
     stop: () =>
