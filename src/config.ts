@@ -43,6 +43,8 @@ export interface JwtSettings {
   audiences: string[];
   kid: string | undefined;
   requireEnhanced: boolean;
+  /** Refuse tokens without a catalog_token at the door (MCP_JWT_REQUIRE_CATALOG). */
+  requireCatalog: boolean;
   sessionDurationSeconds: number;
   roleArnTemplate: string | undefined;
   /** Stdio in JWT mode: the token of the one user. */
@@ -317,6 +319,7 @@ export function loadConfig(
       audiences: read(env, 'MCP_JWT_AUDIENCE', listText) ?? [],
       kid: read(env, 'MCP_JWT_KID', z.string()),
       requireEnhanced: read(env, 'MCP_JWT_REQUIRE_ENHANCED', boolFromText) ?? false,
+      requireCatalog: read(env, 'MCP_JWT_REQUIRE_CATALOG', boolFromText) ?? false,
       sessionDurationSeconds: Math.min(
         43200,
         Math.max(900, read(env, 'MCP_JWT_SESSION_DURATION', intFromText(0, 10 ** 9)) ?? 3600),

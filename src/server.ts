@@ -75,5 +75,8 @@ export function createServer({ auth, logger, tools = allTools }: ServerDeps): Mc
       },
     );
   }
+  // registerTool advertised tools.listChanged; the tool set never changes while the server runs
+  // (and a stateless HTTP server has no stream to send the notification on), so say so.
+  server.server.registerCapabilities({ tools: { listChanged: false } });
   return server;
 }

@@ -109,14 +109,13 @@ describe('public methods and the 401 challenge', () => {
     expect(body.error_description).toContain('requires a JWT');
   });
 
-  it('serves /health without a token and refuses GET/DELETE on /mcp', async () => {
+  it('serves /health without a token, refuses GET, and DELETE without a session id, on /mcp', async () => {
     const health = await fetch(`http://127.0.0.1:${server.port}/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok', mode: 'jwt' });
-    for (const method of ['GET', 'DELETE']) {
-      const res = await fetch(server.url, { method });
-      expect(res.status).toBe(405);
-    }
+    expect((await fetch(server.url, { method: 'GET' })).status).toBe(405);
+    // DELETE ends a session (see token-policy.test.ts); without a session id there is nothing to end.
+    expect((await fetch(server.url, { method: 'DELETE' })).status).toBe(400);
   });
 
   it('limits the request body size: small without a token, MCP_MAX_BODY_BYTES with one', async () => {
@@ -368,14 +367,13 @@ describe('isolation under concurrency', () => {
       const t = await token({ sub: `user-${i}`, role_arn: roleOf(tenant(i)), buckets: [tenant(i)] });
       clients.push({ i, client: await connectHttp(server.url, t) });
     }
-    const until = Date.now() + 4000;
-    let calls = 0;
+    // A fixed number of rounds, all tenants at once (a time-boxed loop made this a speed test).
+    const ROUNDS = 3;
     const mismatches: string[] = [];
     await Promise.all(
       clients.map(async ({ i, client }) => {
-        while (Date.now() < until) {
+        for (let round = 0; round < ROUNDS; round++) {
           const r = await call(client, 'bucket_object_text', { uri: `s3://${tenant(i)}/owner.txt` });
-          calls++;
           if (r.isError || r.data.text !== tenant(i)) mismatches.push(`${tenant(i)}: ${r.text}`);
           const l = await call(client, 'bucket_list');
           if (JSON.stringify(l.data.buckets.map((b: { name: string }) => b.name)) !== JSON.stringify([tenant(i)])) mismatches.push(`list ${tenant(i)}`);
@@ -383,7 +381,6 @@ describe('isolation under concurrency', () => {
       }),
     );
     expect(mismatches).toEqual([]);
-    expect(calls).toBeGreaterThan(TENANTS * 2);
     const assumed = sts.assumeRoleCalls.slice(before);
     expect(assumed).toHaveLength(TENANTS);
     expect(new Set(assumed.map((a) => a.roleArn)).size).toBe(TENANTS);

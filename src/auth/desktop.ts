@@ -168,8 +168,8 @@ export class DesktopAuthService implements AuthService {
       session: {
         stats: () => ({ mode: 'desktop', quilt3_session: Boolean(files && pickRegistry(files)), credential_source: aws.source }),
         checkToken: async (raw) => {
-          const { JwtVerifier } = await import('./verifier.js');
-          return new JwtVerifier(config.jwt).verify(raw);
+          const { TokenGate } = await import('./token-policy.js');
+          return new TokenGate(config).admit(raw);
         },
       },
     };

@@ -8,7 +8,6 @@
  */
 import { createHash } from 'node:crypto';
 import { AwsClients } from '../aws/clients.js';
-import { catalogConfig } from '../catalog/resolve.js';
 import { registryCredentialProvider } from '../catalog/credentials.js';
 import type { Config } from '../config.js';
 import { CatalogClient } from '../catalog/client.js';
@@ -16,24 +15,32 @@ import type { AwsAccess, BucketAction, CatalogAccess, RuntimeContext } from '../
 import { ToolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Lru } from '../lru.js';
-import { ACTION_PERMISSION, allowsAction, allowsBucket, isBasicToken, publicClaims, type JwtClaims } from './claims.js';
+import { ACTION_PERMISSION, allowsAction, allowsBucket, publicClaims, type JwtClaims } from './claims.js';
 import type { AuthService, RequestAuth } from './service.js';
 import { cacheKey, StsBroker } from './sts.js';
 import { CursorKey, cursorsFor } from '../cursors.js';
-import { JwtVerifier, type VerifiedToken } from './verifier.js';
+import { TokenGate } from './token-policy.js';
+import type { VerifiedToken } from './verifier.js';
 
 const MAX_CACHE_LIFETIME_MS = 3600_000;
 const FALLBACK_REGION = 'us-east-1';
 
 const digest = (raw: string) => createHash('sha256').update(raw).digest('hex');
 
-function hostOf(url: string | undefined): string | undefined {
-  if (!url) return undefined;
-  try {
-    return new URL(url).host.toLowerCase();
-  } catch {
-    return undefined;
-  }
+/** What the token can and cannot reach, in words, for auth_status. */
+function accessSummary(claims: JwtClaims, aws: AwsAccess, catalog: CatalogAccess): Record<string, string> {
+  const buckets = claims.buckets?.includes('*') || !claims.buckets ? 'any bucket its AWS access reaches' : `the buckets ${claims.buckets.join(', ')}`;
+  return {
+    aws_access: aws.clients
+      ? `S3 objects, packages and Athena in ${buckets}, through ${aws.source}.`
+      : "none: no role_arn, no roles usable with the server's MCP_JWT_ROLE_ARN_TEMPLATE, and no catalog_token, so no S3, package or Athena tool works.",
+    catalog_access:
+      catalog.auth !== 'none'
+        ? `catalog search, bucket list and identity at ${catalog.url ?? claims.registryUrl}, with the token's catalog_token.`
+        : claims.catalogToken
+          ? 'none: no catalog is known (the token has no catalog_url and the server no QUILT_CATALOG_URL).'
+          : 'none: no catalog_token claim, so no catalog search (search_catalog scans S3 keys and package names in given buckets instead), no catalog bucket titles, no catalog identity.',
+  };
 }
 
 interface CachedToken {
@@ -43,7 +50,7 @@ interface CachedToken {
 
 export class JwtAuthService implements AuthService {
   readonly mode = 'jwt' as const;
-  readonly verifier: JwtVerifier;
+  readonly gate: TokenGate;
   private readonly tokens = new Lru<string, CachedToken>(10_000);
   private readonly clients = new Lru<string, { clients: AwsClients; expiresAt: () => Date | undefined }>(10_000);
   private readonly broker: StsBroker;
@@ -56,7 +63,7 @@ export class JwtAuthService implements AuthService {
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
   ) {
-    this.verifier = new JwtVerifier(config.jwt);
+    this.gate = new TokenGate(config);
     this.cursorKey = new CursorKey(config.cursorSecret);
     this.region = config.aws.region ?? FALLBACK_REGION;
     this.broker = new StsBroker(config.aws, this.region, config.jwt.sessionDurationSeconds, logger);
@@ -78,8 +85,7 @@ export class JwtAuthService implements AuthService {
 
     let verified: VerifiedToken;
     try {
-      verified = await this.verifier.verify(raw);
-      this.checkPolicy(verified.claims);
+      verified = await this.gate.admit(raw);
     } catch (err) {
       this.counters.rejected++;
       if (err instanceof ToolError) this.logger.notice('Token rejected', { reason: err.message });
@@ -90,35 +96,6 @@ export class JwtAuthService implements AuthService {
     const until = Math.min(verified.claims.expiresAt.getTime(), this.now() + MAX_CACHE_LIFETIME_MS);
     this.tokens.set(key, { ctx, until });
     return ctx;
-  }
-
-  /** Server-side rules on top of a valid signature. */
-  private checkPolicy(claims: JwtClaims): void {
-    if (this.config.jwt.requireEnhanced && isBasicToken(claims)) {
-      throw new ToolError(
-        'unauthorized',
-        'This server requires an enhanced token (token_type "enhanced" with roles or buckets); this is a basic catalog token.',
-        'Get an enhanced token from the Quilt catalog (the MCP token endpoint) rather than the plain session token.',
-      );
-    }
-    for (const [name, url] of [
-      ['catalog_url', claims.catalogUrl],
-      ['registry_url', claims.registryUrl],
-    ] as const) {
-      const host = hostOf(url);
-      if (host && !this.hostAllowed(host)) {
-        throw new ToolError(
-          'unauthorized',
-          `The token's ${name} points at ${host}, which this server does not allow.`,
-          'The operator lists permitted catalog hosts in QUILT_CATALOG_ALLOWED_HOSTS.',
-        );
-      }
-    }
-  }
-
-  /** Hosts a catalog token may be sent to: QUILT_CATALOG_ALLOWED_HOSTS and the configured catalog. */
-  private hostAllowed(host: string): boolean {
-    return this.config.quilt.allowedHosts.includes(host) || host === hostOf(this.config.quilt.catalogUrl);
   }
 
   private buildContext(claims: JwtClaims): RuntimeContext {
@@ -141,11 +118,12 @@ export class JwtAuthService implements AuthService {
       }
     };
     const pub = publicClaims(claims);
+    const catalog = this.catalogAccess(claims);
     return {
       mode: 'jwt',
-      principal: { id: claims.sub, details: { ...pub, credential_source: aws.source } },
+      principal: { id: claims.sub, details: { ...pub, credential_source: aws.source, ...accessSummary(claims, aws, catalog) } },
       aws,
-      catalog: this.catalogAccess(claims),
+      catalog,
       logger: this.logger,
       allowedBuckets: claims.buckets?.includes('*') ? undefined : claims.buckets,
       authorize,
@@ -154,7 +132,7 @@ export class JwtAuthService implements AuthService {
       session: {
         jwtClaims: pub,
         stats: () => this.stats(claims),
-        checkToken: (raw) => this.verifier.verify(raw),
+        checkToken: (raw) => this.gate.admit(raw),
       },
     };
   }
@@ -229,7 +207,9 @@ export class JwtAuthService implements AuthService {
     if (!claims.catalogToken) {
       return none(
         'This token carries no catalog access: it has no catalog_token claim.',
-        'Ask for a token that includes catalog_token (the enhanced token from the Quilt catalog).',
+        'Ask for a token that includes catalog_token (the enhanced token from the Quilt catalog). Without it there is no catalog ' +
+          'search, catalog bucket list or catalog identity; search_catalog with buckets scans S3 keys and package names, and ' +
+          "bucket_objects_list, package_list, package_browse and Athena work through the token's AWS access.",
       );
     }
     const token = claims.catalogToken;
@@ -251,18 +231,7 @@ export class JwtAuthService implements AuthService {
         'Add registry_url to the token, or set QUILT_CATALOG_URL on the server.',
       );
     }
-    const { registryUrl } = await catalogConfig(catalog);
-    // config.json is the catalog's word, not the operator's: its registry gets the catalog token
-    // (and hands out AWS credentials), so it must be a host the operator allowed too.
-    const host = hostOf(registryUrl);
-    if (!host || !this.hostAllowed(host)) {
-      throw new ToolError(
-        'catalog_error',
-        `The catalog ${catalog} names its registry at ${host ?? 'an invalid URL'}, which this server does not allow, so the token's catalog_token was not sent there.`,
-        `The operator lists permitted hosts in QUILT_CATALOG_ALLOWED_HOSTS (add ${host ?? 'the registry host'} if it is the catalog's own registry).`,
-      );
-    }
-    return registryUrl;
+    return this.gate.policy.registryOf(catalog);
   }
 
   stats(claims?: JwtClaims): Record<string, unknown> {

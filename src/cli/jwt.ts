@@ -4,7 +4,7 @@
  * verifies against this server's configuration. Neither prints a signature or a secret.
  */
 import { ClaimError, normalizeClaims, publicClaims } from '../auth/claims.js';
-import { JwtVerifier } from '../auth/verifier.js';
+import { TokenGate } from '../auth/token-policy.js';
 import type { Config } from '../config.js';
 import { ToolError } from '../errors.js';
 
@@ -79,10 +79,11 @@ async function inspect(config: Config, token: string | undefined): Promise<void>
   } catch (err) {
     out.claims_error = err instanceof ClaimError ? err.message : String(err);
   }
-  const verifier = new JwtVerifier(config.jwt);
-  if (verifier.configured) {
+  const gate = new TokenGate(config);
+  if (gate.verifier.configured) {
     try {
-      await verifier.verify(raw);
+      // The server's whole door: signature, claims, and its policy (allowed hosts, required claims).
+      await gate.admit(raw);
       out.verification = 'valid for this server configuration';
     } catch (err) {
       out.verification = `INVALID: ${err instanceof ToolError ? err.message : String(err)}`;

@@ -78,7 +78,14 @@ async function scanPackages(ctx: RuntimeContext, bucket: string, match: (s: stri
   return { hits, matched: found.length, scanned, truncated };
 }
 
-export async function searchS3(ctx: RuntimeContext, req: { query: string; scope: Scope; buckets: string[]; limit: number; signal: AbortSignal }): Promise<SearchPage> {
+/**
+ * `why`: the sentence saying why there is no catalog search (it opens the result's note), and
+ * `fix`: how to get one.
+ */
+export async function searchS3(
+  ctx: RuntimeContext,
+  req: { query: string; scope: Scope; buckets: string[]; limit: number; signal: AbortSignal; why: string; fix: string },
+): Promise<SearchPage> {
   const match = matcher(req.query);
   const scans = await mapBounded(req.buckets, 4, async (bucket) => ({
     bucket,
@@ -92,12 +99,12 @@ export async function searchS3(ctx: RuntimeContext, req: { query: string; scope:
   const hits = all.slice(0, req.limit);
   const more = matched('packages') + matched('files') - hits.length;
   const note = [
-    'No Quilt catalog is configured, so this searched S3 directly: object keys and package names only',
+    `${req.why.replace(/\.$/, '')}, so this searched S3 directly: object keys and package names only`,
     '(not file contents, metadata or package messages), without relevance ranking.',
     `Scanned ${scanned} key(s) in ${req.buckets.length} bucket(s).`,
     truncatedIn.length ? `Stopped after ${SCAN_LIMIT} keys in ${truncatedIn.join(', ')}: matches beyond that were not seen.` : '',
     more > 0 ? `${more} more match(es) not shown: narrow the query or raise limit.` : '',
-    'Set QUILT_CATALOG_URL (or run `quilt3 config`) for full-text search.',
+    req.fix,
   ]
     .filter(Boolean)
     .join(' ');

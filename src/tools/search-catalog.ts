@@ -24,6 +24,16 @@ function mayList(ctx: RuntimeContext, bucket: string): boolean {
   }
 }
 
+/** Why this caller has no catalog client, as the ToolError its client() throws. */
+function catalogUnavailable(ctx: RuntimeContext): ToolError {
+  try {
+    ctx.catalog.client();
+  } catch (err) {
+    if (err instanceof ToolError) return err;
+  }
+  return new ToolError('no_catalog', 'The Quilt catalog is not available.');
+}
+
 export const searchCatalogTool = defineTool({
   name: 'search_catalog',
   title: 'Search Quilt',
@@ -64,16 +74,27 @@ export const searchCatalogTool = defineTool({
 
     let page;
     let source: 'catalog' | 's3_fallback';
-    if (ctx.catalog.url === undefined && ctx.catalog.auth === 'none') {
+    if (ctx.catalog.auth === 'none') {
+      // No catalog for this caller (none configured, or a token without catalog_token): scan S3
+      // where we know which buckets, and say why in the result.
+      const why = catalogUnavailable(ctx);
       if (!buckets?.length) {
         throw new ToolError(
           'invalid_input',
-          'No Quilt catalog is configured, so search has to scan S3 directly, and it needs to know which buckets.',
-          'Pass buckets: ["my-bucket"] (bucket_list shows them), or set QUILT_CATALOG_URL for full catalog search.',
+          `${why.message} Without it, search has to scan S3 directly, and it needs to know which buckets.`,
+          `Pass buckets: ["my-bucket"] (bucket_list shows them). ${why.hint ?? ''}`.trim(),
         );
       }
       source = 's3_fallback';
-      page = await searchS3(ctx, { query: args.query, scope: args.scope, buckets, limit: args.limit, signal: extras.signal });
+      page = await searchS3(ctx, {
+        query: args.query,
+        scope: args.scope,
+        buckets,
+        limit: args.limit,
+        signal: extras.signal,
+        why: why.message,
+        fix: why.hint ?? '',
+      });
     } else {
       source = 'catalog';
       const client = ctx.catalog.client();

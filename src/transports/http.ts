@@ -10,7 +10,7 @@
  * loopback only and needs the per-start secret printed on stderr: it serves the user's own AWS
  * credentials, which other local users and processes must not borrow.
  */
-import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -32,6 +32,14 @@ export interface HttpDeps {
   auth: AuthService;
   createServer: (deps: ServerDeps) => McpServer;
 }
+
+/**
+ * Session ids (Mcp-Session-Id) without sessions: some clients attach their bearer token only
+ * once they hold one. A random id is issued on `initialize`; later requests may carry any
+ * well-formed id (visible ASCII, as the spec allows), which no replica stores or trusts, so any
+ * replica answers any request; DELETE ends nothing and says so with success.
+ */
+const SESSION_ID = /^[\x21-\x7e]{1,256}$/;
 
 /** Methods a client sends before it has a token. */
 const PUBLIC_METHODS = new Set(['initialize', 'notifications/initialized', 'ping', 'tools/list']);
@@ -67,6 +75,8 @@ function bearer(req: http.IncomingMessage): string | undefined {
   const m = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(req.headers.authorization ?? '');
   return m?.[1];
 }
+
+const isInitialize = (body: unknown): boolean => (body as { method?: unknown } | null)?.method === 'initialize';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
@@ -126,16 +136,30 @@ export async function serveHttp({ config, logger, auth, createServer }: HttpDeps
       // CORS preflight from an allowed origin (a disallowed one was refused above).
       res.writeHead(204, {
         ...cors,
-        'access-control-allow-methods': 'POST, OPTIONS',
+        'access-control-allow-methods': 'POST, DELETE, OPTIONS',
         'access-control-allow-headers': 'authorization, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id',
         'access-control-max-age': '600',
       });
       return res.end();
     }
+    const sessionId = req.headers['mcp-session-id'];
+    if (sessionId !== undefined && (typeof sessionId !== 'string' || !SESSION_ID.test(sessionId))) {
+      lingerAfter(req, res);
+      return jsonRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id must be 1 to 256 visible ASCII characters.', cors);
+    }
+    if (req.method === 'DELETE' && sessionId !== undefined) {
+      // Nothing is stored for a session, so ending one is always a success.
+      lingerAfter(req, res);
+      res.writeHead(200, { ...cors, 'content-length': '0', 'cache-control': 'no-store' });
+      return res.end();
+    }
     if (req.method !== 'POST') {
       lingerAfter(req, res);
-      // Stateless: no SSE stream to resume (GET) and no session to end (DELETE).
-      return jsonRpcError(res, 405, -32000, 'Method not allowed: this server is stateless; POST JSON-RPC to /mcp.', { ...cors, allow: 'POST' });
+      // Stateless: no SSE stream to resume (GET); DELETE needs the Mcp-Session-Id it ends.
+      const allow = 'POST, DELETE';
+      return req.method === 'DELETE'
+        ? jsonRpcError(res, 400, -32000, 'Bad Request: DELETE ends a session and needs its Mcp-Session-Id header.', { ...cors, allow })
+        : jsonRpcError(res, 405, -32000, 'Method not allowed: this server sends no event stream; POST JSON-RPC to /mcp.', { ...cors, allow });
     }
     if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
       lingerAfter(req, res);
@@ -222,6 +246,7 @@ export async function serveHttp({ config, logger, auth, createServer }: HttpDeps
       void server.close();
     });
     for (const [k, v] of Object.entries(cors)) res.setHeader(k, v);
+    if (isInitialize(body)) res.setHeader('mcp-session-id', randomUUID());
     await server.connect(transport);
     if (authInfo) (req as http.IncomingMessage & { auth?: AuthInfo }).auth = authInfo;
     await transport.handleRequest(req, res, body);
