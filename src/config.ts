@@ -7,6 +7,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { ArgsError, parseJwtArgs, type JwtCommand } from './cli/jwt-args.js';
 import { redact } from './redact.js';
 
 export type LogLevel = 'debug' | 'info' | 'notice' | 'warning' | 'error';
@@ -16,8 +17,7 @@ export type Command =
   | { name: 'serve' }
   | { name: 'help' }
   | { name: 'version' }
-  | { name: 'jwt-generate'; options: Record<string, string> }
-  | { name: 'jwt-inspect'; token: string | undefined };
+  | JwtCommand;
 
 export interface AwsSettings {
   /** Region from AWS_REGION / AWS_DEFAULT_REGION; undefined lets the auth service decide. */
@@ -204,22 +204,12 @@ function parseArgs(argv: string[]): { command: Command; http?: boolean; port?: s
     command: { name: 'serve' },
   };
   if (args[0] === 'jwt') {
-    const sub = args[1];
-    if (sub === 'inspect') return { command: { name: 'jwt-inspect', token: args[2] } };
-    if (sub === 'generate') {
-      const options: Record<string, string> = {};
-      for (let i = 2; i < args.length; i++) {
-        const a = args[i] ?? '';
-        const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
-        if (!m) throw new ConfigError(`Unexpected argument "${describeArg(a)}" for "jwt generate".`);
-        const key = m[1] ?? '';
-        const value = m[2] ?? args[++i];
-        if (value === undefined) throw new ConfigError(`--${key} needs a value.`);
-        options[key] = value;
-      }
-      return { command: { name: 'jwt-generate', options } };
+    try {
+      return { command: parseJwtArgs(args.slice(1), describeArg) };
+    } catch (err) {
+      if (err instanceof ArgsError) throw new ConfigError(err.message);
+      throw err;
     }
-    throw new ConfigError('Usage: quilt-mcp jwt generate [options] | quilt-mcp jwt inspect <token>');
   }
   if (args[0] === 'serve') args.shift();
   for (let i = 0; i < args.length; i++) {

@@ -31,6 +31,8 @@ async function main(): Promise<void> {
       const { printVersion } = await import('./cli/help.js');
       return printVersion();
     }
+    case 'jwt-help':
+      return void process.stdout.write(config.command.text);
     case 'jwt-generate':
     case 'jwt-inspect': {
       const { runJwtCommand } = await import('./cli/jwt.js');

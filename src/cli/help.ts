@@ -6,7 +6,7 @@ export const USAGE = `quilt-mcp ${VERSION}: Model Context Protocol server for Qu
 Usage:
   quilt-mcp [serve] [--stdio]          serve MCP over stdio (what Claude Desktop runs)
   quilt-mcp [serve] --http [--port N]  serve stateless Streamable HTTP on /mcp
-  quilt-mcp jwt generate [options]     make a test JWT (JWT mode)
+  quilt-mcp jwt generate [options]     make a test JWT (JWT mode; jwt generate --help)
   quilt-mcp jwt inspect <token>        decode a JWT and show its normalized claims
   quilt-mcp --version | --help
 

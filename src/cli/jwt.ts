@@ -6,29 +6,17 @@
 import { ClaimError, normalizeClaims, publicClaims } from '../auth/claims.js';
 import { TokenGate } from '../auth/token-policy.js';
 import type { Config } from '../config.js';
+import { GENERATE_HELP, type GenerateOptions } from './jwt-args.js';
 import { ToolError } from '../errors.js';
 
 const list = (s: string | undefined) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
-
-export const GENERATE_HELP = `quilt-mcp jwt generate --sub USER [options]
-  --secret S           HS256 secret (default: MCP_JWT_SECRET)
-  --role-arn ARN       IAM role the server assumes for this user
-  --roles a,b          role names (used with MCP_JWT_ROLE_ARN_TEMPLATE)
-  --tags k=v,k2=v2     STS session tags
-  --buckets a,b        buckets the token may use
-  --permissions p,q    e.g. s3:GetObject,s3:ListBucket
-  --catalog-token T    Quilt catalog token
-  --catalog-url U  --registry-url U
-  --issuer I  --audience A  --kid K  --enhanced
-  --expires-in SECONDS (default 3600)
-`;
 
 function fail(message: string): never {
   process.stderr.write(`quilt-mcp jwt: ${message}\n`);
   process.exit(2);
 }
 
-async function generate(config: Config, o: Record<string, string>): Promise<void> {
+async function generate(config: Config, o: GenerateOptions): Promise<void> {
   const secret = o.secret ?? config.jwt.secret;
   if (!o.sub) fail(`--sub is required.\n\n${GENERATE_HELP}`);
   if (!secret || secret.length < 32) fail('an HS256 secret of at least 32 characters is needed (--secret or MCP_JWT_SECRET).');
@@ -47,7 +35,7 @@ async function generate(config: Config, o: Record<string, string>): Promise<void
     ...(o['catalog-token'] ? { catalog_token: o['catalog-token'] } : {}),
     ...(o['catalog-url'] ? { catalog_url: o['catalog-url'] } : {}),
     ...(o['registry-url'] ? { registry_url: o['registry-url'] } : {}),
-    ...(o.enhanced !== undefined ? { token_type: 'enhanced' } : {}),
+    ...(o.enhanced ? { token_type: 'enhanced' } : {}),
   };
   const expiresIn = Number(o['expires-in'] ?? 3600);
   if (!Number.isInteger(expiresIn) || expiresIn <= 0) fail('--expires-in must be a positive number of seconds.');

@@ -1,0 +1,122 @@
+/**
+ * argv of `quilt-mcp jwt ...`, parsed strictly with node:util parseArgs: an unknown option or a
+ * missing value is an error (a typo such as `--bucket` for `--buckets` must not sign a token with
+ * no bucket restriction), and every command has `--help`. Errors never echo a value (it may be a
+ * secret).
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export const GENERATE_HELP = `Usage: quilt-mcp jwt generate --sub USER [options]
+Makes a signed HS256 test token for JWT mode (development and tests).
+
+  --sub USER           the user (required)
+  --secret S           HS256 secret (default: MCP_JWT_SECRET)
+  --role-arn ARN       IAM role the server assumes for this user
+  --roles a,b          role names (used with MCP_JWT_ROLE_ARN_TEMPLATE)
+  --tags k=v,k2=v2     STS session tags
+  --buckets a,b        buckets the token may use (without it: no bucket restriction)
+  --permissions p,q    e.g. s3:GetObject,s3:ListBucket
+  --catalog-token T    Quilt catalog token
+  --catalog-url U      the token's catalog
+  --registry-url U     the token's registry
+  --issuer I           iss
+  --audience A         aud
+  --kid K              key id header
+  --enhanced           token_type "enhanced" (what the Quilt catalog issues)
+  --expires-in SECONDS lifetime (default 3600)
+  -h, --help           this text
+`;
+
+export const INSPECT_HELP = `Usage: quilt-mcp jwt inspect [TOKEN]
+Decodes a JWT (TOKEN, else MCP_JWT_TOKEN) and shows its header and normalized claims, and whether this
+server's configuration (MCP_JWT_SECRET or MCP_JWT_JWKS_URL, issuer, audience, allowed hosts, required
+claims) accepts it. Prints no signature.
+
+  -h, --help           this text
+`;
+
+export const JWT_HELP = `Usage: quilt-mcp jwt <command>
+  generate [options]   make a signed test token (quilt-mcp jwt generate --help)
+  inspect [TOKEN]      decode a token and check it against this server's configuration
+`;
+
+const GENERATE_OPTIONS = {
+  sub: { type: 'string' },
+  secret: { type: 'string' },
+  'role-arn': { type: 'string' },
+  roles: { type: 'string' },
+  tags: { type: 'string' },
+  buckets: { type: 'string' },
+  permissions: { type: 'string' },
+  'catalog-token': { type: 'string' },
+  'catalog-url': { type: 'string' },
+  'registry-url': { type: 'string' },
+  issuer: { type: 'string' },
+  audience: { type: 'string' },
+  kid: { type: 'string' },
+  enhanced: { type: 'boolean' },
+  'expires-in': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+export type GenerateOptions = { [K in Exclude<keyof typeof GENERATE_OPTIONS, 'help' | 'enhanced'>]?: string } & { enhanced?: boolean };
+
+export type JwtCommand =
+  | { name: 'jwt-generate'; options: GenerateOptions }
+  | { name: 'jwt-inspect'; token: string | undefined }
+  | { name: 'jwt-help'; text: string };
+
+/** A command-line mistake; the message is safe to print. */
+export class ArgsError extends Error {}
+
+function closest(name: string, known: readonly string[]): string | undefined {
+  // A prefix either way (--bucket / --buckets, --role / --role-arn) is the usual typo.
+  return known.find((k) => k.startsWith(name) || name.startsWith(k));
+}
+
+function strictParse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, command: string, help: string) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: true });
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const message = err instanceof Error ? err.message : String(err);
+    // Node's messages quote the option ("Unknown option '--bucket'"); values are never quoted
+    // except after "argument missing", where there is none.
+    const option = /'(-{1,2}[\w-]+)/.exec(message)?.[1];
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) {
+      const guess = option.startsWith('--') ? closest(option.slice(2), Object.keys(options)) : undefined;
+      throw new ArgsError(`Unknown option ${option} for "${command}"${guess ? ` (did you mean --${guess}?)` : ''}.\n\n${help}`);
+    }
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option && /does not take an argument/.test(message)) {
+      throw new ArgsError(`${option} is a flag and takes no value.\n\n${help}`);
+    }
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option) {
+      throw new ArgsError(`${option} needs a value${/ambiguous/.test(message) ? ' (the next argument is an option; write --name=value if the value starts with "-")' : ''}.\n\n${help}`);
+    }
+    throw new ArgsError(`Invalid arguments for "${command}".\n\n${help}`);
+  }
+}
+
+/** `args`: what follows `jwt` on the command line. `describe` makes an argument safe to print. */
+export function parseJwtArgs(args: string[], describe: (arg: string) => string): JwtCommand {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+    if (sub === undefined) throw new ArgsError(`A jwt command is needed.\n\n${JWT_HELP}`);
+    return { name: 'jwt-help', text: JWT_HELP };
+  }
+  if (sub === 'generate') {
+    const { values, positionals } = strictParse(rest, GENERATE_OPTIONS, 'jwt generate', GENERATE_HELP);
+    if (values.help) return { name: 'jwt-help', text: GENERATE_HELP };
+    // Not echoed: a stray word here is often a value whose option was dropped, maybe a secret.
+    if (positionals.length) throw new ArgsError(`Unexpected argument for "jwt generate": every value follows its option (--name value).\n\n${GENERATE_HELP}`);
+    const { help: _help, ...options } = values;
+    return { name: 'jwt-generate', options };
+  }
+  if (sub === 'inspect') {
+    const { values, positionals } = strictParse(rest, { help: { type: 'boolean', short: 'h' } }, 'jwt inspect', INSPECT_HELP);
+    if (values.help) return { name: 'jwt-help', text: INSPECT_HELP };
+    if (positionals.length > 1) throw new ArgsError(`"jwt inspect" takes one token, got ${positionals.length} arguments.\n\n${INSPECT_HELP}`);
+    return { name: 'jwt-inspect', token: positionals[0] };
+  }
+  throw new ArgsError(`Unknown jwt command "${describe(sub)}".\n\n${JWT_HELP}`);
+}
