@@ -251,7 +251,7 @@ describe('JWT configuration traps', () => {
       const r = await call(client, 'search_catalog', { query: 'anything' });
       await client.close();
       expect(r.isError).toBe(true);
-      expect(r.text).toContain(`names its registry at ${new URL(evilUrl).host}, which this server does not allow`);
+      expect(r.text).toContain(`names its registry at ${new URL(evilUrl).host}, which is neither the catalog's own host nor an allowed one`);
       expect(r.text).toContain('QUILT_CATALOG_ALLOWED_HOSTS');
       expect(seen).toEqual([]);
     } finally {
