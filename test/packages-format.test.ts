@@ -5,6 +5,11 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { ChunkedHasher, chunkSizeFor, chunkedHashOf, chunkedHashOfStream } from '../src/packages/chunked-hash.js';
 import {
@@ -20,8 +25,10 @@ import {
   type ManifestEntry,
   type ManifestHeader,
 } from '../src/packages/manifest.js';
-import { PyFloat, compareCodePoints, fromPlain, parsePyJson, pyDumps, toPlain, type PyJson } from '../src/packages/pyjson.js';
+import { KEY_ORDER, PyFloat, compareCodePoints, fileKeys, fromPlain, parsePyJson, pyDumps, pyDumpsForFile, toPlain, type PyJson } from '../src/packages/pyjson.js';
 import { ToolError } from '../src/errors.js';
+import { call, connectStdio, s3Env } from './helpers/mcp.js';
+import { startS3 } from './helpers/s3.js';
 
 const MiB = 1024 * 1024;
 const enc = new TextEncoder();
@@ -529,4 +536,164 @@ describe('differential against Python', () => {
     for (const e of back.entries) h.add(e);
     expect(h.digest()).toBe(expected);
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Key order: quilt3 writes a manifest's dicts back in the order it read them; JS moves array-index
+// keys ("2", "10") first. Expected bytes come from Python (scripts/gen-manifest-order-fixtures.py),
+// committed under test/fixtures/manifest-order so the comparison runs without Python too.
+
+const ORDER_DIR = fileURLToPath(new URL('./fixtures/manifest-order/', import.meta.url));
+const GEN_FIXTURES = fileURLToPath(new URL('../scripts/gen-manifest-order-fixtures.py', import.meta.url));
+const fixture = (name: string): string => readFileSync(path.join(ORDER_DIR, name), 'utf8');
+const fixtureLines = (name: string): string[] => fixture(name).split('\n').filter((l) => l.trim() !== '');
+const hasPython = spawnSync('python3', ['--version']).status === 0;
+/** What package_update rewrites (as in src/tools/package-write.ts): new message, one key removed, no bucket workflow. */
+const UPDATE = { message: 'updated ✓', remove: 'b/removed.txt' };
+
+/** Our read -> write of one value and of whole manifests, the plain one and after an update. */
+function ourOutputs(): Record<string, string> {
+  const values = fixtureLines('values.jsonl').map((l) => `${pyDumpsForFile(parsePyJson(l))}\n`).join('');
+  const { header, entries } = readManifestText(fixture('manifest.jsonl'));
+  const manifest = [...manifestLines(header, entries)].join('');
+  // package_update's header: the old one spread, then user_meta, workflow, message (package-write.ts).
+  const user_meta = header.user_meta;
+  const workflow: ManifestHeader['workflow'] = undefined;
+  const h: ManifestHeader = { ...header, user_meta, workflow, message: UPDATE.message };
+  if (user_meta === undefined) delete h.user_meta;
+  if (workflow === undefined) delete h.workflow;
+  const kept = entries.filter((e) => e.logical_key !== UPDATE.remove);
+  const update = [...manifestLines(h, kept)].join('');
+  return {
+    'values.expected.jsonl': values,
+    'manifest.expected.jsonl': manifest,
+    'manifest.tophash': `${topHash(header, entries)}\n`,
+    'update.expected.jsonl': update,
+    'update.tophash': `${topHash(h, kept)}\n`,
+  };
+}
+
+function expectSameLines(got: string, want: string, what: string): void {
+  const g = got.split('\n');
+  const w = want.split('\n');
+  for (let i = 0; i < Math.max(g.length, w.length); i++) expect(g[i], `${what} line ${i + 1}`).toBe(w[i]);
+  expect(got).toBe(want);
+}
+
+describe('key order as quilt3 writes it', () => {
+  it('read -> write of tricky values equals the committed Python json.dumps bytes', () => {
+    expect(fixtureLines('values.jsonl').length).toBeGreaterThanOrEqual(16);
+    expectSameLines(ourOutputs()['values.expected.jsonl']!, fixture('values.expected.jsonl'), 'values');
+  });
+
+  it('read -> manifestLines of a manifest with integer-like keys equals the committed quilt3 bytes and top hash', async () => {
+    const out = ourOutputs();
+    expectSameLines(out['manifest.expected.jsonl']!, fixture('manifest.expected.jsonl'), 'manifest');
+    expect(out['manifest.tophash']).toBe(fixture('manifest.tophash'));
+    // The streaming reader (bytes split anywhere) keeps the order too.
+    const back = await collect(readManifest(pieces(enc.encode(fixture('manifest.jsonl')), [1, 3, 7, 64])));
+    expect([...manifestLines(back.header, back.entries)].join('')).toBe(fixture('manifest.expected.jsonl'));
+    // Writing our own output again changes nothing.
+    const again = readManifestText(out['manifest.expected.jsonl']!);
+    expect([...manifestLines(again.header, again.entries)].join('')).toBe(fixture('manifest.expected.jsonl'));
+  });
+
+  it('a package_update-style rewrite (spread header, kept entries) equals the committed quilt3 bytes', () => {
+    const out = ourOutputs();
+    expectSameLines(out['update.expected.jsonl']!, fixture('update.expected.jsonl'), 'update');
+    expect(out['update.tophash']).toBe(fixture('update.tophash'));
+  });
+
+  it.skipIf(!hasPython)('python3 regenerates the committed fixtures, and we match it live', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'manifest-order-'));
+    try {
+      const r = spawnSync('python3', [GEN_FIXTURES, dir], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const ours = ourOutputs();
+      for (const [name, text] of Object.entries(ours)) {
+        const live = readFileSync(path.join(dir, name), 'utf8');
+        expect(live, `${name}: committed fixture is stale; rerun scripts/gen-manifest-order-fixtures.py`).toBe(fixture(name));
+        expectSameLines(text, live, name);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!hasPython)('read -> write equals Python for 400 random objects with integer-like keys (live)', () => {
+    const r = rng(1010);
+    const pool = ['0', '1', '2', '9', '10', '01', '-1', '1e3', '4294967294', '4294967295', '007', '42', 'a', 'b', 'z', 'é', '日本', '__proto__', 'constructor', '\u{1F600}'];
+    const key = (): string => JSON.stringify(pool[Math.floor(r() * pool.length)]).replace(/^"(\d)(\d)"$/, (m, a: string, b: string) => (r() < 0.2 ? `"\\u003${a}${b}"` : m));
+    const value = (depth: number): string => {
+      const x = r();
+      if (depth < 3 && x < 0.35) return obj(depth + 1);
+      if (depth < 3 && x < 0.45) return `[${Array.from({ length: Math.floor(r() * 3) }, () => value(depth + 1)).join(', ')}]`;
+      return randomJsonText(r, 4, false);
+    };
+    const obj = (depth: number): string => `{${Array.from({ length: Math.floor(r() * 6) }, () => `${key()}: ${value(depth)}`).join(', ')}}`;
+    const texts = Array.from({ length: 400 }, () => obj(0));
+    const code = "import sys, json\nenc = json.JSONEncoder(ensure_ascii=False).encode\nlines = sys.stdin.buffer.read().decode('utf-8').split('\\n')\nsys.stdout.buffer.write('\\n'.join(enc(json.loads(l)) for l in lines).encode('utf-8'))\n";
+    const expected = python(code, texts.join('\n')).split('\n');
+    expect(expected).toHaveLength(texts.length);
+    texts.forEach((t, i) => expect(pyDumpsForFile(parsePyJson(t)), `input: ${t}`).toBe(expected[i]));
+  });
+
+  it('keeps the source order of nested, duplicate and __proto__ keys, on both parser paths', () => {
+    const o = parsePyJson('{"b": 1, "10": {"3": [{"2": 0, "1": 0}], "a": 1, "1": 2}, "__proto__": {"9": 1, "8": 2}, "b": 3, "2": 2}') as { [k: string]: PyJson };
+    expect(pyDumpsForFile(o)).toBe('{"b": 3, "10": {"3": [{"2": 0, "1": 0}], "a": 1, "1": 2}, "__proto__": {"9": 1, "8": 2}, "2": 2}');
+    expect(Object.getPrototypeOf(o)).toBe(Object.prototype);
+    // Objects JS already orders right carry nothing; a string mentioning "10": keeps the fast path's result.
+    for (const t of ['{"a": 1, "b": {"c": 2}}', '{"01": 1, "-1": 2, "4294967295": 3, "1e3": 4}', '{"0": 1, "1": 2, "10": 3}', '{"s": "\\"10\\": 2"}']) {
+      const v = parsePyJson(t) as { [k: string]: PyJson };
+      expect(Object.getOwnPropertySymbols(v), t).toEqual([]);
+      expect(pyDumpsForFile(v)).toBe(t);
+    }
+    // A key spelled with \\u escapes is still an index key.
+    expect(pyDumpsForFile(parsePyJson('{"b": 1, "\\u0031\\u0030": 2, "\\u0032": 3}'))).toBe('{"b": 1, "10": 2, "2": 3}');
+  });
+
+  it('places keys added after parsing where a Python dict would', () => {
+    const parsed = parsePyJson('{"b": 1, "10": 2, "a": 3, "2": 4}') as { [k: string]: PyJson };
+    expect((parsed as { [KEY_ORDER]?: unknown })[KEY_ORDER]).toEqual(['b', '10', 'a', '2']);
+    // Spread copies carry the order; overridden keys keep their place, new ones go last.
+    expect(pyDumpsForFile({ ...parsed, a: 5, z: 6, '7': 7 })).toBe('{"b": 1, "10": 2, "a": 5, "2": 4, "z": 6, "7": 7}');
+    // Keys spread after new ones: the new ones stay in front, as in {"x": 0, **parsed}.
+    expect(pyDumpsForFile({ x: 0, ...parsed })).toBe('{"x": 0, "b": 1, "10": 2, "a": 3, "2": 4}');
+    // Deleted keys are dropped; rest copies (parseHeader's) keep the order.
+    const { a: _a, ...rest } = parsed;
+    delete rest['10'];
+    expect(pyDumpsForFile(rest)).toBe('{"b": 1, "2": 4}');
+    expect(fileKeys(parsed)).toEqual(['b', '10', 'a', '2']);
+    // Invisible to JSON and to key listings.
+    expect(JSON.stringify(parsed)).toBe('{"2":4,"10":2,"b":1,"a":3}');
+    expect(Object.keys(parsed)).toEqual(['2', '10', 'b', 'a']);
+  });
+
+  it('writes entry hash fields in the order they were read', () => {
+    const line = '{"logical_key": "x", "physical_keys": ["s3://b/x"], "size": 1, "hash": {"value": "AAAA", "type": "SHA256"}, "meta": {}}';
+    const { header, entries } = readManifestText(`{"version": "v0", "message": null}\n${line}`);
+    expect([...manifestLines(header, entries)][1]).toBe(`${line}\n`);
+  });
+});
+
+describe('key order through the package_update tool', () => {
+  it('rewrites a quilt3 manifest with integer-like metadata keys byte for byte (built server, s3rver)', async () => {
+    const REG = 'order-registry';
+    const s3 = await startS3({ buckets: [REG] });
+    let h: Awaited<ReturnType<typeof connectStdio>> | undefined;
+    try {
+      const top = fixture('manifest.tophash').trim();
+      await s3.put(REG, `.quilt/packages/${top}`, fixture('manifest.jsonl'));
+      await s3.put(REG, '.quilt/named_packages/team/order/latest', top);
+      h = await connectStdio(s3Env(s3.endpoint));
+      const r = await call(h.client, 'package_update', { bucket: REG, name: 'team/order', message: UPDATE.message, remove: [UPDATE.remove] });
+      expect(r.isError, r.text).toBe(false);
+      expect(r.data.top_hash).toBe(fixture('update.tophash').trim());
+      const out = await s3.client.send(new GetObjectCommand({ Bucket: REG, Key: `.quilt/packages/${r.data.top_hash}` }));
+      expectSameLines(await out.Body!.transformToString('utf8'), fixture('update.expected.jsonl'), 'stored manifest');
+    } finally {
+      await h?.close();
+      await s3.close();
+    }
+  }, 60_000);
 });

@@ -104,14 +104,12 @@ function sortedByWalk(entries: readonly ManifestEntry[]): ManifestEntry[] {
 // Top hash
 
 function headerForHash(header: ManifestHeader): PyObject {
-  const out: PyObject = {};
-  for (const [k, v] of Object.entries(header)) {
-    // quilt3 drops top_hash on load; undefined means "absent" on our side.
-    if (k === 'top_hash' || v === undefined) continue;
-    if (k === '__proto__') Object.defineProperty(out, k, { value: v, writable: true, enumerable: true, configurable: true });
-    else out[k] = v;
-  }
-  return out;
+  // A spread copy keeps an own "__proto__" key as data and the header's source key order (KEY_ORDER).
+  const out: { [k: string]: PyJson | undefined } = { ...header };
+  // quilt3 drops top_hash on load; undefined means "absent" on our side.
+  delete out.top_hash;
+  for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
+  return out as PyObject;
 }
 
 function entryForHash(e: ManifestEntry): PyObject {
@@ -160,6 +158,12 @@ export function newManifestHeader(opts: { message?: string | null; user_meta?: P
   return h;
 }
 
+/** The two hash fields in the entry's order: quilt3 writes back the hash dict it read. */
+function hashForFile(h: EntryHash): PyObject {
+  for (const k in h) return k === 'value' ? { value: h.value, type: h.type } : { type: h.type, value: h.value };
+  return { type: h.type, value: h.value };
+}
+
 function checkRecordSize(line: string, what: string): void {
   if (line.length * 3 <= MAX_RECORD_BYTES) return;
   const bytes = Buffer.byteLength(line, 'utf8');
@@ -174,9 +178,10 @@ function checkRecordSize(line: string, what: string): void {
 
 /**
  * The manifest's JSONL lines (each ending in "\n") as quilt3 writes them: header keys in their
- * insertion order (see newManifestHeader) without top_hash, then entries in walk order with keys
- * logical_key, physical_keys, size, hash, meta; `", "`/`": "` separators, UTF-8 left unescaped,
- * floats in Python's repr so they read back as floats.
+ * insertion order (see newManifestHeader) or, for a header read from a manifest, its source order,
+ * without top_hash; then entries in walk order with keys logical_key, physical_keys, size, hash,
+ * meta; metadata keys in the order they were read (see pyjson's KEY_ORDER); `", "`/`": "`
+ * separators, UTF-8 left unescaped, floats in Python's repr so they read back as floats.
  */
 export function* manifestLines(header: ManifestHeader, entries: readonly ManifestEntry[]): Generator<string> {
   const head = pyDumpsForFile(headerForHash(header));
@@ -190,7 +195,7 @@ export function* manifestLines(header: ManifestHeader, entries: readonly Manifes
       logical_key: e.logical_key,
       physical_keys: [...e.physical_keys],
       size: e.size,
-      hash: { type: e.hash.type, value: e.hash.value },
+      hash: hashForFile(e.hash),
       meta: e.meta ?? {},
     });
     checkRecordSize(line, `entry with logical key ${JSON.stringify(e.logical_key)}`);
@@ -213,7 +218,8 @@ function parseHeader(v: PyJson, line: number): ManifestHeader {
   if (typeof v.version !== 'string') throw lineError(line, 'the header has no "version" string');
   if (v.message !== undefined && v.message !== null && typeof v.message !== 'string') throw lineError(line, '"message" is not a string');
   if (v.user_meta !== undefined && v.user_meta !== null && !isObject(v.user_meta)) throw lineError(line, '"user_meta" is not an object');
-  // quilt3 ignores a stored top_hash (obsolete since 2018).
+  // quilt3 ignores a stored top_hash (obsolete since 2018). The rest copy keeps KEY_ORDER, so the
+  // header's keys are written back in their source order.
   const { top_hash: _ignored, ...rest } = v;
   return rest as ManifestHeader;
 }
@@ -242,10 +248,14 @@ function parseEntry(v: PyJson, line: number): ManifestEntry | null {
   }
   if (typeof value !== 'string') throw lineError(line, `${where}: hash value is not a string`);
   // Extra hash fields would be part of quilt3's top hash; refuse rather than hash them wrongly.
-  if (Object.keys(hash).length !== 2) throw lineError(line, `${where}: hash has fields other than "type" and "value"`);
+  const hashKeys = Object.keys(hash);
+  if (hashKeys.length !== 2) throw lineError(line, `${where}: hash has fields other than "type" and "value"`);
   const meta = v.meta;
   if (meta !== undefined && meta !== null && !isObject(meta)) throw lineError(line, `${where}: "meta" is not an object`);
-  const entry: ManifestEntry = { logical_key: lk, physical_keys: pks as string[], size, hash: { type: type as EntryHash['type'], value } };
+  const t = type as EntryHash['type'];
+  // Kept in the source order, which the writer repeats (see hashForFile).
+  const entryHash: EntryHash = hashKeys[0] === 'value' ? { value, type: t } : { type: t, value };
+  const entry: ManifestEntry = { logical_key: lk, physical_keys: pks as string[], size, hash: entryHash };
   if (meta !== undefined) entry.meta = meta;
   return entry;
 }

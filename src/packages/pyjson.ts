@@ -2,6 +2,11 @@
  * JSON as Python's `json` module sees it. Quilt's top hash is computed over Python's
  * `json.dumps(..., sort_keys=True, separators=(",", ":"))` of the manifest as Python parsed it, so
  * a float must stay a float (`2.0` is not `2`), ints may exceed 2^53, and keys sort by code point.
+ *
+ * Objects are plain JS objects. Python dicts keep insertion order and quilt3 writes manifest lines
+ * in that order, but JS enumerates integer-like keys (`"2"`, `"10"`) first, ascending. An object
+ * whose source order JS would not reproduce carries that order under KEY_ORDER (parsePyJson adds
+ * it); everything else needs nothing extra, so the common case costs nothing.
  */
 import { ToolError } from '../errors.js';
 
@@ -14,6 +19,68 @@ export class PyFloat {
 export type PyJson = null | boolean | string | number | bigint | PyFloat | PyJson[] | { [k: string]: PyJson };
 
 type PyObject = { [k: string]: PyJson };
+
+/**
+ * The source key order of a parsed object, set only where it differs from JS's own order. It is an
+ * enumerable symbol so that `{ ...obj }` and `Object.assign` carry it (package_update spreads the
+ * old header), while Object.keys/entries and JSON.stringify never see it (vitest's toEqual does:
+ * compare such objects by keys and values, or through pyDumpsForFile). The list may go stale when
+ * keys are added or deleted later; fileKeys() skips keys no longer there and places new ones.
+ */
+export const KEY_ORDER: unique symbol = Symbol('pyjson.keyOrder');
+
+type Ordered = { [KEY_ORDER]?: readonly string[] };
+
+function setKeyOrder(obj: PyObject, keys: readonly string[]): void {
+  Object.defineProperty(obj, KEY_ORDER, { value: keys, writable: true, enumerable: true, configurable: true });
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
+
+/** A key JS lists first, ascending, whatever its insertion order: an array index (0 ... 2^32 - 2). */
+function isArrayIndex(k: string): boolean {
+  return /^(?:0|[1-9]\d{0,9})$/.test(k) && Number(k) < 4294967295;
+}
+
+/**
+ * Own keys in the order Python would write them: the source order where known, else JS's. Keys
+ * added after parsing (the order is then stale) go where a dict would put them as far as JS can
+ * tell: a non-index key before the known non-index key JS lists it before (`{ x, ...parsed }`),
+ * otherwise last, new index keys at the very end. A known key deleted and set again keeps its old
+ * place (a dict would move it last).
+ */
+export function fileKeys(obj: { readonly [k: string]: unknown }): string[] {
+  const keys = Object.keys(obj);
+  // Without a key starting with a digit, JS's order is insertion order (index keys start with one
+  // and come first), so only such objects can need the stored order.
+  if (keys.length < 2 || !isDigit((keys[0] as string).charCodeAt(0))) return keys;
+  const order = (obj as Ordered)[KEY_ORDER];
+  if (order === undefined) return keys;
+  const known = order.filter((k) => Object.hasOwn(obj, k));
+  if (known.length === keys.length) return known;
+  const isKnown = new Set(known);
+  const before = new Map<string, string[]>();
+  let pending: string[] = [];
+  const newIndexKeys: string[] = [];
+  for (const k of keys) {
+    if (!isKnown.has(k)) {
+      if (isArrayIndex(k)) newIndexKeys.push(k);
+      else pending.push(k);
+    } else if (pending.length && !isArrayIndex(k)) {
+      before.set(k, pending);
+      pending = [];
+    }
+  }
+  const out: string[] = [];
+  for (const k of known) {
+    const added = before.get(k);
+    if (added) out.push(...added);
+    out.push(k);
+  }
+  return out.concat(pending, newIndexKeys);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Ordering
@@ -62,9 +129,12 @@ const HEX4 = /^[0-9a-fA-F]{4}$/;
 const STRINGS = /"[^"\\]*(?:\\[^][^"\\]*)*"/g;
 const NEEDS_FULL_PARSER = /[.IN]|\d[eE]|\d{16}/;
 // A float, big int, NaN or Infinity literal can only start a value: after "[", ":", "," or at the
-// start. Lines without such a place are read by JSON.parse directly (most manifest lines); a match
-// inside a string only costs the slower check below.
-const MAYBE_SPECIAL_NUMBER = /(?:^|[:,[])\s*-?(?:\d+[.eE]|\d{16}|[IN])/;
+// start. A key of digits (maybe \u-escaped), which JS may move first, comes after "{" or ",". One
+// scan for either: lines without such a place are read by JSON.parse directly (most manifest
+// lines); a match inside a string only costs the slower checks below.
+const MAYBE_SPECIAL = /(?:^|[:,[{])\s*(?:-?(?:\d+[.eE]|\d{16}|[IN])|"(?:\d|\\u003\d)+"\s*:)/;
+// Some key is all digits: the full parser keeps its order (see KEY_ORDER).
+const MAYBE_INTEGER_KEY = /"(?:\d|\\u003\d)+"\s*:/;
 
 const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 
@@ -200,6 +270,9 @@ class Parser {
       this.pos++;
       return out;
     }
+    // Source key order, tracked from the first key starting with a digit: before it, JS's order is
+    // the source order, so Object.keys gives the keys so far.
+    let order: string[] | undefined;
     for (;;) {
       this.ws();
       if (this.text.charCodeAt(this.pos) !== 0x22) this.fail('Expecting property name enclosed in double quotes');
@@ -207,13 +280,26 @@ class Parser {
       this.ws();
       if (this.text.charCodeAt(this.pos) !== 0x3a) this.fail("Expecting ':' delimiter");
       this.pos++;
-      setKey(out, key, this.value());
+      const value = this.value();
+      if (order === undefined && isDigit(key.charCodeAt(0))) order = Object.keys(out);
+      // A repeated key keeps its first place and takes the last value, as in a Python dict.
+      if (order !== undefined && !Object.hasOwn(out, key)) order.push(key);
+      setKey(out, key, value);
       this.ws();
       const c = this.text.charCodeAt(this.pos++);
-      if (c === 0x7d) return out;
+      if (c === 0x7d) {
+        if (order !== undefined && !sameOrder(order, Object.keys(out))) setKeyOrder(out, order);
+        return out;
+      }
       if (c !== 0x2c) this.fail("Expecting ',' delimiter", this.pos - 1);
     }
   }
+}
+
+function sameOrder(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function parseFull(text: string): PyJson {
@@ -226,11 +312,13 @@ function parseFull(text: string): PyJson {
 
 /**
  * Parses JSON keeping what Python keeps: floats (`.`, `e`, `E`) as PyFloat, ints beyond 2^53 as
- * bigint, and Python's `NaN`/`Infinity`/`-Infinity`. Throws a plain Error naming the position.
+ * bigint, Python's `NaN`/`Infinity`/`-Infinity`, and key order (see KEY_ORDER). Throws a plain
+ * Error naming the position.
  */
 export function parsePyJson(text: string): PyJson {
-  // Fast path: most manifest lines hold only strings and small ints, which JSON.parse reads exactly.
-  if (!MAYBE_SPECIAL_NUMBER.test(text) || !NEEDS_FULL_PARSER.test(text.replace(STRINGS, '""'))) {
+  // Fast path: most manifest lines hold only strings and small ints under ordinary keys, which
+  // JSON.parse reads exactly and in order.
+  if (!MAYBE_SPECIAL.test(text) || (!MAYBE_INTEGER_KEY.test(text) && !NEEDS_FULL_PARSER.test(text.replace(STRINGS, '""')))) {
     try {
       return JSON.parse(text) as PyJson;
     } catch {
@@ -373,8 +461,7 @@ function dump(v: PyJson, st: DumpStyle): string {
     for (let i = 0; i < v.length; i++) out += (i ? st.item : '') + dump(v[i] as PyJson, st);
     return `${out}]`;
   }
-  const keys = Object.keys(v);
-  if (st.sortKeys) keys.sort(compareCodePoints);
+  const keys = st.sortKeys ? Object.keys(v).sort(compareCodePoints) : fileKeys(v);
   let out = '{';
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i] as string;
@@ -392,7 +479,7 @@ export function pyDumps(value: PyJson): string {
 
 /**
  * Exactly `json.JSONEncoder(ensure_ascii=False).encode(v)` as quilt3 writes manifest lines: keys in
- * insertion order, `", "` and `": "` separators, non-ASCII characters unescaped.
+ * the order they were read (see fileKeys), `", "` and `": "` separators, non-ASCII unescaped.
  */
 export function pyDumpsForFile(value: PyJson): string {
   return dump(value, FILE_STYLE);
