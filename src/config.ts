@@ -19,6 +19,17 @@ export type Command =
   | { name: 'version' }
   | JwtCommand;
 
+export type OwnIdentitySource = 'environment' | 'web identity' | 'container credentials' | 'instance metadata';
+
+/** The first configured container identity source, in the order the AWS SDK's own chain tries them. */
+function ownIdentitySource(env: Env): OwnIdentitySource | undefined {
+  if (clean(env.AWS_ACCESS_KEY_ID) && clean(env.AWS_SECRET_ACCESS_KEY)) return 'environment';
+  if (clean(env.AWS_WEB_IDENTITY_TOKEN_FILE) && clean(env.AWS_ROLE_ARN)) return 'web identity';
+  if (clean(env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI) || clean(env.AWS_CONTAINER_CREDENTIALS_FULL_URI)) return 'container credentials';
+  const imdsOff = clean(env.AWS_EC2_METADATA_DISABLED);
+  return imdsOff !== undefined && imdsOff.toLowerCase() !== 'false' ? undefined : 'instance metadata';
+}
+
 export interface AwsSettings {
   /** Region from AWS_REGION / AWS_DEFAULT_REGION; undefined lets the auth service decide. */
   region: string | undefined;
@@ -26,6 +37,11 @@ export interface AwsSettings {
   /** True when AWS_ACCESS_KEY_ID is set (the value itself is never kept here). */
   envCredentials: boolean;
   endpoints: { s3: string | undefined; sts: string | undefined; athena: string | undefined };
+  /**
+   * JWT mode: which container identity source is configured for the server's own STS calls (the
+   * first of environment, web identity, container credentials, instance metadata), or undefined.
+   */
+  ownIdentity: OwnIdentitySource | undefined;
   requestChecksumCalculation: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED' | undefined;
   responseChecksumValidation: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED' | undefined;
 }
@@ -290,6 +306,7 @@ export function loadConfig(
         sts: read(env, 'AWS_ENDPOINT_URL_STS', urlText) ?? read(env, 'AWS_ENDPOINT_URL', urlText),
         athena: read(env, 'AWS_ENDPOINT_URL_ATHENA', urlText) ?? read(env, 'AWS_ENDPOINT_URL', urlText),
       },
+      ownIdentity: ownIdentitySource(env),
       requestChecksumCalculation: read(env, 'AWS_REQUEST_CHECKSUM_CALCULATION', checksumMode),
       responseChecksumValidation: read(env, 'AWS_RESPONSE_CHECKSUM_VALIDATION', checksumMode),
     },

@@ -5,7 +5,8 @@
  * the same key share one STS call.
  */
 import type { STSClient } from '@aws-sdk/client-sts';
-import { loadSts, type AwsCredentials } from '../aws/clients.js';
+import { loadSts, type AwsCredentials, type CredentialProvider } from '../aws/clients.js';
+import { containerCredentials, NoContainerCredentialsError } from '../aws/container-credentials.js';
 import type { AwsSettings } from '../config.js';
 import { fromAwsError, ToolError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -41,6 +42,12 @@ export class StsBroker {
   private readonly cache = new Map<string, AwsCredentials>();
   private readonly inFlight = new Map<string, Promise<AwsCredentials>>();
   private client: Promise<STSClient> | undefined;
+  /**
+   * The server's own identity: only the container's sources (environment, web identity, ECS/EKS
+   * container credentials, instance metadata), never ~/.aws or AWS_PROFILE, which on a shared host
+   * would be someone else's keys.
+   */
+  private readonly ownCredentials: CredentialProvider;
   readonly stats: StsStats = { cached: 0, hits: 0, misses: 0, assumeRoleCalls: 0 };
 
   constructor(
@@ -50,14 +57,18 @@ export class StsBroker {
     private readonly logger: Logger,
     private readonly maxEntries = 10_000,
     private readonly now: () => number = Date.now,
-  ) {}
+    ownCredentials?: CredentialProvider,
+  ) {
+    this.ownCredentials = ownCredentials ?? containerCredentials({ region, stsEndpoint: settings.endpoints.sts, source: settings.ownIdentity });
+  }
 
   private sts(): Promise<STSClient> {
     return (this.client ??= loadSts().then(
       ({ STSClient }) =>
-        // The server's own identity (container role, env): used only to assume users' roles.
+        // The server's own identity: used only to assume users' roles.
         new STSClient({
           region: this.region,
+          credentials: this.ownCredentials,
           maxAttempts: 3,
           requestHandler: { connectionTimeout: 5_000, requestTimeout: 15_000 },
           ...(this.settings.endpoints.sts ? { endpoint: this.settings.endpoints.sts } : {}),
@@ -131,9 +142,11 @@ export class StsBroker {
         );
       }
       if (mapped.code === 'credentials_expired' || mapped.code === 'no_credentials') {
+        // The provider's message says which sources were looked at (it holds no secret).
+        const detail = err instanceof NoContainerCredentialsError ? ` ${err.message}` : '';
         throw new ToolError(
           'upstream_error',
-          'This server cannot call AWS STS: its own credentials are missing or expired.',
+          `This server cannot call AWS STS: its own credentials are missing or expired.${detail}`,
           'The operator must give the container an identity (task/instance role) that may assume the users\' roles.',
         );
       }

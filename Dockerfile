@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# quilt-mcp for containers: JWT mode over stateless Streamable HTTP. Built from a fresh clone
+# (the build stage compiles dist/); the image itself is built by your pipeline, not by this
+# project's CI (which has no Docker engine). See deploy/README.md for ECS and a local trial.
+# Runs with a read-only root filesystem: give it a writable tmpfs (or volume) at /tmp.
+
+# Node 22+: the version the project targets.
+FROM node:22-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build
+
+FROM node:22-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Production dependencies only; no install scripts are needed (or wanted) at runtime.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+# LICENS[E]: copied when the clone has one (a glob may match nothing, README.md always matches).
+COPY README.md LICENS[E] ./
+# The files stay root-owned and read-only to the server, which runs as the image's non-root user.
+USER node
+# HOME=/tmp: the only writable place (tmpfs); nothing is read from it. MCP_REQUIRE_JWT=true: every
+# request acts as the user of its token, and the server's own identity only calls sts:AssumeRole.
+ENV HOME=/tmp MCP_REQUIRE_JWT=true MCP_TRANSPORT=http PORT=3000
+EXPOSE 3000
+# No curl in slim images: node's fetch answers the health check.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+CMD ["node", "dist/index.js"]
