@@ -200,18 +200,28 @@ function describeArg(arg: string): string {
   return shorten(redact(arg));
 }
 
-/** quilt3 keeps its session in platformdirs' user_data_dir("Quilt", "QuiltData"). */
+/**
+ * quilt3 keeps its session in platformdirs' user_data_dir("Quilt", "QuiltData"). quilt3 asks for
+ * `platformdirs>=2` with no upper bound, so a current install has the newest release; these are
+ * the rules of platformdirs 4.12.2 (older releases differ where noted):
+ * - Unix and macOS (_xdg.py XDGMixin): $XDG_DATA_HOME stripped, used only when absolute. macOS
+ *   honours it since 4.6.0; before 4.12 a relative value was used as is.
+ * - macOS otherwise: ~/Library/Application Support/Quilt. Linux: ~/.local/share/Quilt.
+ * - Windows (windows.py get_win_folder): WIN_PD_OVERRIDE_LOCAL_APPDATA when fully qualified (since
+ *   4.8.0), else the Local AppData known folder, which %LOCALAPPDATA% names, + QuiltData\Quilt.
+ */
 export function quilt3DataDir(env: Env, { platform, homedir }: Platform): string {
   if (platform === 'win32') {
-    const local = clean(env.LOCALAPPDATA) ?? path.win32.join(homedir, 'AppData', 'Local');
+    const override = clean(env.WIN_PD_OVERRIDE_LOCAL_APPDATA);
+    // platformdirs' _is_fully_qualified: a drive with a rooted path, or a UNC path.
+    const qualified = override && /^(?:[A-Za-z]:[\\/]|[\\/]{2})/.test(override) ? override : undefined;
+    const local = qualified ?? clean(env.LOCALAPPDATA) ?? path.win32.join(homedir, 'AppData', 'Local');
     return path.win32.join(local, 'QuiltData', 'Quilt');
   }
-  if (platform === 'darwin') {
-    return path.posix.join(homedir, 'Library', 'Application Support', 'Quilt');
-  }
   const xdg = clean(env.XDG_DATA_HOME);
-  const base = xdg && path.posix.isAbsolute(xdg) ? xdg : path.posix.join(homedir, '.local', 'share');
-  return path.posix.join(base, 'Quilt');
+  if (xdg && path.posix.isAbsolute(xdg)) return path.posix.join(xdg, 'Quilt');
+  if (platform === 'darwin') return path.posix.join(homedir, 'Library', 'Application Support', 'Quilt');
+  return path.posix.join(homedir, '.local', 'share', 'Quilt');
 }
 
 function parseArgs(argv: string[]): { command: Command; http?: boolean; port?: string; host?: string } {

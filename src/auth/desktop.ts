@@ -14,7 +14,14 @@ import { CursorKey, cursorsFor } from '../cursors.js';
 import { lazy } from '../lazy.js';
 import { ToolError, toToolError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { Quilt3Session, readQuilt3Files, sessionFingerprint, type Quilt3Files } from './quilt3-session.js';
+import {
+  Quilt3Session,
+  readQuilt3Files,
+  sameFingerprint,
+  sessionFingerprint,
+  type Quilt3Files,
+  type SessionFingerprint,
+} from './quilt3-session.js';
 import type { AuthService } from './service.js';
 
 const FALLBACK_REGION = 'us-east-1';
@@ -44,9 +51,16 @@ function tracked(provider: CredentialProvider): { provider: CredentialProvider; 
   };
 }
 
+interface CurrentContext {
+  fingerprint: SessionFingerprint;
+  ctx: Promise<RuntimeContext>;
+  /** The quilt3 session the context uses, once built. */
+  session?: Quilt3Session;
+}
+
 export class DesktopAuthService implements AuthService {
   readonly mode = 'desktop' as const;
-  private current: { fingerprint: string; ctx: Promise<RuntimeContext> } | undefined;
+  private current: CurrentContext | undefined;
   private defaultChain: Promise<CredentialProvider> | undefined;
   private readonly cursorKey: CursorKey;
 
@@ -59,11 +73,22 @@ export class DesktopAuthService implements AuthService {
 
   async context(): Promise<RuntimeContext> {
     const fingerprint = await sessionFingerprint(this.config.quilt.dataDir);
-    if (this.current?.fingerprint !== fingerprint) {
-      if (this.current) this.logger.info('quilt3 session files changed; reloading credentials');
-      this.current = { fingerprint, ctx: this.build() };
+    const current = this.current;
+    if (current && !sameFingerprint(current.fingerprint, fingerprint)) {
+      // The session's own write of rotated tokens (or a rotation by another process that it has
+      // already taken up) is the same login: keep the context and its AWS credentials.
+      if (fingerprint.config === current.fingerprint.config && current.session?.holdsAuthVersion(fingerprint.auth)) {
+        current.fingerprint = fingerprint;
+      }
     }
-    return this.current.ctx;
+    if (!current || !sameFingerprint(current.fingerprint, fingerprint)) {
+      if (current) this.logger.info('quilt3 session files changed; reloading credentials');
+      // build() reports its session after its first await, when `next` exists.
+      const next: CurrentContext = { fingerprint, ctx: this.build((s) => (next.session = s)) };
+      this.current = next;
+      return next.ctx;
+    }
+    return current.ctx;
   }
 
   private chain(): CredentialProvider {
@@ -110,7 +135,7 @@ export class DesktopAuthService implements AuthService {
     return { url, auth: client.auth.kind, client: () => client };
   }
 
-  private async build(): Promise<RuntimeContext> {
+  private async build(onSession: (s: Quilt3Session) => void): Promise<RuntimeContext> {
     const { config, logger } = this;
     const dir = config.quilt.dataDir;
     let files: Quilt3Files | undefined;
@@ -122,6 +147,7 @@ export class DesktopAuthService implements AuthService {
       const registry = pickRegistry(files);
       if (registry) {
         const s = (session = new Quilt3Session(dir, registry, logger));
+        onSession(s);
         aws = {
           source: `quilt3 login session (${s.registryUrl})`,
           clients: new AwsClients(s.awsCredentials, { settings: config.aws, defaultRegion: region, athena: config.athena }),

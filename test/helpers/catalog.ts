@@ -1,7 +1,9 @@
 /**
  * A small Quilt catalog + registry on 127.0.0.1: `/config.json`, `/api/token` (refresh tokens
- * rotate), `/api/auth/get_credentials`, and `/graphql` (see catalog-graphql.ts). It records every
- * request with its bearer token, and fails on demand.
+ * rotate as the real registry's do: each works once, a reused one gets 401),
+ * `/api/auth/get_credentials`, and `/graphql` (see catalog-graphql.ts). It records every request
+ * with its bearer token and the status it got, fails on demand, and can lose a reply after doing
+ * the work (as a reset connection or a crashed proxy does).
  */
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -12,6 +14,10 @@ export interface CatalogRequest {
   path: string;
   bearer: string | undefined;
   body: string;
+  /** The status answered; undefined while in flight or when the reply was dropped. */
+  status?: number;
+  /** The request was processed (or not, see dropNext) and the connection reset without a reply. */
+  dropped?: boolean;
 }
 
 export interface Session {
@@ -34,6 +40,14 @@ export interface LocalCatalog {
   revokeAccessToken(token: string): void;
   /** The next `times` requests to `path` answer with `status`. */
   failNext(path: string, status: number, times?: number): void;
+  /**
+   * The next `times` requests to `path` get no reply: the connection is reset. With `after` (the
+   * default) the request is processed first (a refresh token is spent and a new one issued, then
+   * lost); with `before` nothing is done.
+   */
+  dropNext(path: string, when?: 'before' | 'after', times?: number): void;
+  /** Refresh tokens issued by /api/token and not yet used. */
+  liveRefreshTokens(): string[];
   /** Credentials handed out by get_credentials, per user. */
   credentialsFor: (user: string) => { AccessKeyId: string; SecretAccessKey: string; SessionToken: string; Expiration: string };
   /** config.json extra keys. */
@@ -48,6 +62,7 @@ export async function startCatalog(): Promise<LocalCatalog> {
   const refreshTokens = new Map<string, string>(); // token -> user
   const accessTokens = new Map<string, string>();
   const failures = new Map<string, number[]>();
+  const drops = new Map<string, ('before' | 'after')[]>();
   const requests: CatalogRequest[] = [];
   const token = () => randomBytes(12).toString('hex');
 
@@ -78,6 +93,12 @@ export async function startCatalog(): Promise<LocalCatalog> {
       SessionToken: `catalog-session-${user}`,
       Expiration: new Date(Date.now() + 3600_000).toISOString(),
     }),
+    dropNext(path, when = 'after', times = 1) {
+      const list = drops.get(path) ?? [];
+      for (let i = 0; i < times; i++) list.push(when);
+      drops.set(path, list);
+    },
+    liveRefreshTokens: () => [...refreshTokens.keys()],
     config: {},
     graphql: undefined,
     addAccessToken: (t, user) => void accessTokens.set(t, user),
@@ -90,8 +111,18 @@ export async function startCatalog(): Promise<LocalCatalog> {
     req.on('end', async () => {
       const url = new URL(req.url ?? '/', 'http://x');
       const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-      requests.push({ method: req.method ?? 'GET', path: url.pathname, bearer, body });
+      const entry: CatalogRequest = { method: req.method ?? 'GET', path: url.pathname, bearer, body };
+      requests.push(entry);
+      const drop = drops.get(url.pathname)?.shift();
+      const reset = () => {
+        entry.dropped = true;
+        req.socket.destroy();
+      };
+      if (drop === 'before') return reset();
       const json = (status: number, value: unknown) => {
+        // The work is done; with a drop pending, the reply never leaves.
+        if (drop === 'after') return reset();
+        entry.status = status;
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(value));
       };
