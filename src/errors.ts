@@ -85,6 +85,23 @@ function networkCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/** A GET or HEAD of one object (the verbs withS3 callers use for reads and links). */
+function isSingleKeyRead(t: AwsTarget): boolean {
+  return t.bucket !== undefined && t.key !== undefined && /^(read|link)\b/.test(t.action);
+}
+
+/**
+ * S3 answers 403 (not 404) for a missing key when the caller lacks s3:ListBucket on the bucket, so
+ * a 403 on one key cannot say which it is: say both rather than guess.
+ */
+export function deniedOrMissing(what: string, target: Pick<AwsTarget, 'action' | 'bucket'>): ToolError {
+  return new ToolError(
+    'access_denied',
+    `Access denied, or ${what} does not exist: without s3:ListBucket on bucket "${target.bucket ?? '?'}" S3 answers 403 for both (trying to ${target.action} it).`,
+    'Check the key (bucket_objects_list works only with s3:ListBucket); if it exists, ask an administrator for s3:GetObject on it, or use credentials (quilt3 login, AWS profile) that have it.',
+  );
+}
+
 /** Maps an AWS SDK (or network) error to a ToolError; unknown errors become `upstream_error`. */
 export function fromAwsError(err: unknown, target: AwsTarget): ToolError {
   if (err instanceof ToolError) return err;
@@ -118,6 +135,7 @@ export function fromAwsError(err: unknown, target: AwsTarget): ToolError {
     case 'Forbidden':
     case 'AllAccessDisabled':
     case 'AccountProblem':
+      if (isSingleKeyRead(target)) return deniedOrMissing(what, target);
       return new ToolError(
         'access_denied',
         `Access denied: your AWS credentials may not ${target.action} ${what}.`,
@@ -166,6 +184,13 @@ export function fromAwsError(err: unknown, target: AwsTarget): ToolError {
         `${what} is in another region than the one used.`,
         'Set AWS_REGION to the bucket\'s region.',
       );
+    case 'PreconditionFailed':
+    case 'ConditionalRequestConflict':
+      return new ToolError(
+        'conflict',
+        `${what} was changed by someone else at the same moment.`,
+        'Read it again and retry.',
+      );
     case 'SlowDown':
     case 'Throttling':
     case 'ThrottlingException':
@@ -185,6 +210,7 @@ export function fromAwsError(err: unknown, target: AwsTarget): ToolError {
   if (status === 403) {
     return fromAwsError({ name: 'AccessDenied' }, target);
   }
+  if (status === 412) return fromAwsError({ name: 'PreconditionFailed' }, target);
   if (status === 404) {
     return fromAwsError({ name: target.key !== undefined ? 'NotFound' : 'NoSuchBucket' }, target);
   }

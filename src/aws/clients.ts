@@ -58,11 +58,28 @@ function guardKeys(client: S3Client): S3Client {
   return client;
 }
 
+/**
+ * The region S3 says a bucket lives in, from a wrong-region answer: 301 PermanentRedirect (or 400
+ * AuthorizationHeaderMalformed / IllegalLocationConstraintException) with `x-amz-bucket-region`,
+ * or the `<Region>` of the error body.
+ */
+export function redirectRegion(err: unknown): string | undefined {
+  const e = err as { name?: string; Region?: unknown; $metadata?: { httpStatusCode?: number }; $response?: { headers?: Record<string, string | undefined> } };
+  const status = e?.$metadata?.httpStatusCode;
+  const wrongRegion =
+    status === 301 || (status === 400 && (e.name === 'AuthorizationHeaderMalformed' || e.name === 'IllegalLocationConstraintException'));
+  if (!wrongRegion) return undefined;
+  const region = e.$response?.headers?.['x-amz-bucket-region'] ?? (typeof e.Region === 'string' ? e.Region : undefined);
+  return region && /^[a-z0-9-]{1,40}$/.test(region) ? region : undefined;
+}
+
 export class AwsClients {
   private readonly s3Clients = new Map<string, Promise<S3Client>>();
   private stsClient: Promise<STSClient> | undefined;
   private athenaClient: Promise<AthenaClient> | undefined;
   private readonly bucketRegions = new Map<string, Promise<string>>();
+  /** Regions learnt from S3 (HeadBucket or a redirect), so later calls go to the right one at once. */
+  private readonly knownRegions = new Map<string, string>();
 
   constructor(
     readonly credentials: CredentialProvider,
@@ -90,8 +107,15 @@ export class AwsClients {
     };
   }
 
-  s3(region: string = this.options.defaultRegion): Promise<S3Client> {
-    let client = this.s3Clients.get(region);
+  /**
+   * The S3 client for a region. `followRedirects` (default on) lets the SDK follow a bucket's region
+   * redirect, for callers that do not go through withS3; withS3 asks for clients without it and
+   * follows redirects itself. With a custom endpoint, each region's client still signs for its
+   * region and goes to the same endpoint (which is how S3-compatible stand-ins see the region).
+   */
+  s3(region: string = this.options.defaultRegion, { followRedirects = true }: { followRedirects?: boolean } = {}): Promise<S3Client> {
+    const cacheKey = `${region}${followRedirects ? '' : ' strict'}`;
+    let client = this.s3Clients.get(cacheKey);
     if (!client) {
       const { settings } = this.options;
       client = loadS3().then(({ S3Client }) =>
@@ -100,7 +124,7 @@ export class AwsClients {
             ...this.common(region),
             ...(settings.endpoints.s3 ? { endpoint: settings.endpoints.s3, forcePathStyle: true } : {}),
             // Real buckets live in many regions; follow S3's redirect instead of failing.
-            followRegionRedirects: !settings.endpoints.s3,
+            followRegionRedirects: followRedirects,
             ...(settings.requestChecksumCalculation
               ? { requestChecksumCalculation: settings.requestChecksumCalculation }
               : {}),
@@ -110,9 +134,18 @@ export class AwsClients {
           }),
         ),
       );
-      this.s3Clients.set(region, client);
+      this.s3Clients.set(cacheKey, client);
     }
     return client;
+  }
+
+  /** The bucket's region if S3 told it already, else the default region (no AWS call). */
+  knownRegion(bucket: string): string {
+    return this.knownRegions.get(bucket) ?? this.options.defaultRegion;
+  }
+
+  rememberRegion(bucket: string, region: string): void {
+    this.knownRegions.set(bucket, region);
   }
 
   sts(): Promise<STSClient> {
@@ -139,26 +172,32 @@ export class AwsClients {
   }
 
   /**
-   * The region a bucket lives in (needed for presigned URLs, which cannot follow redirects).
-   * With a custom endpoint there is only one region.
+   * The region a bucket lives in (needed for presigned URLs, which cannot follow redirects), from
+   * HeadBucket: S3 tells it in `x-amz-bucket-region` on success, on a redirect and on 403 alike.
+   * Asked with a custom endpoint too, so the region logic is the same against S3 stand-ins. When
+   * S3 does not tell, the default region is used (and the real request reports any error).
    */
   bucketRegion(bucket: string): Promise<string> {
-    if (this.options.settings.endpoints.s3) return Promise.resolve(this.options.defaultRegion);
+    const known = this.knownRegions.get(bucket);
+    if (known) return Promise.resolve(known);
     let region = this.bucketRegions.get(bucket);
     if (!region) {
       region = (async () => {
-        const [{ HeadBucketCommand }, client] = await Promise.all([loadS3(), this.s3()]);
+        const [{ HeadBucketCommand }, client] = await Promise.all([loadS3(), this.s3(this.options.defaultRegion, { followRedirects: false })]);
+        let found: string | undefined;
         try {
-          const out = await client.send(new HeadBucketCommand({ Bucket: bucket }));
-          return out.BucketRegion ?? this.options.defaultRegion;
+          found = (await client.send(new HeadBucketCommand({ Bucket: bucket }))).BucketRegion;
         } catch (err) {
-          const headers = (err as { $response?: { headers?: Record<string, string> } }).$response?.headers;
-          const fromHeader = headers?.['x-amz-bucket-region'];
-          if (fromHeader) return fromHeader;
-          throw err;
+          const headers = (err as { $response?: { headers?: Record<string, string | undefined> } }).$response?.headers;
+          found = headers?.['x-amz-bucket-region'];
         }
+        if (!found) {
+          this.bucketRegions.delete(bucket); // not told: ask again next time
+          return this.options.defaultRegion;
+        }
+        this.knownRegions.set(bucket, found);
+        return found;
       })();
-      region.catch(() => this.bucketRegions.delete(bucket));
       this.bucketRegions.set(bucket, region);
     }
     return region;

@@ -135,14 +135,17 @@ export function withPackageLock<T>(bucket: string, name: string, fn: () => Promi
 export type Expected = { hash: string; etag?: string | undefined } | null;
 
 /**
- * Writes the manifest, then the pointers, refusing (after writing only the immutable manifest)
- * when `latest` moved since the caller read it: a concurrent update is reported, never silently
- * overwritten.
+ * Writes the manifest, then the pointers (timestamp, then `latest`), refusing (after writing only
+ * the immutable manifest) when `latest` moved since the caller read it: a concurrent update is
+ * reported, never silently overwritten. The re-read here catches most races early; the conditional
+ * write of `latest` in putPointers catches the rest, across processes.
  */
 export async function push(ctx: RuntimeContext, bucket: string, name: string, header: ManifestHeader, entries: ManifestEntry[], expected: Expected): Promise<Pushed> {
   const hash = topHash(header, entries);
   await putManifest(ctx, bucket, hash, header, entries);
-  const now = (await readPointer(ctx, bucket, name, 'latest')) ?? null;
+  // A 403 here is a missing `latest` for a role without s3:ListBucket; the conditional write below
+  // still refuses to replace one that exists.
+  const now = (await readPointer(ctx, bucket, name, 'latest', { deniedMeansAbsent: true })) ?? null;
   if (now?.hash !== expected?.hash) {
     throw new ToolError(
       'conflict',
@@ -151,17 +154,10 @@ export async function push(ctx: RuntimeContext, bucket: string, name: string, he
         : expected === null
           ? `Package ${name} was created in ${bucket} by someone else meanwhile (latest ${now.hash}); nothing was committed.`
           : `Package ${name} in ${bucket} changed meanwhile: latest is now ${now.hash}, not ${expected.hash}. Nothing was committed.`,
-      'Browse the new latest revision and apply your change on top of it.',
+      'Browse the new latest revision, apply your change on top of it and retry.',
     );
   }
   const condition = now?.etag ? { ifMatch: now.etag } : now === null ? ({ ifNoneMatch: '*' } as const) : undefined;
-  try {
-    const tag = await putPointers(ctx, bucket, name, hash, condition);
-    return { hash, tag };
-  } catch (err) {
-    if (err instanceof ToolError && err.code === 'conflict') {
-      throw new ToolError('conflict', `Package ${name} in ${bucket} was updated by someone else at the same moment; nothing was committed.`, 'Browse the new latest revision and apply your change on top of it.');
-    }
-    throw err;
-  }
+  const tag = await putPointers(ctx, bucket, name, hash, condition);
+  return { hash, tag };
 }

@@ -6,7 +6,7 @@
 import type { Readable } from 'node:stream';
 import { withS3 } from '../aws/s3.js';
 import type { BucketAction, RuntimeContext } from '../context.js';
-import { ToolError, fromAwsError } from '../errors.js';
+import { ToolError, deniedOrMissing, fromAwsError } from '../errors.js';
 import { TOP_HASH, SHORT_HASH, parseTopHash } from './names.js';
 import { compareCodePoints } from './pyjson.js';
 import { readManifest, manifestLines, type ManifestEntry, type ManifestHeader } from './manifest.js';
@@ -24,13 +24,42 @@ interface ObjectText {
   versionId?: string | undefined;
 }
 
-/** A small object's text, or undefined when it does not exist. */
-export async function getText(ctx: RuntimeContext, bucket: string, key: string, signal?: AbortSignal): Promise<ObjectText | undefined> {
+/**
+ * Keys that most buckets do not have, read only to learn whether they exist: without
+ * s3:ListBucket S3 answers 403 for them when missing, which must not stop a push (quilt
+ * workflows are checks the pushing client applies, not an access control).
+ */
+const OPTIONAL_KEYS = new Set(['.quilt/workflows/config.yml']);
+
+export interface GetTextOptions {
+  signal?: AbortSignal | undefined;
+  /**
+   * Read a plain 403 AccessDenied as "absent". Without s3:ListBucket S3 answers 403 for a missing
+   * key, so callers that expect absence (a new package's `latest`) and are guarded by a
+   * conditional write anyway set this; others get an error that states the ambiguity.
+   */
+  deniedMeansAbsent?: boolean;
+}
+
+const DENIED = Symbol('denied');
+
+/** S3's own 403 AccessDenied (not a refused signature or expired token, which are also 403). */
+function isPlainDenied(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.$metadata?.httpStatusCode === 403 && ['AccessDenied', 'Forbidden', '403', 'UnknownError'].includes(e.name ?? '');
+}
+
+async function readText(ctx: RuntimeContext, bucket: string, key: string, signal?: AbortSignal): Promise<ObjectText | undefined | typeof DENIED> {
   try {
     return await withS3(ctx, { bucket, key, action: 'read', verb: 'read' }, async (client, { GetObjectCommand }) => {
-      const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
-      const text = (await out.Body?.transformToString('utf-8')) ?? '';
-      return { text, lastModified: out.LastModified, etag: out.ETag, versionId: out.VersionId };
+      try {
+        const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+        const text = (await out.Body?.transformToString('utf-8')) ?? '';
+        return { text, lastModified: out.LastModified, etag: out.ETag, versionId: out.VersionId };
+      } catch (err) {
+        if (isPlainDenied(err)) return DENIED;
+        throw err;
+      }
     });
   } catch (err) {
     if (err instanceof ToolError && err.code === 'not_found') return undefined;
@@ -38,10 +67,26 @@ export async function getText(ctx: RuntimeContext, bucket: string, key: string, 
   }
 }
 
+/** A small object's text, or undefined when it does not exist. */
+export async function getText(ctx: RuntimeContext, bucket: string, key: string, signal?: AbortSignal, opts: GetTextOptions = {}): Promise<ObjectText | undefined> {
+  const got = await readText(ctx, bucket, key, signal ?? opts.signal);
+  if (got !== DENIED) return got;
+  if (opts.deniedMeansAbsent ?? OPTIONAL_KEYS.has(key)) {
+    ctx.logger.debug('403 on a key expected to be missing: read as absent (no s3:ListBucket?)', { bucket, key });
+    return undefined;
+  }
+  throw deniedOrMissing(`s3://${bucket}/${key}`, { action: 'read', bucket });
+}
+
 /** Preconditions for a write (S3 conditional writes): the key's current ETag, or that it is absent. */
 export type WriteCondition = { ifMatch: string } | { ifNoneMatch: '*' };
 
-/** Writes an object; a failed precondition is a `conflict`. */
+const statusOf = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+
+/**
+ * Writes an object; a failed precondition is a `conflict`: 412 (ETag changed, or the key exists
+ * for If-None-Match), 409 (a concurrent conditional write) or 404 (If-Match on a key deleted meanwhile).
+ */
 export async function putBody(
   ctx: RuntimeContext,
   bucket: string,
@@ -49,7 +94,7 @@ export async function putBody(
   body: string | Uint8Array,
   contentType: string,
   condition?: WriteCondition,
-): Promise<{ versionId?: string | undefined }> {
+): Promise<{ versionId?: string | undefined; etag?: string | undefined }> {
   return withS3(ctx, { bucket, key, action: 'write', verb: 'write' }, async (client, { PutObjectCommand }) => {
     try {
       const out = await client.send(
@@ -62,10 +107,10 @@ export async function putBody(
           ...(condition && 'ifNoneMatch' in condition ? { IfNoneMatch: condition.ifNoneMatch } : {}),
         }),
       );
-      return { versionId: out.VersionId };
+      return { versionId: out.VersionId, etag: out.ETag };
     } catch (err) {
-      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-      if (condition && (status === 412 || status === 409)) {
+      const status = statusOf(err);
+      if (condition && (status === 412 || status === 409 || (status === 404 && 'ifMatch' in condition))) {
         throw new ToolError('conflict', `s3://${bucket}/${key} was changed by someone else at the same moment.`);
       }
       throw err;
@@ -73,10 +118,24 @@ export async function putBody(
   });
 }
 
-export async function deleteKey(ctx: RuntimeContext, bucket: string, key: string): Promise<void> {
-  await withS3(ctx, { bucket, key, action: 'delete', verb: 'delete' }, (client, { DeleteObjectCommand }) =>
-    client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })),
-  );
+/**
+ * Deletes an object. With `ifMatch`, only if its ETag is still that one (S3 conditional delete):
+ * another ETag is a `conflict`; a key already gone returns false.
+ */
+export async function deleteKey(ctx: RuntimeContext, bucket: string, key: string, ifMatch?: string): Promise<boolean> {
+  return withS3(ctx, { bucket, key, action: 'delete', verb: 'delete' }, async (client, { DeleteObjectCommand }) => {
+    try {
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, ...(ifMatch ? { IfMatch: ifMatch } : {}) }));
+      return true;
+    } catch (err) {
+      const status = statusOf(err);
+      if (ifMatch && status === 404) return false;
+      if (ifMatch && (status === 412 || status === 409)) {
+        throw new ToolError('conflict', `s3://${bucket}/${key} was changed by someone else at the same moment.`);
+      }
+      throw err;
+    }
+  });
 }
 
 export interface ListedKey {
@@ -141,9 +200,25 @@ export async function listPackages(
   return { packages, scanned: keys.length, truncated };
 }
 
-/** The hash a pointer holds, or undefined when the pointer does not exist. */
-export async function readPointer(ctx: RuntimeContext, bucket: string, name: string, tag: string, signal?: AbortSignal) {
-  const obj = await getText(ctx, bucket, `${pointerPrefix(name)}${tag}`, signal);
+/**
+ * The hash a pointer holds (and the pointer's ETag), or undefined when it does not exist. A 403
+ * is "absent" only with `deniedMeansAbsent`; otherwise it is an error that says it may be either.
+ */
+export async function readPointer(ctx: RuntimeContext, bucket: string, name: string, tag: string, signalOrOpts: AbortSignal | GetTextOptions = {}) {
+  const opts: GetTextOptions = signalOrOpts instanceof AbortSignal ? { signal: signalOrOpts } : signalOrOpts;
+  const key = `${pointerPrefix(name)}${tag}`;
+  const obj = await readText(ctx, bucket, key, opts.signal);
+  if (obj === DENIED) {
+    if (opts.deniedMeansAbsent) {
+      ctx.logger.debug('403 on a pointer expected to be missing: read as absent (no s3:ListBucket?)', { bucket, key });
+      return undefined;
+    }
+    throw new ToolError(
+      'access_denied',
+      `Access denied, or package ${name} has no "${tag}" pointer in ${bucket}: without s3:ListBucket on the bucket S3 answers 403 for both.`,
+      `Check the package name and bucket (package_list needs s3:ListBucket); if it exists, ask an administrator for s3:GetObject on s3://${bucket}/${NAMED}*.`,
+    );
+  }
   if (!obj) return undefined;
   const hash = obj.text.trim();
   if (!TOP_HASH.test(hash)) {
@@ -234,21 +309,74 @@ export async function putManifest(ctx: RuntimeContext, bucket: string, hash: str
   await putBody(ctx, bucket, manifestKey(hash), body, 'application/jsonl');
 }
 
+/** How many seconds after now a revision's timestamp pointer may be placed before giving up. */
+export const MAX_TAG_TRIES = 60;
+
 /**
- * Writes `latest` and the timestamped pointer. With a condition, `latest` goes first and only if it
- * is still what the caller read (S3 conditional write), so two writers cannot both win.
+ * Creates the revision's timestamp pointer `<name>/<unix seconds>` (as quilt3 names them) without
+ * ever replacing one that names another revision: created with If-None-Match: *, and when the
+ * second is taken, the next one is tried (up to MAX_TAG_TRIES). A pointer that already names this
+ * hash is this revision's. Returns the tag, and the ETag when this call created it.
+ */
+async function claimTimestamp(ctx: RuntimeContext, bucket: string, name: string, hash: string): Promise<{ tag: string; etag?: string | undefined; created: boolean }> {
+  const first = Math.floor(Date.now() / 1000);
+  for (let seconds = first; seconds < first + MAX_TAG_TRIES; seconds++) {
+    const tag = String(seconds);
+    // Read first: it skips taken seconds cheaply, and keeps stores that ignore If-None-Match
+    // (some S3-compatible ones) from overwriting a pointer written before this commit started.
+    let taken = await readPointer(ctx, bucket, name, tag, { deniedMeansAbsent: true });
+    if (!taken) {
+      try {
+        const { etag } = await putBody(ctx, bucket, `${pointerPrefix(name)}${tag}`, hash, 'text/plain', { ifNoneMatch: '*' });
+        return { tag, etag, created: true };
+      } catch (err) {
+        if (!(err instanceof ToolError && err.code === 'conflict')) throw err;
+      }
+      taken = await readPointer(ctx, bucket, name, tag, { deniedMeansAbsent: true });
+    }
+    if (taken?.hash === hash) return { tag, created: false };
+  }
+  throw new ToolError(
+    'conflict',
+    `Package ${name} in ${bucket} has revisions at every second from ${first} to ${first + MAX_TAG_TRIES - 1}, so this revision got no timestamp pointer; latest was not changed.`,
+    'Wait a minute and retry (its manifest is written; retrying reuses it).',
+  );
+}
+
+/**
+ * Writes the timestamp pointer, then `latest`: `latest` only ever names a revision that has its
+ * timestamp pointer, and moving it is the commit point. With a condition, `latest` is written only
+ * if it is still what the caller read (S3 conditional write), so two writers cannot both win; the
+ * loser removes the timestamp pointer it created and reports the conflict.
  */
 export async function putPointers(ctx: RuntimeContext, bucket: string, name: string, hash: string, condition?: WriteCondition) {
-  // Two commits within one second would share a timestamp tag and the older revision would lose
-  // its pointer; the later one takes the next free second instead (a few tries at most).
-  let seconds = Math.floor(Date.now() / 1000);
-  for (let tries = 0; tries < 5; tries++, seconds++) {
-    const taken = await readPointer(ctx, bucket, name, String(seconds));
-    if (!taken || taken.hash === hash) break;
+  const claimed = await claimTimestamp(ctx, bucket, name, hash);
+  const latestKey = `${pointerPrefix(name)}latest`;
+  try {
+    await putBody(ctx, bucket, latestKey, hash, 'text/plain', condition);
+  } catch (err) {
+    // After a definite refusal `latest` was not written, so the new timestamp pointer is withdrawn;
+    // after a network failure or 5xx it may have been, and the pointer stays.
+    const refused = err instanceof ToolError && REFUSALS.has(err.code);
+    let leftover = '';
+    if (refused && claimed.created) {
+      // Only the pointer this call created, and only while it is unchanged.
+      await deleteKey(ctx, bucket, `${pointerPrefix(name)}${claimed.tag}`, claimed.etag).catch((e: unknown) => {
+        leftover = ` Its timestamp pointer ${name}:${claimed.tag} could not be removed (${(e as Error).message}); it names a complete revision that is not latest.`;
+      });
+    }
+    if (!(err instanceof ToolError && err.code === 'conflict')) {
+      if (leftover && err instanceof ToolError) throw new ToolError(err.code, `${err.message}${leftover}`, err.hint);
+      throw err;
+    }
+    throw new ToolError(
+      'conflict',
+      `Package ${name} in ${bucket} was changed by someone else at the same moment (latest moved); this revision was not committed.${leftover}`,
+      'Browse the new latest revision, apply your change on top of it and retry.',
+    );
   }
-  const tag = String(seconds);
-  if (condition) await putBody(ctx, bucket, `${pointerPrefix(name)}latest`, hash, 'text/plain', condition);
-  await putBody(ctx, bucket, `${pointerPrefix(name)}${tag}`, hash, 'text/plain');
-  if (!condition) await putBody(ctx, bucket, `${pointerPrefix(name)}latest`, hash, 'text/plain');
-  return tag;
+  return claimed.tag;
 }
+
+/** Errors that mean S3 refused a write (it did not happen), unlike a network failure or a 5xx. */
+const REFUSALS = new Set(['conflict', 'access_denied', 'credentials_expired', 'not_found', 'invalid_input', 'too_large']);

@@ -1,9 +1,7 @@
 import { z } from 'zod';
 import { parseBucket } from '../aws/s3-uri.js';
-import { mapBounded } from '../concurrency.js';
-import { ToolError } from '../errors.js';
 import { parsePackageName } from '../packages/names.js';
-import { deleteKey, listKeys, pointerPrefix, putBody, readPointer, resolveRevision } from '../packages/registry.js';
+import { removePackage } from '../packages/remove.js';
 import { bucketArg } from './args.js';
 import { defineTool } from './define.js';
 import { packageNameArg } from './package-args.js';
@@ -14,7 +12,8 @@ export const packageDelete = defineTool({
   description:
     'Delete a package (all its pointers) or one revision (the pointers to that top hash) from a bucket registry. ' +
     'Data objects and manifests are never deleted, so a revision stays reachable by its hash. ' +
-    'When the latest revision is deleted, latest moves to the newest remaining one.',
+    'When the latest revision is deleted, latest moves to the newest remaining one. ' +
+    'If someone commits to the package at the same moment, nothing is deleted and the conflict is reported.',
   toolset: 'packages',
   kind: 'destructive',
   input: {
@@ -32,40 +31,7 @@ export const packageDelete = defineTool({
     const bucket = parseBucket(args.bucket);
     const name = parsePackageName(args.name);
     ctx.authorize(bucket, 'delete');
-    const prefix = pointerPrefix(name);
-    const { keys } = await listKeys(ctx, bucket, prefix);
-    const tags = keys.map((k) => k.key.slice(prefix.length)).filter((t) => /^(latest|\d+)$/.test(t));
-    if (tags.length === 0) {
-      throw new ToolError('not_found', `Package ${name} does not exist in ${bucket}.`, `See the packages with package_list(bucket="${bucket}").`);
-    }
-    const target = args.hash ? await resolveRevision(ctx, bucket, name, args.hash) : undefined;
-    const pointers = await mapBounded(tags, 8, async (tag) => ({ tag, hash: (await readPointer(ctx, bucket, name, tag))?.hash }));
-    const doomed = pointers.filter((p) => p.tag !== 'latest' && (target === undefined || p.hash === target));
-    const latest = pointers.find((p) => p.tag === 'latest')?.hash;
-    if (target && doomed.length === 0 && latest !== target) {
-      throw new ToolError('not_found', `Package ${name} has no revision ${target} in ${bucket}.`, 'package_browse without hash_or_tag shows the latest revision.');
-    }
-    const remaining = pointers
-      .filter((p) => p.tag !== 'latest' && !doomed.includes(p) && p.hash)
-      .sort((a, b) => Number(b.tag) - Number(a.tag));
-    const removed: string[] = [];
-    // Timestamp pointers first, latest last: a failure midway leaves latest pointing at a manifest that exists.
-    for (const p of doomed) {
-      await deleteKey(ctx, bucket, `${prefix}${p.tag}`);
-      removed.push(`${prefix}${p.tag}`);
-    }
-    let newLatest: string | null = latest ?? null;
-    if (target === undefined || latest === target) {
-      const next = target === undefined ? undefined : remaining[0]?.hash;
-      if (next) {
-        await putBody(ctx, bucket, `${prefix}latest`, next, 'text/plain');
-        newLatest = next;
-      } else {
-        await deleteKey(ctx, bucket, `${prefix}latest`);
-        removed.push(`${prefix}latest`);
-        newLatest = null;
-      }
-    }
+    const { removed, latest: newLatest, target } = await removePackage(ctx, bucket, name, args.hash);
     const what = target ? `revision ${target} of ${name}` : `package ${name}`;
     return {
       data: { bucket, name, removed, latest: newLatest },

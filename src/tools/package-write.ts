@@ -69,7 +69,9 @@ async function commit(
 }
 
 async function refuseExisting(ctx: RuntimeContext, bucket: string, name: string, force: boolean): Promise<Expected> {
-  const latest = (await readPointer(ctx, bucket, name, 'latest')) ?? null;
+  // Without s3:ListBucket a missing `latest` is a 403: read as absent, since the commit's
+  // If-None-Match write still refuses to replace a package that exists.
+  const latest = (await readPointer(ctx, bucket, name, 'latest', { deniedMeansAbsent: true })) ?? null;
   if (latest && !force) {
     throw new ToolError(
       'conflict',

@@ -1,13 +1,15 @@
 /**
  * A real S3 HTTP server (s3rver) on 127.0.0.1, optionally behind a small "IAM" proxy that answers
- * AccessDenied for chosen requests, the way S3 does (s3rver itself has no policies).
+ * AccessDenied for chosen requests, the way S3 does (s3rver itself has no policies). The proxy also
+ * plays what s3rver is lenient about and real S3 is not: 403 instead of 404 for roles without
+ * s3:ListBucket, buckets in other regions (301 PermanentRedirect) and conditional writes.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 
 export interface S3Request {
@@ -17,6 +19,11 @@ export interface S3Request {
   query: URLSearchParams;
   accessKeyId: string | undefined;
   sessionToken: string | undefined;
+  /** The region the request is signed for (SigV4 credential scope `AKID/date/REGION/s3/aws4_request`). */
+  region: string | undefined;
+  headers: http.IncomingHttpHeaders;
+  /** The status the proxy answered (set when the answer starts). */
+  status?: number;
 }
 
 export interface LocalS3 {
@@ -36,17 +43,39 @@ export interface S3Options {
   cut?: (req: S3Request) => number | undefined;
   /** Awaited before a request is forwarded: lets a test act "at the same moment" as the server. */
   before?: (req: S3Request) => Promise<void> | void;
+  /**
+   * The caller lacks s3:ListBucket on this request's bucket: as S3 does, GET/HEAD of a missing key
+   * answers 403 AccessDenied instead of 404, and listing the bucket (or HEAD bucket) is refused.
+   */
+  noListBucket?: (req: S3Request) => boolean;
+  /** Buckets that live in another region than us-east-1: requests signed for another region get 301. */
+  regions?: Record<string, string>;
+  /** s3rver ignores If-Match / If-None-Match on PUT and DELETE; S3 honours them. Default true. */
+  conditionalWrites?: boolean;
 }
 
-const STATUS: Record<string, number> = { InvalidRange: 416, AccessDenied: 403, InvalidAccessKeyId: 403, ExpiredToken: 400, SlowDown: 503 };
-const errorXml = (code: string) =>
-  `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${code} (local policy)</Message><RequestId>LOCAL</RequestId></Error>`;
+const STATUS: Record<string, number> = {
+  InvalidRange: 416,
+  AccessDenied: 403,
+  InvalidAccessKeyId: 403,
+  ExpiredToken: 400,
+  SlowDown: 503,
+  PreconditionFailed: 412,
+  NoSuchKey: 404,
+  PermanentRedirect: 301,
+};
+const errorXml = (code: string, extra = '') =>
+  `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${code} (local policy)</Message>${extra}<RequestId>LOCAL</RequestId></Error>`;
+const DEFAULT_REGION = 'us-east-1';
+/** ETags compared as S3 compares them: quotes and a weak prefix do not matter. */
+const bareEtag = (e: string | undefined) => e?.trim().replace(/^W\//, '').replace(/^"|"$/g, '');
 
 function describe(req: http.IncomingMessage): S3Request {
   const url = new URL(req.url ?? '/', 'http://x');
   const [, bucket = '', ...rest] = url.pathname.split('/');
   const auth = req.headers.authorization ?? '';
-  const accessKeyId = /Credential=([^/]+)\//.exec(auth)?.[1] ?? url.searchParams.get('X-Amz-Credential')?.split('/')[0];
+  const scope = /Credential=([^,\s]+)/.exec(auth)?.[1] ?? url.searchParams.get('X-Amz-Credential') ?? undefined;
+  const accessKeyId = scope?.split('/')[0];
   return {
     method: req.method ?? 'GET',
     bucket: decodeURIComponent(bucket),
@@ -54,6 +83,24 @@ function describe(req: http.IncomingMessage): S3Request {
     query: url.searchParams,
     accessKeyId,
     sessionToken: (req.headers['x-amz-security-token'] as string | undefined) ?? url.searchParams.get('X-Amz-Security-Token') ?? undefined,
+    region: scope?.split('/')[2],
+    headers: req.headers,
+  };
+}
+
+/** Runs callbacks with the same key one at a time (the proxy's check-then-put must be atomic). */
+function serializer() {
+  const tails = new Map<string, Promise<unknown>>();
+  return async <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+    const prev = tails.get(key) ?? Promise.resolve();
+    const result = prev.then(fn, fn);
+    const tail = result.catch(() => undefined);
+    tails.set(key, tail);
+    try {
+      return await result;
+    } finally {
+      if (tails.get(key) === tail) tails.delete(key);
+    }
   };
 }
 
@@ -70,61 +117,7 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
   const target = `http://127.0.0.1:${info.port}`;
   const requests: S3Request[] = [];
 
-  // The proxy always runs: it records requests (tests assert "no AWS call was made") and plays IAM.
-  const proxy = http.createServer(async (req, res) => {
-    const r = describe(req);
-    requests.push(r);
-    if (opts.before) {
-      req.pause();
-      await opts.before(r);
-    }
-    const refusal = opts.deny?.(r);
-    if (refusal) {
-      req.resume();
-      res.writeHead(STATUS[refusal] ?? 403, { 'content-type': 'application/xml' });
-      res.end(req.method === 'HEAD' ? undefined : errorXml(refusal));
-      return;
-    }
-    const upstream = http.request(
-      `${target}${req.url}`,
-      { method: req.method, headers: req.headers },
-      (up) => {
-        // s3rver answers a ranged GET of an empty object with 206 and a body it never sends;
-        // S3 answers 416 InvalidRange. Play S3.
-        if (up.statusCode === 206 && /\/0$/.test(String(up.headers['content-range']))) {
-          up.resume();
-          res.writeHead(416, { 'content-type': 'application/xml' });
-          res.end(errorXml('InvalidRange'));
-          return;
-        }
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        const cut = opts.cut?.(r);
-        if (cut === undefined) return void up.pipe(res);
-        let sent = 0;
-        up.on('data', (c: Buffer) => {
-          if (sent + c.length <= cut) {
-            sent += c.length;
-            res.write(c);
-            return;
-          }
-          res.write(c.subarray(0, cut - sent), () => res.destroy());
-          up.destroy();
-        });
-        up.on('end', () => res.end());
-      },
-    );
-    // A client that gives up on a response (e.g. stops reading a stream) must not leave s3rver writing.
-    res.on('close', () => upstream.destroy());
-    upstream.on('error', () => {
-      if (res.headersSent) return void res.destroy();
-      res.writeHead(502);
-      res.end();
-    });
-    req.pipe(upstream);
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-
+  // Talks to s3rver directly: the test's own setup, and the proxy's checks of conditional writes.
   const client = new S3Client({
     endpoint: target,
     region: 'us-east-1',
@@ -133,6 +126,127 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
+  const serialize = serializer();
+
+  /** The object's current ETag, or undefined when it does not exist. */
+  async function currentEtag(bucket: string, key: string): Promise<string | undefined> {
+    try {
+      return bareEtag((await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag) ?? '';
+    } catch (err) {
+      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** What S3 answers for a conditional PUT/DELETE given the key's current state (undefined: go ahead). */
+  async function preconditionFailure(r: S3Request): Promise<string | undefined> {
+    const ifMatch = r.headers['if-match'] as string | undefined;
+    const ifNoneMatch = r.headers['if-none-match'] as string | undefined;
+    if (ifMatch === undefined && ifNoneMatch === undefined) return undefined;
+    const etag = await currentEtag(r.bucket, r.key);
+    if (ifNoneMatch !== undefined && ifNoneMatch.trim() === '*' && etag !== undefined) return 'PreconditionFailed';
+    if (ifMatch !== undefined) {
+      // S3: If-Match on a missing key is 404 NoSuchKey, on another ETag 412.
+      if (etag === undefined) return 'NoSuchKey';
+      if (ifMatch.trim() !== '*' && bareEtag(ifMatch) !== etag) return 'PreconditionFailed';
+    }
+    return undefined;
+  }
+
+  const answer = (r: S3Request, req: http.IncomingMessage, res: http.ServerResponse, code: string, headers: http.OutgoingHttpHeaders = {}, extra = '') => {
+    req.resume();
+    r.status = STATUS[code] ?? 403;
+    res.writeHead(r.status, { 'content-type': 'application/xml', ...headers });
+    res.end(req.method === 'HEAD' ? undefined : errorXml(code, extra));
+  };
+
+  // The proxy always runs: it records requests (tests assert "no AWS call was made") and plays IAM.
+  const proxy = http.createServer(async (req, res) => {
+    const r = describe(req);
+    requests.push(r);
+    req.pause();
+    if (opts.before) await opts.before(r);
+    const refusal = opts.deny?.(r);
+    if (refusal) return answer(r, req, res, refusal);
+    // A bucket in another region: S3 answers requests signed for the wrong region with 301 and the
+    // bucket's region in a header (HEAD bucket too, without a body); S3 clients re-sign from it.
+    const home = opts.regions?.[r.bucket] ?? DEFAULT_REGION;
+    if (r.bucket && r.region && r.region !== home) {
+      return answer(r, req, res, 'PermanentRedirect', { 'x-amz-bucket-region': home }, `<Bucket>${r.bucket}</Bucket><Endpoint>s3.${home}.amazonaws.com</Endpoint>`);
+    }
+    const noList = opts.noListBucket?.(r) ?? false;
+    const isBucketRequest = r.bucket !== '' && r.key === '';
+    // Listing and HEAD bucket need s3:ListBucket (HEAD bucket still tells the region, as S3 does).
+    if (noList && isBucketRequest && (r.method === 'HEAD' || (r.method === 'GET' && !r.query.has('location')))) {
+      return answer(r, req, res, 'AccessDenied', r.method === 'HEAD' ? { 'x-amz-bucket-region': home } : {});
+    }
+    const conditional =
+      opts.conditionalWrites !== false && !isBucketRequest && (r.method === 'PUT' || r.method === 'DELETE') && !r.query.has('uploadId') && !r.headers['x-amz-copy-source'];
+    const forward = () =>
+      new Promise<void>((done) => {
+        const upstream = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (up) => {
+          up.on('end', () => done());
+          up.on('error', () => done());
+          // s3rver answers a ranged GET of an empty object with 206 and a body it never sends;
+          // S3 answers 416 InvalidRange. Play S3.
+          if (up.statusCode === 206 && /\/0$/.test(String(up.headers['content-range']))) {
+            up.resume();
+            r.status = 416;
+            res.writeHead(416, { 'content-type': 'application/xml' });
+            res.end(errorXml('InvalidRange'));
+            return;
+          }
+          // Without s3:ListBucket, S3 does not tell a missing key from a forbidden one.
+          if (noList && up.statusCode === 404 && (r.method === 'GET' || r.method === 'HEAD') && !isBucketRequest) {
+            up.resume();
+            r.status = 403;
+            res.writeHead(403, { 'content-type': 'application/xml' });
+            res.end(r.method === 'HEAD' ? undefined : errorXml('AccessDenied'));
+            return;
+          }
+          const headers = { ...up.headers };
+          // S3 tells every HEAD bucket the bucket's region; SDKs read it from there.
+          if (isBucketRequest && r.method === 'HEAD') headers['x-amz-bucket-region'] = home;
+          r.status = up.statusCode ?? 502;
+          res.writeHead(r.status, headers);
+          const cut = opts.cut?.(r);
+          if (cut === undefined) return void up.pipe(res);
+          let sent = 0;
+          up.on('data', (c: Buffer) => {
+            if (sent + c.length <= cut) {
+              sent += c.length;
+              res.write(c);
+              return;
+            }
+            res.write(c.subarray(0, cut - sent), () => res.destroy());
+            up.destroy();
+          });
+          up.on('end', () => res.end());
+        });
+        // A client that gives up on a response (e.g. stops reading a stream) must not leave s3rver writing.
+        res.on('close', () => {
+          upstream.destroy();
+          done();
+        });
+        upstream.on('error', () => {
+          done();
+          if (res.headersSent) return void res.destroy();
+          res.writeHead(502);
+          res.end();
+        });
+        req.pipe(upstream);
+      });
+    if (!conditional) return forward();
+    // Every write of a key goes through one queue, so a conditional check and its write are atomic.
+    await serialize(`${r.bucket}/${r.key}`, async () => {
+      const failure = await preconditionFailure(r);
+      if (failure) return answer(r, req, res, failure);
+      await forward();
+    });
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+
   return {
     endpoint,
     requests,
