@@ -119,6 +119,19 @@ function clean(value: string | undefined): string | undefined {
   return v;
 }
 
+/**
+ * Makes the process environment say what the configuration says, before any library reads it:
+ * an unfilled MCPB placeholder (`AWS_PROFILE='${user_config.aws_profile}'`) is removed, since the
+ * AWS SDK would otherwise look for a profile of that name and find no credentials; and the SDK's
+ * multi-line Node-version warning is turned off (quilt-mcp states its own Node requirement).
+ */
+export function prepareProcessEnv(env: NodeJS.ProcessEnv = process.env): void {
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && value.trim() !== '' && clean(value) === undefined) delete env[name];
+  }
+  env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+}
+
 const boolFromText = z
   .string()
   .transform((s) => s.toLowerCase())

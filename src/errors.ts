@@ -225,7 +225,9 @@ export function fromAwsError(err: unknown, target: AwsTarget): ToolError {
 /** Any thrown value as a ToolError; bugs become a generic message (details go to the log). */
 export function toToolError(err: unknown): ToolError {
   if (err instanceof ToolError) return err;
-  if (err && typeof err === 'object' && ('$metadata' in err || networkCode(err))) {
+  // Credential providers throw before any request, so their errors carry no $metadata.
+  const providerError = err instanceof Error && (err.name === 'CredentialsProviderError' || err.name === 'TokenProviderError');
+  if (err && typeof err === 'object' && ('$metadata' in err || networkCode(err) || providerError)) {
     return fromAwsError(err, { action: 'complete the request' });
   }
   const message = err instanceof Error ? err.message : String(err);

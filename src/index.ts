@@ -3,11 +3,12 @@
  * Entry point: read the configuration (a bad value exits with code 2 and a message naming the
  * variable), then run the chosen command. Heavy modules (AWS SDK, jose) load on first use.
  */
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, loadConfig, prepareProcessEnv, type Config } from './config.js';
 import { createLogger } from './log.js';
 import { registerSecret } from './redact.js';
 
 async function main(): Promise<void> {
+  prepareProcessEnv();
   let config: Config;
   try {
     config = loadConfig();

@@ -96,7 +96,18 @@ export class DesktopAuthService implements AuthService {
       this.defaultChain ??= import('@aws-sdk/credential-provider-node').then(({ defaultProvider }) =>
         defaultProvider(this.config.aws.profile ? { profile: this.config.aws.profile } : {}),
       );
-      return (await this.defaultChain)();
+      const profile = this.config.aws.profile;
+      try {
+        return await (await this.defaultChain)();
+      } catch (err) {
+        // The SDK's message is generic; the user needs to hear which profile failed.
+        if (!profile || !(err instanceof Error) || err.name !== 'CredentialsProviderError') throw err;
+        throw new ToolError(
+          'no_credentials',
+          `AWS profile "${profile}" (from AWS_PROFILE) gave no credentials: it is not in ~/.aws/config or ~/.aws/credentials, has no keys, or its SSO login expired.`,
+          `Check the name with \`aws configure list-profiles\`, run \`aws sso login --profile ${profile}\` for an SSO profile, or remove AWS_PROFILE to use quilt3 login or the default profile.`,
+        );
+      }
     };
   }
 
