@@ -10,3 +10,8 @@ export function formatBytes(n: number): string {
   }
   return `${v.toFixed(1)} ${units[u]}`;
 }
+
+/** "1 file", "2 files": counts in tool texts read as sentences. */
+export function count(n: number, noun: string, plural = `${noun}s`): string {
+  return `${n.toLocaleString('en-US')} ${n === 1 ? noun : plural}`;
+}

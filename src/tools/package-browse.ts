@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { formatS3Uri, parseBucket } from '../aws/s3-uri.js';
-import { formatBytes } from '../format.js';
+import { count, formatBytes } from '../format.js';
 import { parsePhysicalKey } from '../packages/physical-keys.js';
 import { browseManifest, type BrowseItem } from '../packages/browse.js';
 import type { ManifestEntry } from '../packages/manifest.js';
@@ -116,8 +116,8 @@ export const packageBrowse = defineTool({
       next_cursor,
       ...revisionLinks(ctx, bucket, name, hash, path || undefined),
     };
-    const head = `${name}@${hash.slice(0, 12)} in ${bucket}: ${r.totalFiles} files, ${formatBytes(r.totalSize)}${data.message ? ` — "${data.message}"` : ''}`;
-    const lines = items.map((i) => (i.type === 'dir' ? `${i.logical_key}  (${i.files} files, ${formatBytes(i.size)})` : `${i.logical_key}  ${formatBytes(i.size)}`));
+    const head = `${name}@${hash.slice(0, 12)} in ${bucket}: ${count(r.totalFiles, 'file')}, ${formatBytes(r.totalSize)}${data.message ? ` — "${data.message}"` : ''}`;
+    const lines = items.map((i) => (i.type === 'dir' ? `${i.logical_key}  (${count(i.files, 'file')}, ${formatBytes(i.size)})` : `${i.logical_key}  ${formatBytes(i.size)}`));
     const shown = r.file ? `${path}:` : `${path || '/'}: ${r.count} item(s)${next_cursor ? `, showing ${items.length} (more: pass next_cursor)` : ''}`;
     return { data, text: [head, shown, ...lines].join('\n') };
   },

@@ -1,5 +1,6 @@
 /** The tools that add package revisions: create, create from an S3 prefix, update. */
 import { z } from 'zod';
+import { count, formatBytes } from '../format.js';
 import { parseBucket, parseS3Uri } from '../aws/s3-uri.js';
 import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
@@ -64,7 +65,7 @@ async function commit(
   const data = { bucket, name, top_hash: pushed.hash, tag: pushed.tag, entries: entries.length, total_size, ...revisionLinks(ctx, bucket, name, pushed.hash) };
   return {
     data,
-    text: `Committed ${name}@${pushed.hash} to ${bucket} (${entries.length} entries, ${total_size} bytes).\n${data.quilt_uri}${data.catalog_url ? `\n${data.catalog_url}` : ''}`,
+    text: `Committed ${name}@${pushed.hash} to ${bucket} (${count(entries.length, 'entry', 'entries')}, ${formatBytes(total_size)}).\n${data.quilt_uri}${data.catalog_url ? `\n${data.catalog_url}` : ''}`,
   };
 }
 
