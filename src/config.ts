@@ -1,9 +1,10 @@
 /**
  * The one module that reads the environment and argv. Everything else gets a `Config`.
  *
- * `loadConfig` is pure (env, argv, platform and home directory are arguments), so tests can build
- * the configuration of a macOS or Windows machine on Linux.
+ * `loadConfig` is pure (env, argv, platform and home directory are arguments, and so is the reader
+ * of MCP_JWT_SECRET_FILE), so tests can build the configuration of a macOS or Windows machine on Linux.
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -199,6 +200,63 @@ export function isSecretName(name: string): boolean {
   return /SECRET|TOKEN|PASSWORD/i.test(name) || /(?:_KEY|KEY_ID)$/i.test(name);
 }
 
+/**
+ * A variable with a second name: the Quilt catalog's deployments call the HS256 secret and key id
+ * MCP_ENHANCED_JWT_SECRET / MCP_ENHANCED_JWT_KID, so a stack can hand the same values to both. Both
+ * set to the same value is fine; to different values, it is unknowable which one the operator meant.
+ * Returns the name that was set (for messages), or undefined.
+ */
+function aliasOf(env: Env, name: string, alias: string): string | undefined {
+  const a = clean(env[name]);
+  const b = clean(env[alias]);
+  if (a !== undefined && b !== undefined && a !== b) {
+    throw new ConfigError(
+      `${name} and ${alias} are both set, to different values (not shown). They name the same setting: set only one, or give both the same value.`,
+    );
+  }
+  return a !== undefined ? name : b !== undefined ? alias : undefined;
+}
+
+/** Reads a file named by a variable; an unreadable file names the variable and the path, never the content. */
+export type ReadSecretFile = (file: string) => string;
+
+const readSecretFileSync: ReadSecretFile = (file) => readFileSync(file, 'utf8');
+
+const SECRET_SCHEMA = z.string().min(32, 'must be at least 32 characters');
+
+/**
+ * The HS256 secret: MCP_JWT_SECRET, its alias MCP_ENHANCED_JWT_SECRET, or the content of the file
+ * MCP_JWT_SECRET_FILE (a container secret mount) without its trailing newline. Setting a file and a
+ * value is an error rather than a silent precedence: a stale value would otherwise win unnoticed.
+ */
+function readSecret(env: Env, readSecretFile: ReadSecretFile): { secret: string | undefined; source: string } {
+  const named = aliasOf(env, 'MCP_JWT_SECRET', 'MCP_ENHANCED_JWT_SECRET');
+  const file = clean(env.MCP_JWT_SECRET_FILE);
+  if (file === undefined) {
+    return { secret: named ? read(env, named, SECRET_SCHEMA) : undefined, source: named ?? 'MCP_JWT_SECRET' };
+  }
+  if (named) {
+    throw new ConfigError(`MCP_JWT_SECRET_FILE and ${named} are both set: set only one (the file is for container secret mounts).`);
+  }
+  let content: string;
+  try {
+    content = readSecretFile(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'it does not exist' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (code ?? 'read error');
+    throw new ConfigError(`MCP_JWT_SECRET_FILE names ${file}, which cannot be read (${why}). Mount the secret there, or fix the path.`);
+  }
+  // `echo secret > file` and most secret stores end the file with a newline that is not part of it.
+  const secret = content.replace(/\r?\n$/, '');
+  const parsed = SECRET_SCHEMA.safeParse(secret);
+  if (!parsed.success) {
+    throw new ConfigError(
+      `MCP_JWT_SECRET_FILE is invalid: the secret in ${file} ${parsed.error.issues[0]?.message ?? 'is invalid'} (got ${secret.length} character${secret.length === 1 ? '' : 's'}; the value is not shown).`,
+    );
+  }
+  return { secret: parsed.data, source: 'MCP_JWT_SECRET_FILE' };
+}
+
 function shorten(s: string): string {
   return s.length > 40 ? `${s.slice(0, 37)}...` : s;
 }
@@ -272,6 +330,7 @@ export function loadConfig(
   argv: string[] = process.argv.slice(2),
   env: Env = process.env,
   platform: Platform = { platform: process.platform, homedir: os.homedir() },
+  readSecretFile: ReadSecretFile = readSecretFileSync,
 ): Config {
   const args = parseArgs(argv);
   const mode = read(env, 'MCP_REQUIRE_JWT', boolFromText) ? 'jwt' : 'desktop';
@@ -295,7 +354,8 @@ export function loadConfig(
     );
   }
 
-  const secret = read(env, 'MCP_JWT_SECRET', z.string().min(32, 'must be at least 32 characters'));
+  const { secret, source: secretVar } = readSecret(env, readSecretFile);
+  const kidVar = aliasOf(env, 'MCP_JWT_KID', 'MCP_ENHANCED_JWT_KID');
   const jwksUrl = read(env, 'MCP_JWT_JWKS_URL', urlText);
 
   const config: Config = {
@@ -347,7 +407,7 @@ export function loadConfig(
       jwksUrl,
       issuers: read(env, 'MCP_JWT_ISSUER', listText) ?? [],
       audiences: read(env, 'MCP_JWT_AUDIENCE', listText) ?? [],
-      kid: read(env, 'MCP_JWT_KID', z.string()),
+      kid: kidVar ? read(env, kidVar, z.string()) : undefined,
       requireEnhanced: read(env, 'MCP_JWT_REQUIRE_ENHANCED', boolFromText) ?? false,
       requireCatalog: read(env, 'MCP_JWT_REQUIRE_CATALOG', boolFromText) ?? false,
       sessionDurationSeconds: Math.min(
@@ -369,11 +429,11 @@ export function loadConfig(
   if (config.mode === 'jwt' && config.command.name === 'serve') {
     if (!secret && !jwksUrl) {
       throw new ConfigError(
-        'JWT mode (MCP_REQUIRE_JWT=true) needs a way to verify tokens: set MCP_JWT_SECRET (HS256) or MCP_JWT_JWKS_URL (RS256/ES256).',
+        'JWT mode (MCP_REQUIRE_JWT=true) needs a way to verify tokens: set MCP_JWT_SECRET or MCP_JWT_SECRET_FILE (HS256), or MCP_JWT_JWKS_URL (RS256/ES256).',
       );
     }
     if (secret && jwksUrl) {
-      throw new ConfigError('Set only one of MCP_JWT_SECRET and MCP_JWT_JWKS_URL: the verification algorithm is pinned by which one is set.');
+      throw new ConfigError(`Set only one of ${secretVar} and MCP_JWT_JWKS_URL: the verification algorithm is pinned by which one is set.`);
     }
     if (jwksUrl && config.jwt.audiences.length === 0) {
       // An identity provider signs tokens for every application it serves with the same keys.

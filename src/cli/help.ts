@@ -6,8 +6,10 @@ export const USAGE = `quilt-mcp ${VERSION}: Model Context Protocol server for Qu
 Usage:
   quilt-mcp [serve] [--stdio]          serve MCP over stdio (what Claude Desktop runs)
   quilt-mcp [serve] --http [--port N]  serve stateless Streamable HTTP on /mcp
-  quilt-mcp jwt generate [options]     make a test JWT (JWT mode; jwt generate --help)
-  quilt-mcp jwt inspect <token>        decode a JWT and show its normalized claims
+  quilt-mcp jwt generate [options]     make a test JWT (JWT mode; --auto-extract fills it from your
+                                       quilt3 login; jwt generate --help)
+  quilt-mcp jwt inspect <token>        decode a JWT, show its normalized claims and check it
+                                       (jwt inspect --help)
   quilt-mcp --version | --help
 
 Configuration is read from environment variables; see the README.

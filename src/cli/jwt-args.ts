@@ -7,10 +7,16 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export const GENERATE_HELP = `Usage: quilt-mcp jwt generate --sub USER [options]
-Makes a signed HS256 test token for JWT mode (development and tests).
+       quilt-mcp jwt generate --auto-extract [options]
+Makes a signed HS256 test token for JWT mode (development and tests). Prints only the token.
 
-  --sub USER           the user (required)
-  --secret S           HS256 secret (default: MCP_JWT_SECRET)
+  --sub USER           the user (required unless --auto-extract)
+  --auto-extract       take the catalog token, catalog URL, registry URL and user from your quilt3
+                       login (\`quilt3 login\`): the session's access token (refreshed if it is
+                       about to expire), navigator_url and registryUrl from quilt3's config.yml, and
+                       the user name the catalog's \`me\` query returns. Options given here win.
+  --secret S           HS256 secret (default: MCP_JWT_SECRET, MCP_ENHANCED_JWT_SECRET or the
+                       content of MCP_JWT_SECRET_FILE)
   --role-arn ARN       IAM role the server assumes for this user
   --roles a,b          role names (used with MCP_JWT_ROLE_ARN_TEMPLATE)
   --tags k=v,k2=v2     STS session tags
@@ -19,25 +25,38 @@ Makes a signed HS256 test token for JWT mode (development and tests).
   --catalog-token T    Quilt catalog token
   --catalog-url U      the token's catalog
   --registry-url U     the token's registry
-  --issuer I           iss
-  --audience A         aud
-  --kid K              key id header
+  --issuer I           iss (default: the first of MCP_JWT_ISSUER)
+  --audience A         aud (default: the first of MCP_JWT_AUDIENCE)
+  --kid K              key id header (default: MCP_JWT_KID or MCP_ENHANCED_JWT_KID)
   --enhanced           token_type "enhanced" (what the Quilt catalog issues)
+  --scope "a b"        scope claim, space-separated as the catalog signs it (commas are accepted)
+  --level L            level claim, e.g. read, write or admin (the catalog's authorization level)
   --expires-in SECONDS lifetime (default 3600)
   -h, --help           this text
+
+Every token gets a random jti. The server shows scope and level (jwt inspect, jwt_diagnostics)
+but grants access only by role, buckets and permissions.
 `;
 
-export const INSPECT_HELP = `Usage: quilt-mcp jwt inspect [TOKEN]
-Decodes a JWT (TOKEN, else MCP_JWT_TOKEN) and shows its header and normalized claims, and whether this
-server's configuration (MCP_JWT_SECRET or MCP_JWT_JWKS_URL, issuer, audience, allowed hosts, required
-claims) accepts it. Prints no signature.
+export const INSPECT_HELP = `Usage: quilt-mcp jwt inspect [TOKEN | --token TOKEN | -] [--secret S | --jwks-url URL]
+Decodes a JWT (TOKEN; "-" reads it from stdin; else MCP_JWT_TOKEN) and shows its header and
+normalized claims, and whether this server's configuration (MCP_JWT_SECRET or MCP_JWT_JWKS_URL,
+issuer, audience, kid, allowed hosts, required claims) accepts it. Prints no signature.
 
+  --token TOKEN        the token (instead of the TOKEN argument)
+  --secret S           check the signature with this HS256 secret instead of the configured key
+  --jwks-url URL       check the signature against this JWKS (RS256/ES256) instead
   -h, --help           this text
+
+With --secret or --jwks-url only the key changes: issuer, audience, kid, allowed hosts and required
+claims still come from the environment.
 `;
 
 export const JWT_HELP = `Usage: quilt-mcp jwt <command>
-  generate [options]   make a signed test token (quilt-mcp jwt generate --help)
-  inspect [TOKEN]      decode a token and check it against this server's configuration
+  generate [options]   make a signed test token (quilt-mcp jwt generate --help); --auto-extract
+                       fills it from your quilt3 login
+  inspect [TOKEN]      decode a token and check it against this server's configuration, or against
+                       --secret / --jwks-url (quilt-mcp jwt inspect --help)
 `;
 
 const GENERATE_OPTIONS = {
@@ -55,15 +74,38 @@ const GENERATE_OPTIONS = {
   audience: { type: 'string' },
   kid: { type: 'string' },
   enhanced: { type: 'boolean' },
+  'auto-extract': { type: 'boolean' },
+  scope: { type: 'string' },
+  level: { type: 'string' },
   'expires-in': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
-export type GenerateOptions = { [K in Exclude<keyof typeof GENERATE_OPTIONS, 'help' | 'enhanced'>]?: string } & { enhanced?: boolean };
+type GenerateFlags = 'help' | 'enhanced' | 'auto-extract';
+export type GenerateOptions = { [K in Exclude<keyof typeof GENERATE_OPTIONS, GenerateFlags>]?: string } & {
+  enhanced?: boolean;
+  'auto-extract'?: boolean;
+};
+
+const INSPECT_OPTIONS = {
+  token: { type: 'string' },
+  secret: { type: 'string' },
+  'jwks-url': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+export interface InspectOptions {
+  /** The token; "-" means stdin; undefined means MCP_JWT_TOKEN. */
+  token: string | undefined;
+  /** Verify with this HS256 secret instead of the configured key. */
+  secret?: string;
+  /** Verify against this JWKS instead of the configured key. */
+  jwksUrl?: string;
+}
 
 export type JwtCommand =
   | { name: 'jwt-generate'; options: GenerateOptions }
-  | { name: 'jwt-inspect'; token: string | undefined }
+  | ({ name: 'jwt-inspect' } & InspectOptions)
   | { name: 'jwt-help'; text: string };
 
 /** A command-line mistake; the message is safe to print. */
@@ -113,10 +155,22 @@ export function parseJwtArgs(args: string[], describe: (arg: string) => string):
     return { name: 'jwt-generate', options };
   }
   if (sub === 'inspect') {
-    const { values, positionals } = strictParse(rest, { help: { type: 'boolean', short: 'h' } }, 'jwt inspect', INSPECT_HELP);
+    const { values, positionals } = strictParse(rest, INSPECT_OPTIONS, 'jwt inspect', INSPECT_HELP);
     if (values.help) return { name: 'jwt-help', text: INSPECT_HELP };
     if (positionals.length > 1) throw new ArgsError(`"jwt inspect" takes one token, got ${positionals.length} arguments.\n\n${INSPECT_HELP}`);
-    return { name: 'jwt-inspect', token: positionals[0] };
+    if (positionals.length && values.token !== undefined) {
+      throw new ArgsError(`"jwt inspect" takes one token: give it as TOKEN or as --token, not both.\n\n${INSPECT_HELP}`);
+    }
+    if (values.secret !== undefined && values['jwks-url'] !== undefined) {
+      // The algorithm is pinned by the kind of key, as on the server: one key, one answer.
+      throw new ArgsError(`Give --secret or --jwks-url, not both: a token is checked against one key.\n\n${INSPECT_HELP}`);
+    }
+    return {
+      name: 'jwt-inspect',
+      token: values.token ?? positionals[0],
+      ...(values.secret !== undefined ? { secret: values.secret } : {}),
+      ...(values['jwks-url'] !== undefined ? { jwksUrl: values['jwks-url'] } : {}),
+    };
   }
   throw new ArgsError(`Unknown jwt command "${describe(sub)}".\n\n${JWT_HELP}`);
 }
