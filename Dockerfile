@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # quilt-mcp for containers: JWT mode over stateless Streamable HTTP. Built from a fresh clone
-# (the build stage compiles dist/); the image itself is built by your pipeline, not by this
-# project's CI (which has no Docker engine). See deploy/README.md for ECS and a local trial.
+# (the build stage bundles the server with its dependencies into one folder); the image itself is
+# built by your pipeline, not by this project's CI (which has no Docker engine). See
+# deploy/README.md for ECS and a local trial.
 # Runs with a read-only root filesystem: give it a writable tmpfs (or volume) at /tmp.
 
 # Node 22+: the version the project targets.
@@ -11,17 +12,16 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
-RUN npm run build
+COPY scripts/bundle.ts ./scripts/
+# tsc type-checks the sources (its dist/ is not shipped); the bundle is what the image runs.
+RUN npm run build && npm run build:bundle
 
 FROM node:22-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
-COPY package.json package-lock.json ./
-# Production dependencies only; no install scripts are needed (or wanted) at runtime.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
-COPY --from=build /app/dist ./dist
-# LICENS[E]: copied when the clone has one (a glob may match nothing, README.md always matches).
-COPY README.md LICENS[E] ./
+# The bundled server has no dependencies: no npm install, no node_modules, no package.json.
+COPY --from=build /app/bundle/server ./bundle/server
+COPY README.md LICENSE ./
 # The files stay root-owned and read-only to the server, which runs as the image's non-root user.
 USER node
 # HOME=/tmp: the only writable place (tmpfs); nothing is read from it. MCP_REQUIRE_JWT=true: every
@@ -31,4 +31,4 @@ EXPOSE 3000
 # No curl in slim images: node's fetch answers the health check.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-CMD ["node", "dist/index.js"]
+CMD ["node", "bundle/server/index.mjs"]

@@ -1,12 +1,13 @@
 /**
  * The container image, as far as it can be checked without a Docker engine (this project's CI has
  * none): the Dockerfile's required lines, the deploy/ files, and the image's exact entry command
- * (read from the Dockerfile's CMD and ENV, so the test follows the file) run from the built dist as a
- * non-root user with a read-only, empty HOME. Also the server's own AWS identity in JWT mode: only
- * the container's sources (environment, web identity, container credentials), never ~/.aws.
+ * (read from the Dockerfile's CMD and ENV, so the test follows the file) run from the bundled server
+ * (no node_modules, as in the image) as a non-root user with a read-only, empty HOME. Also the
+ * server's own AWS identity in JWT mode: only the container's sources (environment, web identity,
+ * container credentials), never ~/.aws.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -14,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
+import { buildBundle, type BuiltBundle } from './helpers/bundle.js';
 import { connectHttp, signToken, TEST_SECRET } from './helpers/http.js';
 import { call } from './helpers/mcp.js';
 import { startS3, type LocalS3 } from './helpers/s3.js';
@@ -89,23 +91,24 @@ describe('Dockerfile', () => {
     const build = DOCKERFILE.filter((i) => i.stage === 0);
     const runs = build.filter((i) => i.op === 'RUN').map((i) => i.args);
     expect(runs.some((r) => /\bnpm ci\b/.test(r) && !r.includes('--omit'))).toBe(true);
-    expect(runs.some((r) => /\bnpm run build\b/.test(r))).toBe(true);
-    // The build stage gets what `npm run build` needs from the clone (no prebuilt dist).
+    expect(runs.some((r) => /\bnpm run build(\s|&|$)/.test(r))).toBe(true);
+    expect(runs.some((r) => /\bnpm run build:bundle\b/.test(r))).toBe(true);
+    // The build stage gets what the builds need from the clone (no prebuilt dist or bundle).
     const copies = build.filter((i) => i.op === 'COPY').map((i) => i.args);
     expect(copies.some((c) => /\bsrc\b/.test(c))).toBe(true);
     expect(copies.some((c) => /\btsconfig\.json\b/.test(c))).toBe(true);
-    expect(copies.some((c) => /\bdist\b/.test(c))).toBe(false);
+    expect(copies.some((c) => /\bscripts\/bundle\.ts\b/.test(c))).toBe(true);
+    expect(copies.some((c) => /\b(dist|bundle)\b(?!\.ts)/.test(c))).toBe(false);
   });
 
-  it('has production files only in the runtime stage', () => {
-    const runs = RUNTIME.filter((i) => i.op === 'RUN').map((i) => i.args);
-    expect(runs.some((r) => /\bnpm ci\b.*--omit=dev/.test(r))).toBe(true);
+  it('has production files only in the runtime stage: the bundled server, no dependencies', () => {
+    // The bundle has no dependencies: nothing is installed in the runtime stage.
+    expect(RUNTIME.filter((i) => i.op === 'RUN')).toEqual([]);
     const copies = RUNTIME.filter((i) => i.op === 'COPY').map((i) => i.args);
-    expect(copies.some((c) => /--from=build\s+\S*dist\b/.test(c))).toBe(true);
-    expect(copies.some((c) => /\bpackage\.json\b/.test(c))).toBe(true);
+    expect(copies.some((c) => /--from=build\s+\/app\/bundle\/server\s+\.\/bundle\/server$/.test(c))).toBe(true);
     // No sources, tests or whole-context copies: every source is a known production file.
     const sources = copies.flatMap((c) => c.split(/\s+/).filter((w) => !w.startsWith('--')).slice(0, -1));
-    for (const src of sources) expect(src).toMatch(/^(\/app\/)?(dist|package\.json|package-lock\.json|README\.md|LICENS\[?E\]?)$/);
+    for (const src of sources) expect(src).toMatch(/^(\/app\/bundle\/server|README\.md|LICENSE)$/);
   });
 
   it('runs as a non-root user with the JWT-mode environment', () => {
@@ -126,7 +129,7 @@ describe('Dockerfile', () => {
     const cmd = execForm(one('CMD').args);
     const pkg = JSON.parse(read('package.json')) as { bin: Record<string, string> };
     expect(cmd).toEqual(['node', pkg.bin['quilt-mcp']]);
-    expect(cmd).toEqual(['node', 'dist/index.js']);
+    expect(cmd).toEqual(['node', 'bundle/server/index.mjs']);
   });
 
   it('has a .dockerignore that keeps local artifacts out and the build inputs in', () => {
@@ -134,8 +137,10 @@ describe('Dockerfile', () => {
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith('#'));
-    for (const p of ['node_modules', 'dist', '.git', '*.mcpb', 'coverage', 'test']) expect(ignored).toContain(p);
-    for (const p of ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'README.md']) expect(ignored).not.toContain(p);
+    for (const p of ['node_modules', 'dist', 'bundle', '.git', '*.mcpb', 'coverage', 'test', 'scripts']) expect(ignored).toContain(p);
+    for (const p of ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'README.md', 'LICENSE']) expect(ignored).not.toContain(p);
+    // The bundle script is the one file of scripts/ the build stage needs; the exception follows the exclusion.
+    expect(ignored.indexOf('!scripts/bundle.ts')).toBeGreaterThan(ignored.indexOf('scripts'));
   });
 });
 
@@ -194,7 +199,7 @@ describe('deploy/', () => {
   });
 });
 
-// ---- the image's entry command, run from the built dist ----
+// ---- the image's entry command, run from the bundled server ----
 
 const ROLE = 'arn:aws:iam::123456789012:role/container-user';
 const BUCKET = 'container-data';
@@ -204,6 +209,7 @@ const NOBODY = 65534;
 let s3: LocalS3;
 let sts: LocalSts;
 let appDir: string;
+let built: BuiltBundle;
 const children: ChildProcess[] = [];
 const servers: http.Server[] = [];
 
@@ -217,12 +223,11 @@ function readOnlyTree(dir: string): void {
   chmodSync(dir, 0o555);
 }
 
-/** The image's /app: dist and package.json (node_modules linked), world-readable, as WORKDIR. */
+/** The image's /app: the bundled server only (no node_modules, no package.json), world-readable, as WORKDIR. */
 function buildAppDir(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'quilt-mcp-image-'));
-  cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true });
-  cpSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
-  symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+  cpSync(built.serverDir, path.join(dir, 'bundle', 'server'), { recursive: true });
+  for (const f of ['README.md', 'LICENSE']) cpSync(path.join(ROOT, f), path.join(dir, f));
   readOnlyTree(dir);
   return dir;
 }
@@ -330,6 +335,7 @@ beforeAll(async () => {
     deny: (r) => (sts.issued.get(r.sessionToken ?? '') === ROLE ? undefined : 'AccessDenied'),
   });
   await s3.put(BUCKET, 'hello.txt', 'hello from the image\n');
+  built = await buildBundle();
   appDir = buildAppDir();
 });
 
@@ -380,7 +386,8 @@ describe('the image entry command', () => {
     });
     expect(hcExit).toBe(0);
 
-    expect(readFileSync(trace, 'utf8')).not.toMatch(/@aws-sdk|@smithy/);
+    // The trace lists bundle chunks; the metafile says which sources each holds.
+    expect(built.expandTrace(readFileSync(trace, 'utf8'))).not.toMatch(/@aws-sdk|@smithy/);
 
     const before = sts.assumeRoleCalls.length;
     const r = await readObject(server.url, 'image-user');
@@ -390,9 +397,11 @@ describe('the image entry command', () => {
     expect(calls).toHaveLength(1);
     expect(calls[0]).toMatchObject({ roleArn: ROLE, sourceIdentity: 'image-user', callerAccessKeyId: 'TASKROLEKEY' });
     // Only the environment provider was loaded for the server's identity (no ini/SSO/process).
-    const loaded = readFileSync(trace, 'utf8');
+    const loaded = built.expandTrace(readFileSync(trace, 'utf8'));
     expect(loaded).toContain('@aws-sdk/credential-provider-env');
-    expect(loaded).not.toMatch(/credential-provider-(ini|sso|process|node)/);
+    // credential-provider-node's module itself is evaluated as a static import of client-sts (in
+    // dist too, by a require() the ESM trace missed); the chain's providers load only when it runs.
+    expect(loaded).not.toMatch(/credential-provider-(ini|sso|process)/);
     // HOME stayed empty (nothing could be written there, and nothing tried and failed loudly).
     expect(readdirSync(home)).toEqual([]);
     expect(server.stderr()).not.toMatch(/EACCES|EROFS/);

@@ -10,7 +10,11 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 
-export const SERVER_ENTRY = fileURLToPath(new URL('../../dist/index.js', import.meta.url));
+// QUILT_MCP_TEST_ENTRY=bundle/server/index.mjs runs the suite against the bundled server instead
+// (after `npm run build:bundle`); import traces then name chunks, so those assertions fail by design.
+export const SERVER_ENTRY = process.env.QUILT_MCP_TEST_ENTRY
+  ? path.resolve(process.env.QUILT_MCP_TEST_ENTRY)
+  : fileURLToPath(new URL('../../dist/index.js', import.meta.url));
 
 /** An environment with nothing from the developer's machine: empty HOME, no AWS variables. */
 export function isolatedEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {
