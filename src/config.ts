@@ -64,10 +64,32 @@ export interface JwtSettings {
   requireCatalog: boolean;
   sessionDurationSeconds: number;
   roleArnTemplate: string | undefined;
+  /**
+   * MCP_JWT_ROLES_CLAIM: where a token carries its roles when not in `roles`, as a dotted path
+   * (Keycloak: realm_access.roles; Okta: groups).
+   */
+  rolesClaim: string | undefined;
   /** Stdio in JWT mode: the token of the one user. */
   token: string | undefined;
   maxTokenBytes: number;
   clockToleranceSeconds: number;
+  /**
+   * OAuth (RFC 9728): this server's resource identifier (MCP_RESOURCE_URL) and the authorization
+   * servers it names in its protected-resource metadata (MCP_OAUTH_AUTHORIZATION_SERVERS), whose
+   * signing keys are discovered from their metadata when MCP_JWT_JWKS_URL is not set.
+   */
+  resource: string | undefined;
+  authorizationServers: string[];
+  /**
+   * MCP_JWT_WEB_IDENTITY: assume the token's role with sts:AssumeRoleWithWebIdentity, the caller's
+   * token as the credential, instead of sts:AssumeRole with the server's own identity.
+   */
+  webIdentity: boolean;
+  /**
+   * MCP_QUILT_API_KEYS: a bearer that is a Quilt API key (qk_...) is accepted, the user and their AWS
+   * credentials coming from the catalog's registry (QUILT_CATALOG_URL), which checks the key.
+   */
+  quiltApiKeys: boolean;
 }
 
 export interface Config {
@@ -94,6 +116,8 @@ export interface Config {
     /** quilt3's data directory (auth.json, credentials.json, config.yml), found as quilt3 finds it. */
     dataDir: string;
     catalogUrl: string | undefined;
+    /** Desktop mode: a Quilt API key (QUILT_API_KEY, qk_...) used instead of the quilt3 login session. */
+    apiKey: string | undefined;
     /** Hosts a token's catalog_url / registry_url may point at (JWT mode). */
     allowedHosts: string[];
   };
@@ -151,6 +175,21 @@ const urlText = z
   .url('must be a URL such as https://example.com')
   .refine((s) => /^https?:\/\//i.test(s), 'must start with http:// or https://')
   .transform((s) => s.replace(/\/+$/, ''));
+
+const LOOPBACK_HOST = /^(?:127\.\d+\.\d+\.\d+|localhost|\[::1\])$/i;
+
+/**
+ * An OAuth URL (issuer, resource): https, or http on a loopback host (local issuers and tests); no
+ * fragment. Kept exactly as written: issuers are compared as strings, and some end with "/".
+ */
+const oauthUrl = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return !u.hash && !u.username && (u.protocol === 'https:' || (u.protocol === 'http:' && LOOPBACK_HOST.test(u.hostname)));
+  } catch {
+    return false;
+  }
+}, 'must be https:// URLs (http:// only on 127.0.0.1 or localhost), without a fragment');
 
 /** A browser origin: scheme://host[:port], nothing else. */
 const originText = z
@@ -357,6 +396,8 @@ export function loadConfig(
   const { secret, source: secretVar } = readSecret(env, readSecretFile);
   const kidVar = aliasOf(env, 'MCP_JWT_KID', 'MCP_ENHANCED_JWT_KID');
   const jwksUrl = read(env, 'MCP_JWT_JWKS_URL', urlText);
+  const resource = read(env, 'MCP_RESOURCE_URL', oauthUrl);
+  const authorizationServers = read(env, 'MCP_OAUTH_AUTHORIZATION_SERVERS', listText.pipe(z.array(oauthUrl))) ?? [];
 
   const config: Config = {
     command: args.command,
@@ -396,6 +437,7 @@ export function loadConfig(
     quilt: {
       dataDir: quilt3DataDir(env, platform),
       catalogUrl: read(env, 'QUILT_CATALOG_URL', urlText),
+      apiKey: read(env, 'QUILT_API_KEY', z.string().regex(/^qk_[A-Za-z0-9._~+/=-]{8,1024}$/, 'must be a Quilt API key (qk_ followed by the secret)')),
       allowedHosts: (read(env, 'QUILT_CATALOG_ALLOWED_HOSTS', listText) ?? []).map((h) => h.toLowerCase()),
     },
     athena: {
@@ -405,8 +447,10 @@ export function loadConfig(
     jwt: {
       secret,
       jwksUrl,
-      issuers: read(env, 'MCP_JWT_ISSUER', listText) ?? [],
-      audiences: read(env, 'MCP_JWT_AUDIENCE', listText) ?? [],
+      // An authorization server's identifier is its tokens' iss (RFC 8414), and tokens for this
+      // server carry its resource identifier in aud (RFC 8707); explicit settings win.
+      issuers: read(env, 'MCP_JWT_ISSUER', listText) ?? authorizationServers,
+      audiences: read(env, 'MCP_JWT_AUDIENCE', listText) ?? (resource ? [resource] : []),
       kid: kidVar ? read(env, kidVar, z.string()) : undefined,
       requireEnhanced: read(env, 'MCP_JWT_REQUIRE_ENHANCED', boolFromText) ?? false,
       requireCatalog: read(env, 'MCP_JWT_REQUIRE_CATALOG', boolFromText) ?? false,
@@ -419,26 +463,46 @@ export function loadConfig(
         'MCP_JWT_ROLE_ARN_TEMPLATE',
         z.string().refine((s) => s.startsWith('arn:') && s.includes('{role}'), 'must be an ARN containing {role}'),
       ),
+      rolesClaim: read(env, 'MCP_JWT_ROLES_CLAIM', z.string().regex(/^[\w:/-]+(?:\.[\w:/-]+){0,4}$/, 'must be a claim name or a dotted path such as realm_access.roles')),
       token: read(env, 'MCP_JWT_TOKEN', z.string()),
       maxTokenBytes: read(env, 'MCP_JWT_MAX_BYTES', intFromText(512, 1024 * 1024)) ?? 16 * 1024,
       clockToleranceSeconds: read(env, 'MCP_JWT_CLOCK_TOLERANCE', intFromText(0, 300)) ?? 30,
+      resource,
+      authorizationServers,
+      webIdentity: read(env, 'MCP_JWT_WEB_IDENTITY', boolFromText) ?? false,
+      quiltApiKeys: read(env, 'MCP_QUILT_API_KEYS', boolFromText) ?? false,
     },
     cursorSecret: read(env, 'MCP_CURSOR_SECRET', z.string().min(32, 'must be at least 32 characters')) ?? secret,
   };
 
   if (config.mode === 'jwt' && config.command.name === 'serve') {
-    if (!secret && !jwksUrl) {
+    if (config.jwt.quiltApiKeys && !config.quilt.catalogUrl) {
+      throw new ConfigError('MCP_QUILT_API_KEYS needs QUILT_CATALOG_URL: API keys are checked by that catalog\'s registry.');
+    }
+    if (!secret && !jwksUrl && authorizationServers.length === 0 && !config.jwt.quiltApiKeys) {
       throw new ConfigError(
-        'JWT mode (MCP_REQUIRE_JWT=true) needs a way to verify tokens: set MCP_JWT_SECRET or MCP_JWT_SECRET_FILE (HS256), or MCP_JWT_JWKS_URL (RS256/ES256).',
+        'JWT mode (MCP_REQUIRE_JWT=true) needs a way to verify tokens: set MCP_JWT_SECRET or MCP_JWT_SECRET_FILE (HS256), MCP_JWT_JWKS_URL (RS256/ES256), MCP_OAUTH_AUTHORIZATION_SERVERS (keys found from their metadata), or MCP_QUILT_API_KEYS=true (Quilt API keys).',
+      );
+    }
+    if (authorizationServers.length > 0 && !resource) {
+      // The audience tokens must carry cannot come from a request's Host header, which the caller chooses.
+      throw new ConfigError(
+        'MCP_OAUTH_AUTHORIZATION_SERVERS is set without MCP_RESOURCE_URL: set it to the URL clients use for this server\'s MCP endpoint (e.g. https://mcp.example.com/mcp); tokens must be issued for it (aud).',
       );
     }
     if (secret && jwksUrl) {
       throw new ConfigError(`Set only one of ${secretVar} and MCP_JWT_JWKS_URL: the verification algorithm is pinned by which one is set.`);
     }
-    if (jwksUrl && config.jwt.audiences.length === 0) {
+    if ((jwksUrl || (!secret && authorizationServers.length > 0)) && config.jwt.audiences.length === 0) {
       // An identity provider signs tokens for every application it serves with the same keys.
       throw new ConfigError(
-        'MCP_JWT_JWKS_URL is set without MCP_JWT_AUDIENCE: tokens the identity provider issued for any other application would be accepted. Set MCP_JWT_AUDIENCE to the audience (aud) of this server\'s tokens.',
+        'MCP_JWT_JWKS_URL is set without MCP_JWT_AUDIENCE: tokens the identity provider issued for any other application would be accepted. Set MCP_RESOURCE_URL (tokens must then be issued for it), or MCP_JWT_AUDIENCE to the audience (aud) of this server\'s tokens.',
+      );
+    }
+    if (config.jwt.webIdentity && secret) {
+      // AWS verifies a web identity token itself, against the issuer's published keys: a shared secret cannot be published.
+      throw new ConfigError(
+        `MCP_JWT_WEB_IDENTITY needs tokens AWS can verify (RS256/ES256 from an OpenID provider, with MCP_JWT_JWKS_URL or MCP_OAUTH_AUTHORIZATION_SERVERS), not HS256 tokens signed with ${secretVar}.`,
       );
     }
     if (config.transport === 'stdio' && !config.jwt.token) {

@@ -66,6 +66,11 @@ export interface RuntimeContext {
   /** Seals and opens the cursors handed to this caller (bound to the caller and the tool). */
   readonly cursors: Cursors;
   readonly session: SessionDiagnostics;
+  /**
+   * JWT mode with an OAuth-scoped token: the scope to ask the authorization server for when this
+   * token may not run a tool of `kind` (the HTTP transport answers 403 insufficient_scope with it).
+   */
+  insufficientScope?(kind: 'read' | 'write' | 'destructive'): string | undefined;
 }
 
 const storage = new AsyncLocalStorage<RuntimeContext>();

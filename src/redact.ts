@@ -66,6 +66,8 @@ const PATTERNS: Array<[RegExp, string]> = [
     '$1[redacted-jwt]',
   ],
   [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 [redacted]'],
+  // Quilt API keys (qk_ and the secret), wherever they appear; starts only at the beginning of a run.
+  [/(?<![A-Za-z0-9_])qk_[A-Za-z0-9._~+/=-]{6,}/g, 'qk_[redacted]'],
   // Presigned URL query parameters.
   [/\b(X-Amz-(?:Signature|Credential|Security-Token))=[^&\s"']+/gi, '$1=[redacted]'],
   [/\b(Signature|AWSAccessKeyId|x-amz-security-token)=[^&\s"']+/g, '$1=[redacted]'],

@@ -16,7 +16,7 @@ export class ClaimError extends Error {
   }
 }
 
-export type TokenShape = 'mcp' | 'enhanced' | 'compressed';
+export type TokenShape = 'mcp' | 'enhanced' | 'compressed' | 'quilt_api_key';
 
 export interface JwtClaims {
   sub: string;
@@ -29,6 +29,13 @@ export interface JwtClaims {
   /** Full action names (s3:GetObject...); undefined: the token does not restrict actions. */
   permissions: string[] | undefined;
   scope: string | undefined;
+  /** The OAuth scopes of `scope` (or `scp`, as Okta and Entra ID name it), one per entry. */
+  scopes: string[];
+  /**
+   * True when `permissions` come from OAuth scopes (quilt:read, quilt:write) rather than a
+   * permissions claim: a client can then ask its authorization server for more (insufficient_scope).
+   */
+  scopeGrant: boolean;
   level: string | undefined;
   catalogToken: string | undefined;
   catalogUrl: string | undefined;
@@ -57,6 +64,35 @@ export const ACTION_PERMISSION: Readonly<Record<BucketAction, string>> = {
   write: 's3:PutObject',
   delete: 's3:DeleteObject',
 };
+
+/**
+ * OAuth scopes this server defines (scopes_supported in its protected-resource metadata) and the
+ * permissions each grants. A write scope does not imply read: clients ask for both.
+ */
+export const OAUTH_SCOPES = {
+  'quilt:read': ['s3:GetObject', 's3:GetObjectVersion', 's3:ListBucket', 's3:ListAllMyBuckets'],
+  'quilt:write': ['s3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+} as const satisfies Record<string, readonly string[]>;
+export type OAuthScope = keyof typeof OAUTH_SCOPES;
+export const SCOPES_SUPPORTED = Object.keys(OAUTH_SCOPES) as OAuthScope[];
+const isOAuthScope = (s: string): s is OAuthScope => Object.hasOwn(OAUTH_SCOPES, s);
+
+/** The scope a tool of this kind needs (read tools: quilt:read; write and destructive: quilt:write). */
+export function scopeForKind(kind: 'read' | 'write' | 'destructive'): OAuthScope {
+  return kind === 'read' ? 'quilt:read' : 'quilt:write';
+}
+
+/**
+ * The scope a client should ask for when this token may not run a tool of `kind`, or undefined
+ * when it may (or when its grants are not OAuth scopes, which no authorization server can widen).
+ * As the MCP authorization spec recommends, the answer keeps the scopes the token already has.
+ */
+export function missingScope(c: JwtClaims, kind: 'read' | 'write' | 'destructive'): string | undefined {
+  if (!c.scopeGrant) return undefined;
+  const needed = scopeForKind(kind);
+  if (c.scopes.includes(needed)) return undefined;
+  return [...new Set([...c.scopes.filter(isOAuthScope), needed])].join(' ');
+}
 
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
 const TAG_KEY = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u;
@@ -190,8 +226,42 @@ function time(name: string, seconds: number): Date {
   return new Date(seconds * 1000);
 }
 
+export interface NormalizeOptions {
+  /**
+   * OAuth mode (authorization servers configured): a token without a permissions claim is granted
+   * only what its quilt:* scopes grant, none when it has none. Otherwise quilt:* scopes still grant
+   * their permissions, and a token with neither leaves the actions to IAM, as before.
+   */
+  scopesRequired?: boolean;
+  /** A dotted path to the roles when they are not in `roles` (MCP_JWT_ROLES_CLAIM), e.g. realm_access.roles. */
+  rolesClaim?: string | undefined;
+}
+
+/** The value at a dotted path of the claims, if every step is an object. */
+function atPath(raw: Raw, path: string): unknown {
+  let v: unknown = raw;
+  for (const step of path.split('.')) {
+    if (!v || typeof v !== 'object' || Array.isArray(v) || !Object.hasOwn(v, step)) return undefined;
+    v = (v as Raw)[step];
+  }
+  return v;
+}
+
+/** The `scope` claim (space-separated, RFC 9068) or `scp` (a list in Okta, a string in Entra ID), or compressed `s`. */
+function scopeClaim(raw: Raw): { text: string | undefined; list: string[] } {
+  const found = pick(raw, ['scope', 'scp', 's']);
+  if (!found) return { text: undefined, list: [] };
+  const [name, v] = found;
+  if (typeof v === 'string') {
+    // An empty scope is a token granted no scope (an authorization server may grant less than asked).
+    return v.trim() === '' ? { text: undefined, list: [] } : { text: v.trim(), list: v.trim().split(/\s+/) };
+  }
+  const list = strList(name, v);
+  return { text: list.join(' '), list };
+}
+
 /** Normalizes verified claims; throws ClaimError naming the first malformed claim. */
-export function normalizeClaims(raw: Raw): JwtClaims {
+export function normalizeClaims(raw: Raw, options: NormalizeOptions = {}): JwtClaims {
   const sub = str(raw, ['sub', 'user_id', 'id']);
   if (!sub) throw new ClaimError('sub', 'is missing: the token must say who the user is.');
   const enhanced = raw.token_type === 'enhanced';
@@ -201,12 +271,22 @@ export function normalizeClaims(raw: Raw): JwtClaims {
   if (roleArn && !ROLE_ARN.test(roleArn)) throw new ClaimError('role_arn', 'is not an IAM role ARN (arn:aws:iam::<account>:role/<name>).');
 
   // Explicit full fields win over the compressed short ones.
-  const rolesRaw = pick(raw, ['roles', 'r']);
+  const configured = options.rolesClaim ? atPath(raw, options.rolesClaim) : undefined;
+  const rolesRaw: [string, unknown] | undefined =
+    configured !== undefined && configured !== null && options.rolesClaim ? [options.rolesClaim, configured] : pick(raw, ['roles', 'r']);
   const roles = rolesRaw ? strList(rolesRaw[0], rolesRaw[1]) : [];
   const bucketsRaw = pick(raw, ['buckets', 'b']);
   const buckets = bucketsRaw ? expandBuckets(bucketsRaw[0], bucketsRaw[1]) : undefined;
   const permsRaw = pick(raw, ['permissions', 'p']);
-  const permissions = permsRaw ? expandPermissions(permsRaw[0], permsRaw[1], permsRaw[0] === 'p') : undefined;
+  const scope = scopeClaim(raw);
+  const granted = scope.list.filter(isOAuthScope);
+  // An explicit permissions claim wins; else quilt:* scopes grant theirs (OAuth access tokens).
+  const scopeGrant = !permsRaw && (granted.length > 0 || options.scopesRequired === true);
+  const permissions = permsRaw
+    ? expandPermissions(permsRaw[0], permsRaw[1], permsRaw[0] === 'p')
+    : scopeGrant
+      ? [...new Set(granted.flatMap((g) => OAUTH_SCOPES[g]))]
+      : undefined;
 
   const aud = raw.aud;
   const audience = aud === undefined ? [] : Array.isArray(aud) ? aud.map(String) : [String(aud)];
@@ -222,7 +302,9 @@ export function normalizeClaims(raw: Raw): JwtClaims {
     sessionTags: sessionTags(raw),
     buckets,
     permissions,
-    scope: str(raw, ['scope', 's']),
+    scope: scope.text,
+    scopes: scope.list,
+    scopeGrant,
     level: str(raw, ['level', 'l']),
     catalogToken: str(raw, ['catalog_token']),
     catalogUrl: url(raw, ['catalog_url']),
@@ -260,6 +342,7 @@ export function publicClaims(c: JwtClaims): Record<string, unknown> {
     buckets: c.buckets ?? null,
     permissions: c.permissions ?? null,
     scope: c.scope ?? null,
+    ...(c.scopeGrant ? { permissions_from: 'OAuth scopes' } : {}),
     level: c.level ?? null,
     catalog_token: c.catalogToken ? 'present' : 'absent',
     catalog_url: c.catalogUrl ?? null,

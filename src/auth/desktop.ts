@@ -23,6 +23,8 @@ import {
   type SessionFingerprint,
 } from './quilt3-session.js';
 import type { AuthService } from './service.js';
+import { registryCredentialProvider } from '../catalog/credentials.js';
+import { apiKeyRefusedHint } from './api-keys.js';
 
 const FALLBACK_REGION = 'us-east-1';
 
@@ -117,6 +119,7 @@ export class DesktopAuthService implements AuthService {
    */
   private catalogAccess(files: Quilt3Files | undefined, session: Quilt3Session | undefined): CatalogAccess {
     const url = this.config.quilt.catalogUrl ?? files?.catalogUrl;
+    const apiKey = this.config.quilt.apiKey;
     if (!url) {
       return {
         url: undefined,
@@ -136,7 +139,9 @@ export class DesktopAuthService implements AuthService {
     const client = new CatalogClient(
       url,
       registry,
-      own
+      apiKey
+        ? { kind: 'api key', token: async () => apiKey, refusedHint: apiKeyRefusedHint }
+        : own
         ? { kind: 'quilt3 session', token: () => own.accessToken(), refusedHint: 'Run `quilt3 login` to log in again.' }
         : {
             kind: 'anonymous',
@@ -156,7 +161,26 @@ export class DesktopAuthService implements AuthService {
       files = await readQuilt3Files(dir);
       const region = config.aws.region ?? files.region ?? FALLBACK_REGION;
       const registry = pickRegistry(files);
-      if (registry) {
+      const apiKey = config.quilt.apiKey;
+      const catalogUrl = config.quilt.catalogUrl ?? files.catalogUrl;
+      if (apiKey) {
+        // As quilt3.login_with_api_key: the key overrides any login session; the registry issues the credentials.
+        if (!catalogUrl) {
+          throw new ToolError('no_catalog', 'QUILT_API_KEY is set, but no Quilt catalog is configured to use it with.', 'Set QUILT_CATALOG_URL to the catalog the key was created in.');
+        }
+        const filesRegistry = files.catalogUrl === catalogUrl ? files.registryUrl : undefined;
+        const creds = registryCredentialProvider(
+          async () => filesRegistry ?? (await catalogConfig(catalogUrl)).registryUrl,
+          async () => apiKey,
+          apiKeyRefusedHint,
+        );
+        aws = {
+          source: `Quilt API key (QUILT_API_KEY) at ${catalogUrl}`,
+          clients: new AwsClients(creds.provider, { settings: config.aws, defaultRegion: region, athena: config.athena }),
+          expiresAt: creds.expiresAt,
+        };
+        logger.info('Using the Quilt API key from QUILT_API_KEY', { catalog: catalogUrl });
+      } else if (registry) {
         const s = (session = new Quilt3Session(dir, registry, logger));
         onSession(s);
         aws = {
@@ -193,6 +217,7 @@ export class DesktopAuthService implements AuthService {
         details: {
           quilt3DataDir: dir,
           quilt3Registry: files ? (pickRegistry(files) ?? null) : null,
+          ...(config.quilt.apiKey ? { quilt_api_key: 'present (QUILT_API_KEY)' } : {}),
         },
       },
       aws,

@@ -15,12 +15,13 @@ import type { AwsAccess, BucketAction, CatalogAccess, RuntimeContext } from '../
 import { ToolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Lru } from '../lru.js';
-import { ACTION_PERMISSION, allowsAction, allowsBucket, publicClaims, type JwtClaims } from './claims.js';
+import { ACTION_PERMISSION, allowsAction, allowsBucket, missingScope, publicClaims, scopeForKind, type JwtClaims } from './claims.js';
 import type { AuthService, RequestAuth } from './service.js';
-import { cacheKey, StsBroker } from './sts.js';
+import { cacheKey, StsBroker, type AssumeRoleRequest } from './sts.js';
 import { CursorKey, cursorsFor } from '../cursors.js';
 import { TokenGate } from './token-policy.js';
 import type { VerifiedToken } from './verifier.js';
+import { ApiKeyExchange, apiKeyRefusedHint, isQuiltApiKey, type ApiKeyIdentity } from './api-keys.js';
 
 const MAX_CACHE_LIFETIME_MS = 3600_000;
 const FALLBACK_REGION = 'us-east-1';
@@ -57,6 +58,8 @@ export class JwtAuthService implements AuthService {
   private readonly region: string;
   private readonly counters = { verified: 0, rejected: 0 };
   private readonly cursorKey: CursorKey;
+  /** MCP_QUILT_API_KEYS: Quilt API keys checked by the configured catalog's registry. */
+  private readonly apiKeys: ApiKeyExchange | undefined;
 
   constructor(
     private readonly config: Config,
@@ -67,6 +70,34 @@ export class JwtAuthService implements AuthService {
     this.cursorKey = new CursorKey(config.cursorSecret);
     this.region = config.aws.region ?? FALLBACK_REGION;
     this.broker = new StsBroker(config.aws, this.region, config.jwt.sessionDurationSeconds, logger);
+    const catalogUrl = config.quilt.catalogUrl;
+    this.apiKeys =
+      config.jwt.quiltApiKeys && catalogUrl ? new ApiKeyExchange(catalogUrl, () => this.gate.policy.registryOf(catalogUrl), now) : undefined;
+  }
+
+  /** A Quilt API key as claims: the registry's user, and catalog access (and AWS credentials) with the key itself. */
+  private apiKeyClaims(identity: ApiKeyIdentity, key: string): JwtClaims {
+    return {
+      sub: identity.name,
+      shape: 'quilt_api_key',
+      roleArn: undefined,
+      roles: [],
+      sessionTags: {},
+      // The registry issues credentials for the user's own role: IAM decides buckets and actions.
+      buckets: undefined,
+      permissions: undefined,
+      scope: undefined,
+      scopes: [],
+      scopeGrant: false,
+      level: undefined,
+      catalogToken: key,
+      catalogUrl: this.config.quilt.catalogUrl,
+      registryUrl: identity.registryUrl,
+      issuer: this.config.quilt.catalogUrl,
+      audience: [],
+      expiresAt: new Date(identity.until),
+      issuedAt: undefined,
+    };
   }
 
   async context(request: RequestAuth): Promise<RuntimeContext> {
@@ -83,6 +114,32 @@ export class JwtAuthService implements AuthService {
     if (cached && cached.until > this.now()) return cached.ctx;
     if (cached) this.tokens.delete(key);
 
+    const bare = raw.trim().replace(/^Bearer\s+/i, '');
+    if (isQuiltApiKey(bare)) {
+      if (!this.apiKeys) {
+        this.counters.rejected++;
+        throw new ToolError(
+          'unauthorized',
+          'This server does not accept Quilt API keys (qk_...).',
+          'Send a JWT, or ask the operator to enable API keys (MCP_QUILT_API_KEYS=true with QUILT_CATALOG_URL).',
+        );
+      }
+      let identity: ApiKeyIdentity;
+      try {
+        identity = await this.apiKeys.identify(bare);
+      } catch (err) {
+        if (err instanceof ToolError && err.code === 'unauthorized') {
+          this.counters.rejected++;
+          this.logger.notice('API key rejected', { reason: err.message });
+        }
+        throw err;
+      }
+      this.counters.verified++;
+      const ctx = this.buildContext(this.apiKeyClaims(identity, bare), bare);
+      this.tokens.set(key, { ctx, until: identity.until });
+      return ctx;
+    }
+
     let verified: VerifiedToken;
     try {
       verified = await this.gate.admit(raw);
@@ -92,14 +149,15 @@ export class JwtAuthService implements AuthService {
       throw err;
     }
     this.counters.verified++;
-    const ctx = this.buildContext(verified.claims);
+    const ctx = this.buildContext(verified.claims, raw.trim().replace(/^Bearer\s+/i, ''));
     const until = Math.min(verified.claims.expiresAt.getTime(), this.now() + MAX_CACHE_LIFETIME_MS);
     this.tokens.set(key, { ctx, until });
     return ctx;
   }
 
-  private buildContext(claims: JwtClaims): RuntimeContext {
-    const aws = this.awsAccess(claims);
+  private buildContext(claims: JwtClaims, raw: string): RuntimeContext {
+    const sts = this.stsRequest(claims, raw);
+    const aws = this.awsAccess(claims, sts);
     const authorize = (bucket: string, action: BucketAction) => {
       if (!allowsBucket(claims, bucket)) {
         const list = claims.buckets ?? [];
@@ -113,7 +171,9 @@ export class JwtAuthService implements AuthService {
         throw new ToolError(
           'access_denied',
           `This token does not allow ${ACTION_PERMISSION[action]} (${action}) on "${bucket}".`,
-          'Ask for a token whose permissions include it.',
+          claims.scopeGrant
+            ? `Ask the authorization server for a token with the scope ${scopeForKind(action === 'list' || action === 'read' ? 'read' : 'write')}.`
+            : 'Ask for a token whose permissions include it.',
         );
       }
     };
@@ -131,9 +191,10 @@ export class JwtAuthService implements AuthService {
       cursors: cursorsFor(this.cursorKey, JSON.stringify(['jwt', claims.sub, claims.buckets ?? null, claims.permissions ?? null, claims.catalogUrl ?? null])),
       session: {
         jwtClaims: pub,
-        stats: () => this.stats(claims),
+        stats: () => this.stats(sts),
         checkToken: (raw) => this.gate.admit(raw),
       },
+      insufficientScope: (kind) => missingScope(claims, kind),
     };
   }
 
@@ -144,10 +205,21 @@ export class JwtAuthService implements AuthService {
     return template && role && /^[\w+=,.@-]{1,64}$/.test(role) ? template.replace('{role}', role) : undefined;
   }
 
-  private awsAccess(claims: JwtClaims): AwsAccess {
+  /** The STS call that gives this token its AWS credentials, if it names a role. */
+  private stsRequest(claims: JwtClaims, raw: string): AssumeRoleRequest | undefined {
     const roleArn = this.roleArn(claims);
-    if (roleArn) {
-      const request = { roleArn, sub: claims.sub, tags: claims.sessionTags };
+    if (!roleArn) return undefined;
+    return {
+      roleArn,
+      sub: claims.sub,
+      tags: claims.sessionTags,
+      ...(this.config.jwt.webIdentity ? { webIdentity: { token: raw, expiresAt: claims.expiresAt } } : {}),
+    };
+  }
+
+  private awsAccess(claims: JwtClaims, request: AssumeRoleRequest | undefined): AwsAccess {
+    if (request) {
+      const { roleArn } = request;
       const key = `sts:${cacheKey(request)}`;
       let entry = this.clients.get(key);
       if (!entry) {
@@ -157,7 +229,8 @@ export class JwtAuthService implements AuthService {
         };
         this.clients.set(key, entry);
       }
-      return { source: `STS AssumeRole of ${roleArn}`, clients: entry.clients, expiresAt: entry.expiresAt };
+      const how = request.webIdentity ? "AssumeRoleWithWebIdentity (the caller's token)" : 'AssumeRole';
+      return { source: `STS ${how} of ${roleArn}`, clients: entry.clients, expiresAt: entry.expiresAt };
     }
     if (claims.catalogToken) {
       const token = claims.catalogToken;
@@ -167,7 +240,7 @@ export class JwtAuthService implements AuthService {
         const creds = registryCredentialProvider(
           () => this.registryFor(claims),
           async () => token,
-          "The token's catalog_token was refused: get a fresh token.",
+          claims.shape === 'quilt_api_key' ? apiKeyRefusedHint : "The token's catalog_token was refused: get a fresh token.",
           this.now,
         );
         entry = {
@@ -176,7 +249,8 @@ export class JwtAuthService implements AuthService {
         };
         this.clients.set(key, entry);
       }
-      return { source: 'Quilt catalog credentials for the token\'s catalog_token', clients: entry.clients, expiresAt: entry.expiresAt };
+      const what = claims.shape === 'quilt_api_key' ? 'the Quilt API key' : "the token's catalog_token";
+      return { source: `Quilt catalog credentials for ${what}`, clients: entry.clients, expiresAt: entry.expiresAt };
     }
     return {
       source: 'none',
@@ -213,12 +287,13 @@ export class JwtAuthService implements AuthService {
       );
     }
     const token = claims.catalogToken;
+    const apiKey = claims.shape === 'quilt_api_key';
     const client = new CatalogClient(url ?? claims.registryUrl ?? '', () => this.registryFor(claims), {
-      kind: 'catalog_token',
+      kind: apiKey ? 'api key' : 'catalog_token',
       token: async () => token,
-      refusedHint: "The token's catalog_token was refused (expired or revoked): get a new token.",
+      refusedHint: apiKey ? apiKeyRefusedHint : "The token's catalog_token was refused (expired or revoked): get a new token.",
     });
-    return { url, auth: 'catalog_token', client: () => client };
+    return { url, auth: client.auth.kind, client: () => client };
   }
 
   private async registryFor(claims: JwtClaims): Promise<string> {
@@ -234,8 +309,7 @@ export class JwtAuthService implements AuthService {
     return this.gate.policy.registryOf(catalog);
   }
 
-  stats(claims?: JwtClaims): Record<string, unknown> {
-    const roleArn = claims && this.roleArn(claims);
+  stats(request?: AssumeRoleRequest): Record<string, unknown> {
     return {
       mode: 'jwt',
       tokens_verified: this.counters.verified,
@@ -243,9 +317,8 @@ export class JwtAuthService implements AuthService {
       token_cache: this.tokens.stats(),
       aws_client_cache: this.clients.stats(),
       sts: { ...this.broker.stats },
-      ...(claims && roleArn
-        ? { caller_sts_expiry: this.broker.expiryOf({ roleArn, sub: claims.sub, tags: claims.sessionTags })?.toISOString() ?? null }
-        : {}),
+      ...(this.apiKeys ? { api_keys: { ...this.apiKeys.stats } } : {}),
+      ...(request ? { caller_sts_expiry: this.broker.expiryOf(request)?.toISOString() ?? null } : {}),
     };
   }
 }

@@ -1,9 +1,15 @@
 /**
- * STS AssumeRole for JWT principals. The server's own credentials are used for one thing only:
- * calling sts:AssumeRole with the user's role, source identity and session tags. Results are
- * cached per (role, tags, sub) until 5 minutes before they expire, and concurrent requests for
- * the same key share one STS call.
+ * STS for JWT principals. AssumeRole: the server's own credentials are used for one thing only,
+ * calling sts:AssumeRole with the user's role, source identity and session tags.
+ * AssumeRoleWithWebIdentity (MCP_JWT_WEB_IDENTITY): the caller's own OIDC token is the credential,
+ * and the call is unsigned, so the server needs no AWS identity at all; AWS checks the token
+ * against the role's trust policy (its IAM OIDC provider and audience).
+ *
+ * Results are cached per (role, tags, sub), or per (role, sub, token digest) for web identity, until
+ * 5 minutes before they expire (never past the token's own expiry), and concurrent requests for the
+ * same key share one STS call.
  */
+import { createHash } from 'node:crypto';
 import type { STSClient } from '@aws-sdk/client-sts';
 import { loadSts, type AwsCredentials, type CredentialProvider } from '../aws/clients.js';
 import { containerCredentials, NoContainerCredentialsError } from '../aws/container-credentials.js';
@@ -17,6 +23,8 @@ export interface AssumeRoleRequest {
   roleArn: string;
   sub: string;
   tags: Record<string, string>;
+  /** AssumeRoleWithWebIdentity with the caller's token (raw JWT), instead of AssumeRole. */
+  webIdentity?: { token: string; expiresAt: Date } | undefined;
 }
 
 /** STS allows [\w+=,.@-] in session names and source identities. */
@@ -25,6 +33,8 @@ export function stsSafe(s: string, max: number): string {
 }
 
 export function cacheKey(r: AssumeRoleRequest): string {
+  // The token is the credential: another token of the same user gets its own session.
+  if (r.webIdentity) return JSON.stringify(['web-identity', r.roleArn, r.sub, createHash('sha256').update(r.webIdentity.token).digest('hex')]);
   const tags = Object.keys(r.tags)
     .sort()
     .map((k) => [k, r.tags[k]]);
@@ -36,19 +46,21 @@ export interface StsStats {
   hits: number;
   misses: number;
   assumeRoleCalls: number;
+  webIdentityCalls: number;
 }
 
 export class StsBroker {
   private readonly cache = new Map<string, AwsCredentials>();
   private readonly inFlight = new Map<string, Promise<AwsCredentials>>();
   private client: Promise<STSClient> | undefined;
+  private anonymousClient: Promise<STSClient> | undefined;
   /**
    * The server's own identity: only the container's sources (environment, web identity, ECS/EKS
    * container credentials, instance metadata), never ~/.aws or AWS_PROFILE, which on a shared host
    * would be someone else's keys.
    */
   private readonly ownCredentials: CredentialProvider;
-  readonly stats: StsStats = { cached: 0, hits: 0, misses: 0, assumeRoleCalls: 0 };
+  readonly stats: StsStats = { cached: 0, hits: 0, misses: 0, assumeRoleCalls: 0, webIdentityCalls: 0 };
 
   constructor(
     private readonly settings: AwsSettings,
@@ -76,6 +88,38 @@ export class StsBroker {
     ));
   }
 
+  /**
+   * For AssumeRoleWithWebIdentity, which AWS does not sign: a client with no credentials at all, so
+   * that the server's own identity (if it has one) can never be used, even by mistake.
+   */
+  private webIdentitySts(): Promise<STSClient> {
+    return (this.anonymousClient ??= loadSts().then(
+      ({ STSClient }) =>
+        new STSClient({
+          region: this.region,
+          credentials: async () => {
+            throw new ToolError('internal', 'AssumeRoleWithWebIdentity must not be signed with any credentials.');
+          },
+          maxAttempts: 3,
+          requestHandler: { connectionTimeout: 5_000, requestTimeout: 15_000 },
+          ...(this.settings.endpoints.sts ? { endpoint: this.settings.endpoints.sts } : {}),
+        }),
+    ));
+  }
+
+  /**
+   * Cached credentials are used until 5 minutes before they expire; web identity ones also never
+   * past the token's expiry, and up to it when that is what ends them (a new STS call with the
+   * same token would buy nothing longer).
+   */
+  private fresh(expiration: Date, r: AssumeRoleRequest): boolean {
+    const now = this.now();
+    if (!r.webIdentity) return expiration.getTime() - REFRESH_MARGIN_MS > now;
+    const tokenEnd = r.webIdentity.expiresAt.getTime();
+    if (tokenEnd <= now) return false;
+    return expiration.getTime() === tokenEnd || expiration.getTime() - REFRESH_MARGIN_MS > now;
+  }
+
   /** When the cached credentials for a request expire, if any. */
   expiryOf(r: AssumeRoleRequest): Date | undefined {
     return this.cache.get(cacheKey(r))?.expiration;
@@ -84,7 +128,7 @@ export class StsBroker {
   credentials(r: AssumeRoleRequest): Promise<AwsCredentials> {
     const key = cacheKey(r);
     const hit = this.cache.get(key);
-    if (hit?.expiration && hit.expiration.getTime() - REFRESH_MARGIN_MS > this.now()) {
+    if (hit?.expiration && this.fresh(hit.expiration, r)) {
       this.stats.hits++;
       return Promise.resolve(hit);
     }
@@ -107,7 +151,47 @@ export class StsBroker {
     return pending;
   }
 
+  private async assumeWithWebIdentity(r: AssumeRoleRequest & { webIdentity: { token: string; expiresAt: Date } }): Promise<AwsCredentials> {
+    const [{ AssumeRoleWithWebIdentityCommand }, client] = await Promise.all([loadSts(), this.webIdentitySts()]);
+    const sessionName = `mcp-${stsSafe(r.sub, 40)}-${Math.floor(this.now() / 1000)}`.slice(0, 64);
+    this.stats.webIdentityCalls++;
+    try {
+      const out = await client.send(
+        new AssumeRoleWithWebIdentityCommand({
+          RoleArn: r.roleArn,
+          RoleSessionName: sessionName,
+          WebIdentityToken: r.webIdentity.token,
+          DurationSeconds: this.durationSeconds,
+        }),
+      );
+      const c = out.Credentials;
+      if (!c?.AccessKeyId || !c.SecretAccessKey) throw new ToolError('upstream_error', 'AWS STS returned no credentials.');
+      this.logger.info('Assumed role with the caller\'s web identity token', { role: r.roleArn, sub: r.sub, expires: c.Expiration?.toISOString() });
+      const stsExpiry = c.Expiration ?? new Date(this.now() + this.durationSeconds * 1000);
+      return {
+        accessKeyId: c.AccessKeyId,
+        secretAccessKey: c.SecretAccessKey,
+        sessionToken: c.SessionToken,
+        // Used no longer than the token that bought them: after it expires the caller must sign in again.
+        expiration: new Date(Math.min(stsExpiry.getTime(), r.webIdentity.expiresAt.getTime())),
+      };
+    } catch (err) {
+      if (err instanceof ToolError) throw err;
+      const name = (err as { name?: string }).name ?? '';
+      if (['InvalidIdentityTokenException', 'InvalidIdentityToken', 'AccessDenied', 'AccessDeniedException', 'ExpiredTokenException', 'ExpiredToken', 'IDPRejectClaimException', 'IDPRejectClaim'].includes(name)) {
+        const why = /Expired/.test(name) ? 'the token has expired' : /AccessDenied/.test(name) ? 'the role does not trust this token' : 'it does not accept the token';
+        throw new ToolError(
+          'access_denied',
+          `AWS STS refused to assume ${r.roleArn} with this token's web identity (${why}).`,
+          "The role's trust policy must allow sts:AssumeRoleWithWebIdentity for the token's issuer (an IAM OIDC provider) and audience; ask the administrator of the role, or sign in again.",
+        );
+      }
+      throw fromAwsError(err, { action: 'assume with web identity the role of' });
+    }
+  }
+
   private async assume(r: AssumeRoleRequest): Promise<AwsCredentials> {
+    if (r.webIdentity) return this.assumeWithWebIdentity({ ...r, webIdentity: r.webIdentity });
     const [{ AssumeRoleCommand }, client] = await Promise.all([loadSts(), this.sts()]);
     const sub = stsSafe(r.sub, 64);
     const sessionName = `mcp-${stsSafe(r.sub, 40)}-${Math.floor(this.now() / 1000)}`.slice(0, 64);

@@ -8,6 +8,7 @@ import type { JwtSettings } from '../config.js';
 import { ToolError } from '../errors.js';
 import { lazy } from '../lazy.js';
 import { ClaimError, normalizeClaims, type JwtClaims } from './claims.js';
+import { IssuerDiscovery } from './oidc-discovery.js';
 
 export interface VerifiedToken {
   claims: JwtClaims;
@@ -25,23 +26,60 @@ function ago(seconds: number): string {
   return `${Math.round(seconds / 86400)} days`;
 }
 
+const JWKS_OPTIONS = { timeoutDuration: 5_000, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 };
+
 export class JwtVerifier {
   private jwks: JWTVerifyGetKey | undefined;
+  /** Key sets of discovered authorization servers, by issuer. */
+  private readonly issuerJwks = new Map<string, { uri: string; keys: JWTVerifyGetKey }>();
   private secretKey: Uint8Array | undefined;
   readonly algorithms: string[];
 
-  constructor(private readonly settings: JwtSettings) {
+  constructor(
+    private readonly settings: JwtSettings,
+    private readonly discovery: IssuerDiscovery = new IssuerDiscovery(),
+  ) {
     this.algorithms = settings.secret ? ['HS256'] : ['RS256', 'ES256'];
   }
 
   get configured(): boolean {
-    return Boolean(this.settings.secret || this.settings.jwksUrl);
+    return Boolean(this.settings.secret || this.settings.jwksUrl || this.settings.authorizationServers.length);
+  }
+
+  /**
+   * No secret and no JWKS URL: the key set of the authorization server that issued the token, found
+   * from its metadata. The (unverified) `iss` only picks among the configured servers; the
+   * signature, and `iss` again, are then checked against that server's keys.
+   */
+  private async discoveredKeys(token: string, jose: typeof import('jose')): Promise<JWTVerifyGetKey> {
+    let iss: unknown;
+    try {
+      iss = jose.decodeJwt(token).iss;
+    } catch {
+      throw unauthorized('The token is not a valid signed JWT.');
+    }
+    if (typeof iss !== 'string' || !this.settings.authorizationServers.includes(iss)) {
+      throw unauthorized(
+        `The token was issued by ${typeof iss === 'string' ? 'an issuer' : 'no issuer (iss)'} this server does not accept; it accepts tokens from ${this.settings.authorizationServers.join(', ')}.`,
+        'Get a token from one of those authorization servers (see /.well-known/oauth-protected-resource).',
+      );
+    }
+    const { jwksUri } = await this.discovery.metadata(iss);
+    let entry = this.issuerJwks.get(iss);
+    if (entry?.uri !== jwksUri) {
+      entry = { uri: jwksUri, keys: jose.createRemoteJWKSet(new URL(jwksUri), JWKS_OPTIONS) };
+      this.issuerJwks.set(iss, entry);
+    }
+    return entry.keys;
   }
 
   async verify(raw: string): Promise<VerifiedToken> {
     const { settings } = this;
     if (!this.configured) {
-      throw unauthorized('This server has no JWT verification configured.', 'Set MCP_JWT_SECRET (HS256) or MCP_JWT_JWKS_URL (RS256/ES256).');
+      throw unauthorized(
+        'This server has no JWT verification configured.',
+        'Set MCP_JWT_SECRET (HS256), MCP_JWT_JWKS_URL (RS256/ES256) or MCP_OAUTH_AUTHORIZATION_SERVERS.',
+      );
     }
     const token = raw.trim().replace(/^Bearer\s+/i, '');
     const bytes = Buffer.byteLength(token);
@@ -54,11 +92,9 @@ export class JwtVerifier {
     const jose = await loadJose();
     const key: Uint8Array | JWTVerifyGetKey = settings.secret
       ? (this.secretKey ??= new TextEncoder().encode(settings.secret))
-      : (this.jwks ??= jose.createRemoteJWKSet(new URL(settings.jwksUrl ?? ''), {
-          timeoutDuration: 5_000,
-          cooldownDuration: 30_000,
-          cacheMaxAge: 10 * 60_000,
-        }));
+      : settings.jwksUrl
+        ? (this.jwks ??= jose.createRemoteJWKSet(new URL(settings.jwksUrl), JWKS_OPTIONS))
+        : await this.discoveredKeys(token, jose);
     let result: { payload: Record<string, unknown>; protectedHeader: { alg: string; kid?: string } };
     try {
       result = (await jose.jwtVerify(token, key as Uint8Array, {
@@ -76,7 +112,8 @@ export class JwtVerifier {
       throw unauthorized(`The token's key id (kid) is ${kid ? `"${kid}"` : 'missing'}; this server accepts "${settings.kid}".`);
     }
     try {
-      return { claims: normalizeClaims(result.payload), header: { alg: result.protectedHeader.alg, kid } };
+      const claims = normalizeClaims(result.payload, { scopesRequired: settings.authorizationServers.length > 0, rolesClaim: settings.rolesClaim });
+      return { claims, header: { alg: result.protectedHeader.alg, kid } };
     } catch (err) {
       if (err instanceof ClaimError) throw unauthorized(`The token is malformed: ${err.message}`);
       throw err;
@@ -100,7 +137,15 @@ export class JwtVerifier {
         const claim = (err as { claim?: string }).claim;
         if (claim === 'nbf') return unauthorized('The token is not valid yet (nbf is in the future).', 'Check the clock of the token issuer.');
         if (claim === 'iss') return unauthorized('The token was issued by an issuer this server does not accept (iss).', 'Check MCP_JWT_ISSUER.');
-        if (claim === 'aud') return unauthorized('The token is meant for another audience (aud).', 'Check MCP_JWT_AUDIENCE.');
+        if (claim === 'aud') {
+          // RFC 8707: a token is bound to the resource it was issued for; the accepted values are public.
+          return unauthorized(
+            `The token is meant for another audience (aud); this server accepts tokens issued for ${this.settings.audiences.join(', ')}.`,
+            this.settings.resource
+              ? `Ask the authorization server for a token for the resource ${this.settings.resource} (the "resource" parameter, RFC 8707).`
+              : 'Check MCP_JWT_AUDIENCE.',
+          );
+        }
         if (claim === 'exp') return unauthorized('The token has no expiry (exp): tokens must expire.');
         return unauthorized(`The token's "${claim ?? 'unknown'}" claim is invalid.`);
       }

@@ -8,7 +8,7 @@ import { ToolError } from '../errors.js';
 import { redact } from '../redact.js';
 import { HttpStatusError, requestJson } from './http.js';
 
-export type CatalogAuthKind = 'quilt3 session' | 'catalog_token' | 'anonymous';
+export type CatalogAuthKind = 'quilt3 session' | 'catalog_token' | 'api key' | 'anonymous';
 
 export interface CatalogAuth {
   kind: CatalogAuthKind;
@@ -70,7 +70,7 @@ export class CatalogClient {
         ? new ToolError('not_logged_in', `The Quilt catalog ${this.catalogUrl} needs a login for this.`, this.auth.refusedHint)
         : new ToolError(
             'not_logged_in',
-            `The Quilt catalog ${this.catalogUrl} refused ${this.auth.kind === 'catalog_token' ? "the token's catalog_token" : 'the quilt3 login token'} (expired or revoked).`,
+            `The Quilt catalog ${this.catalogUrl} refused ${this.auth.kind === 'catalog_token' ? "the token's catalog_token" : this.auth.kind === 'api key' ? 'the Quilt API key' : 'the quilt3 login token'} (expired or revoked).`,
             this.auth.refusedHint,
           );
     }

@@ -17,13 +17,17 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { AuthService } from '../auth/service.js';
+import type { RuntimeContext } from '../context.js';
 import type { Config } from '../config.js';
 import { ToolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { redact } from '../redact.js';
 import type { ServerDeps } from '../server.js';
 import { VERSION } from '../version.js';
+import { scopeForKind } from '../auth/claims.js';
+import { allTools } from '../tools/index.js';
 import { Admission, BodyError, capConnections, OriginPolicy, readBody, TOKENLESS_BODY_BYTES } from './http-guards.js';
+import { ProtectedResource } from './oauth-metadata.js';
 import { ToolsListCache } from './tools-list.js';
 
 export interface HttpDeps {
@@ -57,17 +61,56 @@ function jsonRpcError(res: http.ServerResponse, status: number, code: number, me
   sendJson(res, status, { jsonrpc: '2.0', id: null, error: { code, message } }, headers);
 }
 
+type ChallengeError = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
+
+/** What a challenge adds for OAuth clients: where to discover the authorization server, and which scope to ask for. */
+export interface ChallengeExtras {
+  /** RFC 9728 5.1: the URL of this server's protected-resource metadata. */
+  resourceMetadata?: string | undefined;
+  /** RFC 6750 3: the scope the request needs (space-separated). */
+  scope?: string | undefined;
+}
+
+/** A value inside a quoted-string header parameter: printable ASCII without quotes or backslashes. */
+const quoted = (s: string) => s.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?');
+
 /**
- * The one place that builds the 401 challenge (RFC 6750). OAuth protected-resource metadata
- * (RFC 9728) will add its `resource_metadata` parameter here.
+ * The one place that builds the bearer challenge (RFC 6750): 401 for a missing or invalid token,
+ * 403 for `insufficient_scope`; `resource_metadata` (RFC 9728) and `scope` when known.
  */
-export function challenge(res: http.ServerResponse, error: 'invalid_request' | 'invalid_token' | undefined, description: string, headers: Headers = {}): void {
-  const safe = redact(description).replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?');
+export function challenge(
+  res: http.ServerResponse,
+  error: ChallengeError | undefined,
+  description: string,
+  headers: Headers = {},
+  extras: ChallengeExtras = {},
+): void {
   // RFC 6750 3.1: a request without credentials gets a challenge without an error code.
-  const params = error ? `, error="${error}", error_description="${safe}"` : '';
-  sendJson(res, 401, { error: error ?? 'unauthorized', error_description: redact(description) }, {
+  const params = [
+    'realm="quilt-mcp"',
+    ...(error ? [`error="${error}"`, `error_description="${quoted(redact(description))}"`] : []),
+    ...(extras.scope ? [`scope="${quoted(extras.scope)}"`] : []),
+    ...(extras.resourceMetadata ? [`resource_metadata="${quoted(extras.resourceMetadata)}"`] : []),
+  ];
+  sendJson(res, error === 'insufficient_scope' ? 403 : 401, { error: error ?? 'unauthorized', error_description: redact(description), ...(extras.scope ? { scope: extras.scope } : {}) }, {
     ...headers,
-    'www-authenticate': `Bearer realm="quilt-mcp"${params}`,
+    'www-authenticate': `Bearer ${params.join(', ')}`,
+  });
+}
+
+/** Tool kinds by name, for the scope a tools/call needs. */
+const TOOL_KINDS = new Map(allTools.map((t) => [t.name, t.kind]));
+
+/**
+ * The kind of access each message of a request needs: a tool's kind, read for any other method
+ * that needs a token, nothing for the handshake (initialize, ping, tools/list...) and responses.
+ */
+function kindsOf(messages: unknown[]): Array<'read' | 'write' | 'destructive'> {
+  return messages.flatMap((m) => {
+    const msg = m as { method?: unknown; params?: { name?: unknown } } | null;
+    if (typeof msg?.method !== 'string' || PUBLIC_METHODS.has(msg.method)) return [];
+    if (msg.method !== 'tools/call') return ['read' as const];
+    return [TOOL_KINDS.get(String(msg.params?.name)) ?? 'read'];
   });
 }
 
@@ -104,6 +147,12 @@ export async function serveHttp({ config, logger, auth, createServer }: HttpDeps
   const admission = new Admission(config.http.maxInflight);
   const toolsList = new ToolsListCache(() => createServer({ auth, logger }));
   const counters = { busy: 0, connectionsRefused: 0 };
+  // JWT mode is an OAuth protected resource; desktop mode's per-start secret is not an OAuth token.
+  const resource = config.mode === 'jwt' ? new ProtectedResource(config.jwt, MCP_PATH) : undefined;
+  const oauth = config.jwt.authorizationServers.length > 0;
+  /** Every 401/403 challenge of this server, with its resource metadata URL. */
+  const deny = (req: http.IncomingMessage, res: http.ServerResponse, error: ChallengeError | undefined, description: string, headers: Headers, scope?: string) =>
+    challenge(res, error, description, headers, { resourceMetadata: resource?.metadataUrl(req), scope });
   // Desktop mode: a secret for this run, compared in constant time (as digests, so lengths never leak).
   const localSecret = config.mode === 'desktop' ? randomBytes(24).toString('base64url') : undefined;
   const localDigest = localSecret ? sha256(localSecret) : undefined;
@@ -119,7 +168,7 @@ export async function serveHttp({ config, logger, auth, createServer }: HttpDeps
       });
     } else lingerAfter(req, res);
     if (err.status === 413 && auth.mode === 'jwt' && bearer(req) === undefined) {
-      return challenge(res, undefined, `Requests without a token may carry at most ${TOKENLESS_BODY_BYTES} bytes: send Authorization: Bearer <JWT>.`, cors);
+      return deny(req, res, undefined, `Requests without a token may carry at most ${TOKENLESS_BODY_BYTES} bytes: send Authorization: Bearer <JWT>.`, cors);
     }
     jsonRpcError(res, err.status, -32000, err.message, cors);
   };
@@ -170,14 +219,16 @@ export async function serveHttp({ config, logger, auth, createServer }: HttpDeps
     const token = bearer(req);
     if (token === undefined && req.headers.authorization !== undefined) {
       lingerAfter(req, res);
-      return challenge(res, 'invalid_request', 'The Authorization header must be "Bearer <token>".', cors);
+      return deny(req, res, 'invalid_request', 'The Authorization header must be "Bearer <token>".', cors);
     }
     let authInfo: AuthInfo | undefined;
+    let ctx: RuntimeContext | undefined;
     let caller = '(no token)';
     if (localDigest) {
       if (token === undefined || !timingSafeEqual(sha256(token), localDigest)) {
         lingerAfter(req, res);
-        return challenge(
+        return deny(
+          req,
           res,
           token === undefined ? undefined : 'invalid_token',
           'Desktop mode over HTTP needs the access token printed on the server\'s stderr when it started: send Authorization: Bearer <token>.',
@@ -187,12 +238,12 @@ export async function serveHttp({ config, logger, auth, createServer }: HttpDeps
       caller = 'desktop';
     } else if (token !== undefined) {
       try {
-        const ctx = await auth.context({ token });
+        ctx = await auth.context({ token });
         authInfo = { token, clientId: ctx.principal.id, scopes: [] };
         caller = `user:${ctx.principal.id}`;
       } catch (err) {
         lingerAfter(req, res);
-        if (err instanceof ToolError && err.code === 'unauthorized') return challenge(res, 'invalid_token', err.message, cors);
+        if (err instanceof ToolError && err.code === 'unauthorized') return deny(req, res, 'invalid_token', err.message, cors);
         const e = err instanceof ToolError ? err : new ToolError('internal', 'Token verification failed.');
         logger.error('Token verification failed', { error: e.message });
         return jsonRpcError(res, 503, -32000, e.message, cors);
@@ -224,13 +275,24 @@ export async function serveHttp({ config, logger, auth, createServer }: HttpDeps
     } catch {
       return jsonRpcError(res, 400, -32700, 'Parse error: the body is not JSON.', cors);
     }
+    const messages = Array.isArray(body) ? body : [body];
     if (auth.mode === 'jwt' && token === undefined) {
-      const messages = Array.isArray(body) ? body : [body];
-      const needsToken = messages.some((m) => {
+      const needing = messages.filter((m) => {
         const method = (m as { method?: unknown } | null)?.method;
         return typeof method !== 'string' || !PUBLIC_METHODS.has(method);
       });
-      if (needsToken) return challenge(res, undefined, 'This server requires a JWT: send Authorization: Bearer <token>.', cors);
+      if (needing.length) {
+        // With authorization servers, say which scope to ask for (MCP spec: the least the request needs).
+        const scope = oauth ? [...new Set(kindsOf(needing).map(scopeForKind))].join(' ') : undefined;
+        return deny(req, res, undefined, 'This server requires a JWT: send Authorization: Bearer <token>.', cors, scope);
+      }
+    }
+    if (ctx?.insufficientScope) {
+      // An OAuth token without the scope a call needs: 403, so the client can step up (MCP spec, RFC 6750 3.1).
+      const missing = new Set(kindsOf(messages).flatMap((k) => ctx?.insufficientScope?.(k)?.split(' ') ?? []));
+      if (missing.size) {
+        return deny(req, res, 'insufficient_scope', `This token's scopes do not allow this call; it needs ${[...missing].join(' ')}.`, cors, [...missing].join(' '));
+      }
     }
 
     const listed = await toolsList.answer(req, body);
@@ -255,7 +317,8 @@ export async function serveHttp({ config, logger, auth, createServer }: HttpDeps
   // Room for large tokens in headers, so the token size limit answers with a clear 401 rather than 431.
   // Timeouts are checked every second (Node's default is every 30 s).
   const server = http.createServer({ maxHeaderSize: 64 * 1024, connectionsCheckingInterval: 1_000 }, (req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (resource?.paths.has(path)) return resource.serve(req, res);
     if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
       return sendJson(res, 200, { status: 'ok', name: 'quilt-mcp', version: VERSION, mode: config.mode });
     }

@@ -55,12 +55,20 @@ export interface LocalCatalog {
   graphql: GraphqlHandler | undefined;
   /** Adds a valid catalog access token for a user (JWT catalog_token). */
   addAccessToken(token: string, user: string): void;
+  /**
+   * Creates a Quilt API key for a user (as apiKeyCreate does): a qk_ secret the registry takes as
+   * a bearer on /graphql and /api/auth/get_credentials until it expires or is revoked, never on
+   * /api/token (keys are not refreshed).
+   */
+  createApiKey(user: string, expiresInSeconds?: number): string;
+  revokeApiKey(secret: string): void;
   close(): Promise<void>;
 }
 
 export async function startCatalog(): Promise<LocalCatalog> {
   const refreshTokens = new Map<string, string>(); // token -> user
   const accessTokens = new Map<string, string>();
+  const apiKeys = new Map<string, { user: string; expiresAt: number }>();
   const failures = new Map<string, number[]>();
   const drops = new Map<string, ('before' | 'after')[]>();
   const requests: CatalogRequest[] = [];
@@ -102,6 +110,12 @@ export async function startCatalog(): Promise<LocalCatalog> {
     config: {},
     graphql: undefined,
     addAccessToken: (t, user) => void accessTokens.set(t, user),
+    createApiKey(user, expiresInSeconds = 90 * 86400) {
+      const secret = `qk_${randomBytes(24).toString('base64url')}`;
+      apiKeys.set(secret, { user, expiresAt: Date.now() + expiresInSeconds * 1000 });
+      return secret;
+    },
+    revokeApiKey: (secret) => void apiKeys.delete(secret),
     close: async () => {},
   };
 
@@ -128,7 +142,9 @@ export async function startCatalog(): Promise<LocalCatalog> {
       };
       const failure = failures.get(url.pathname)?.shift();
       if (failure) return json(failure, { message: `injected failure ${failure}` });
-      const user = bearer ? accessTokens.get(bearer) : undefined;
+      // A qk_ bearer is an API key: valid until it expires or is revoked; anything else is a session access token.
+      const key = bearer?.startsWith('qk_') ? apiKeys.get(bearer) : undefined;
+      const user = bearer?.startsWith('qk_') ? (key && key.expiresAt > Date.now() ? key.user : undefined) : bearer ? accessTokens.get(bearer) : undefined;
 
       switch (url.pathname) {
         case '/config.json':

@@ -18,8 +18,8 @@ export interface HttpServer {
   stop(): Promise<void>;
 }
 
-export async function startHttpServer(env: Record<string, string>): Promise<HttpServer> {
-  const child = spawn(process.execPath, [SERVER_ENTRY, '--http', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startHttpServer(env: Record<string, string>, { port: wanted = 0 }: { port?: number } = {}): Promise<HttpServer> {
+  const child = spawn(process.execPath, [SERVER_ENTRY, '--http', '--port', String(wanted)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   let stdout = '';
   child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -57,6 +57,16 @@ export async function connectHttp(url: string, token?: string): Promise<Client> 
   const client = new Client({ name: 'quilt-mcp-tests', version: '0.0.0' });
   await client.connect(transport);
   return client;
+}
+
+/** A port free right now (for a server whose URL must be known before it starts, e.g. MCP_RESOURCE_URL). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
 }
 
 export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnop';

@@ -1,9 +1,36 @@
 /**
- * A small STS endpoint (AWS query protocol) on 127.0.0.1: AssumeRole and GetCallerIdentity.
- * It records every call so tests can assert what was asked, and fails on demand.
+ * A small STS endpoint (AWS query protocol) on 127.0.0.1: AssumeRole, AssumeRoleWithWebIdentity and
+ * GetCallerIdentity. It records every call so tests can assert what was asked, and fails on demand.
+ *
+ * AssumeRoleWithWebIdentity is played strictly, as AWS does it: the role must trust an identity
+ * provider (`trustWebIdentity`: issuer, accepted audiences, and where its keys are); the token's
+ * signature is verified against that issuer's JWKS, and its `iss`, `aud` and `exp` are checked.
+ * The call is unsigned (AWS needs no caller credentials for it); a signed one is recorded as such.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
+
+export interface WebIdentityTrust {
+  /** The IAM OIDC provider's issuer (the token's iss). */
+  issuer: string;
+  /** Client ids / audiences the provider is registered with (the token's aud must include one). */
+  audiences: string[];
+  /** The issuer's JWKS. */
+  jwksUri: string;
+}
+
+export interface WebIdentityCall {
+  roleArn: string;
+  roleSessionName: string;
+  durationSeconds: number | undefined;
+  /** Access key of a SigV4 signature on the call, if any (AWS needs none). */
+  callerAccessKeyId: string | undefined;
+  /** Outcome: 'ok' or the STS error code. */
+  outcome: string;
+  /** The token's sub, when it verified. */
+  subject: string | undefined;
+}
 
 export interface AssumeRoleCall {
   roleArn: string;
@@ -32,6 +59,9 @@ export interface LocalSts {
   issued: Map<string, string>;
   /** Lifetime of issued credentials, seconds (default: DurationSeconds or 3600). */
   lifetimeSeconds: number | undefined;
+  webIdentityCalls: WebIdentityCall[];
+  /** Makes a role trust an OIDC provider for AssumeRoleWithWebIdentity (the role's trust policy). */
+  trustWebIdentity(roleArn: string, trust: WebIdentityTrust): void;
   close(): Promise<void>;
 }
 
@@ -43,6 +73,7 @@ function errorBody(code: string, message: string): string {
 
 export async function startSts(): Promise<LocalSts> {
   const failures: StsFailure[] = [];
+  const trusts = new Map<string, { trust: WebIdentityTrust; keys: JWTVerifyGetKey }>();
   let counter = 0;
   const sts: LocalSts = {
     endpoint: '',
@@ -55,7 +86,56 @@ export async function startSts(): Promise<LocalSts> {
     identities: new Map([['S3RVER', 'arn:aws:iam::123456789012:user/local-tester']]),
     issued: new Map(),
     lifetimeSeconds: undefined,
+    webIdentityCalls: [],
+    trustWebIdentity(roleArn, trust) {
+      trusts.set(roleArn, { trust, keys: createRemoteJWKSet(new URL(trust.jwksUri)) });
+    },
     close: async () => {},
+  };
+
+  const credentialsXml = (n: number, roleArn: string, duration: number | undefined) => {
+    const lifetime = sts.lifetimeSeconds ?? duration ?? 3600;
+    const expiration = new Date(Date.now() + lifetime * 1000).toISOString();
+    sts.issued.set(`local-session-token-${n}`, roleArn);
+    return `<Credentials><AccessKeyId>${xml(sts.accessKeyFor(roleArn))}</AccessKeyId><SecretAccessKey>S3RVER</SecretAccessKey><SessionToken>local-session-token-${n}</SessionToken><Expiration>${expiration}</Expiration></Credentials>`;
+  };
+
+  /** AssumeRoleWithWebIdentity: the role's trusted provider, the token's signature, iss, aud, exp. */
+  const webIdentity = async (form: URLSearchParams, callerAccessKeyId: string | undefined): Promise<[number, string]> => {
+    const roleArn = form.get('RoleArn') ?? '';
+    const duration = form.has('DurationSeconds') ? Number(form.get('DurationSeconds')) : undefined;
+    const call: WebIdentityCall = { roleArn, roleSessionName: form.get('RoleSessionName') ?? '', durationSeconds: duration, callerAccessKeyId, outcome: 'ok', subject: undefined };
+    sts.webIdentityCalls.push(call);
+    const fail = (status: number, code: string, message: string): [number, string] => {
+      call.outcome = code;
+      return [status, errorBody(code, message)];
+    };
+    const token = form.get('WebIdentityToken');
+    if (!token || !call.roleSessionName) return fail(400, 'ValidationError', 'WebIdentityToken and RoleSessionName are required');
+    const entry = trusts.get(roleArn);
+    if (!entry) return fail(403, 'AccessDenied', 'Not authorized to perform sts:AssumeRoleWithWebIdentity');
+    let payload: Record<string, unknown>;
+    try {
+      ({ payload } = await jwtVerify(token, entry.keys, { issuer: entry.trust.issuer, algorithms: ['RS256', 'ES256'], requiredClaims: ['exp'] }));
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'ERR_JWT_EXPIRED') return fail(400, 'ExpiredTokenException', 'Token expired: current date/time must be before the expiration date/time.');
+      if (code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') return fail(403, 'AccessDenied', 'Not authorized to perform sts:AssumeRoleWithWebIdentity');
+      return fail(400, 'InvalidIdentityToken', "The web identity token's signature could not be verified");
+    }
+    const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
+    if (!aud.some((a) => typeof a === 'string' && entry.trust.audiences.includes(a))) {
+      return fail(400, 'InvalidIdentityToken', 'Incorrect token audience');
+    }
+    call.subject = typeof payload.sub === 'string' ? payload.sub : undefined;
+    const failure = failures.shift();
+    if (failure === 'AccessDenied') return fail(403, 'AccessDenied', 'Not authorized to perform sts:AssumeRoleWithWebIdentity');
+    const n = ++counter;
+    const roleName = roleArn.split('/').pop() ?? 'role';
+    return [
+      200,
+      `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleWithWebIdentityResult><SubjectFromWebIdentityToken>${xml(call.subject ?? '')}</SubjectFromWebIdentityToken><Audience>${xml(String(aud[0]))}</Audience><AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/${xml(roleName)}/${xml(call.roleSessionName)}</Arn><AssumedRoleId>AROALOCAL:${n}</AssumedRoleId></AssumedRoleUser>${credentialsXml(n, roleArn, duration)}<Provider>${xml(entry.trust.issuer)}</Provider></AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>local-${n}</RequestId></ResponseMetadata></AssumeRoleWithWebIdentityResponse>`,
+    ];
   };
   const server = http.createServer((req, res) => {
     let body = '';
@@ -75,6 +155,10 @@ export async function startSts(): Promise<LocalSts> {
           200,
           `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>${xml(arn)}</Arn><UserId>AIDLOCAL:${xml(callerAccessKeyId ?? '')}</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>local</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
         );
+      }
+      if (action === 'AssumeRoleWithWebIdentity') {
+        const [status, text] = await webIdentity(form, callerAccessKeyId);
+        return send(status, text);
       }
       if (action !== 'AssumeRole') return send(400, errorBody('InvalidAction', `Unsupported action ${action}`));
       const tags: Record<string, string> = {};
