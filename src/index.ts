@@ -44,19 +44,21 @@ async function main(): Promise<void> {
   }
 
   const logger = createLogger(config.logLevel);
-  const [{ createAuthService }, { createServer }, { allTools, selectTools }] = await Promise.all([
+  const [{ createAuthService }, { createServer }, { allTools, selectTools }, { allResources, selectResources }] = await Promise.all([
     import('./auth/service.js'),
     import('./server.js'),
     import('./tools/index.js'),
+    import('./resources/index.js'),
   ]);
   const auth = await createAuthService(config, logger);
   if (config.transport === 'http') {
     const { serveHttp } = await import('./transports/http.js');
     const tools = selectTools(allTools, config.tools);
-    await serveHttp({ config, logger, auth, createServer: (deps) => createServer({ ...deps, tools }) });
+    const resources = selectResources(allResources, config.tools);
+    await serveHttp({ config, logger, auth, createServer: (deps) => createServer({ ...deps, tools, resources }) });
   } else {
     const { serveStdio } = await import('./transports/stdio.js');
-    await serveStdio(createServer({ auth, logger, tools: selectTools(allTools, config.tools) }), logger);
+    await serveStdio(createServer({ auth, logger, tools: selectTools(allTools, config.tools), resources: selectResources(allResources, config.tools) }), logger);
   }
 }
 

@@ -11,18 +11,22 @@ import { toToolError } from './errors.js';
 import type { Logger } from './log.js';
 import { annotationsFor, type AnyTool, type ToolExtras } from './tools/define.js';
 import { allTools } from './tools/index.js';
+import { allResources, registerResources } from './resources/index.js';
+import type { ResourceDefinition } from './resources/define.js';
 import { VERSION } from './version.js';
 
 export interface ServerDeps {
   auth: AuthService;
   logger: Logger;
   tools?: readonly AnyTool[];
+  /** Resources offered (default: all); none declares no `resources` capability. */
+  resources?: readonly ResourceDefinition[];
 }
 
 const INSTRUCTIONS = `quilt-mcp gives access to Quilt data on S3: buckets and objects, Quilt packages (versioned, hashed datasets), the Quilt catalog's search and Athena.
 Objects are named by s3://bucket/key URIs. Start with auth_status when something fails with a credentials error; bucket_list shows what is reachable.`;
 
-export function createServer({ auth, logger, tools = allTools }: ServerDeps): McpServer {
+export function createServer({ auth, logger, tools = allTools, resources = allResources }: ServerDeps): McpServer {
   const server = new McpServer(
     { name: 'quilt-mcp', title: 'Quilt', version: VERSION },
     { capabilities: { logging: {}, tools: {} }, instructions: INSTRUCTIONS },
@@ -78,5 +82,6 @@ export function createServer({ auth, logger, tools = allTools }: ServerDeps): Mc
   // registerTool advertised tools.listChanged; the tool set never changes while the server runs
   // (and a stateless HTTP server has no stream to send the notification on), so say so.
   server.server.registerCapabilities({ tools: { listChanged: false } });
+  if (resources.length) registerResources(server, { auth, logger, resources });
   return server;
 }

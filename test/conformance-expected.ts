@@ -10,9 +10,11 @@
  *   "tool not found" answer). Counted as not applicable, never as a pass.
  *
  * Most scenarios exercise fixtures the suite's reference server has (`test_*` tools, `test://`
- * resources, `test_*` prompts) or capabilities quilt-mcp does not declare (resources, prompts,
- * completions; it never asks the client for sampling or elicitation). Implementing fixtures in a
- * production server to please a test suite would ship test tools to users.
+ * resources, `test_*` prompts) or capabilities quilt-mcp does not declare (prompts, completions,
+ * resource subscriptions; it never asks the client for sampling or elicitation). Implementing
+ * fixtures in a production server to please a test suite would ship test tools to users.
+ * `resources-list` passes for real: it checks the shape of what resources/list returns, and the
+ * server lists `auth://status` (and the packages of the token's or visible buckets).
  */
 
 export type Mode = 'desktop' | 'jwt';
@@ -34,8 +36,10 @@ const fixtureTool = (scenario: string, tool: string, more = ''): ExpectedOutcome
   reason: `Fixture tool \`${tool}\` is not part of this server's tool set.${more ? ` ${more}` : ''}`,
 });
 
-const NO_RESOURCES =
-  'The server declares no `resources` capability (S3 objects and packages are reached through tools), so resources/* answer -32601 Method not found, the spec\'s answer for an undeclared capability.';
+const FIXTURE_RESOURCE = (uri: string) =>
+  `Fixture resource \`${uri}\` is not one of this server's resources (it serves quilt+s3://, s3:// and auth://status URIs), so resources/read answers -32002 "Resource ${uri} not found", the spec's code for an unknown resource; the suite counts the error as a failure.`;
+const NO_SUBSCRIBE =
+  'The server declares `resources` without `subscribe` (S3 and the package registry send it no change events, and a stateless HTTP server has no stream to notify on), so resources/subscribe and resources/unsubscribe answer -32601 Method not found, the spec\'s answer for an undeclared capability.';
 const NO_PROMPTS = 'The server declares no `prompts` capability, so prompts/* answer -32601 Method not found, the spec\'s answer for an undeclared capability.';
 
 export const EXPECTED: readonly ExpectedOutcome[] = [
@@ -44,7 +48,7 @@ export const EXPECTED: readonly ExpectedOutcome[] = [
     modes: BOTH,
     outcome: 'fail',
     reason:
-      'The server declares no `completions` capability (it has no prompts or resource templates whose arguments could be completed); completing the fixture prompt `test_prompt_with_arguments` gets -32601 Method not found.',
+      'The server declares no `completions` capability (it has no prompts, and its resource templates\' arguments are buckets, package names and keys the caller lists with tools); completing the fixture prompt `test_prompt_with_arguments` gets -32601 Method not found.',
   },
   {
     scenario: 'tools-call-simple-text',
@@ -76,12 +80,16 @@ export const EXPECTED: readonly ExpectedOutcome[] = [
     'test_reconnection',
     'The scenario (pending in the suite) also warns on two SEP-1699 SHOULDs: no priming event with an event id and no `retry` field on POST SSE streams. Accepted: the transport is stateless (any replica answers any request) and keeps no event store, so there is no stream to resume with Last-Event-ID; GET is answered 405, as the spec allows.',
   ),
-  { scenario: 'resources-list', modes: BOTH, outcome: 'fail', reason: NO_RESOURCES },
-  { scenario: 'resources-read-text', modes: BOTH, outcome: 'fail', reason: `${NO_RESOURCES} (Fixture resource \`test://static-text\`.)` },
-  { scenario: 'resources-read-binary', modes: BOTH, outcome: 'fail', reason: `${NO_RESOURCES} (Fixture resource \`test://static-binary\`.)` },
-  { scenario: 'resources-templates-read', modes: BOTH, outcome: 'fail', reason: `${NO_RESOURCES} (Fixture template \`test://template/{id}/data\`.)` },
-  { scenario: 'resources-subscribe', modes: BOTH, outcome: 'fail', reason: NO_RESOURCES },
-  { scenario: 'resources-unsubscribe', modes: BOTH, outcome: 'fail', reason: NO_RESOURCES },
+  { scenario: 'resources-read-text', modes: BOTH, outcome: 'fail', reason: FIXTURE_RESOURCE('test://static-text') },
+  { scenario: 'resources-read-binary', modes: BOTH, outcome: 'fail', reason: FIXTURE_RESOURCE('test://static-binary') },
+  {
+    scenario: 'resources-templates-read',
+    modes: BOTH,
+    outcome: 'fail',
+    reason: `${FIXTURE_RESOURCE('test://template/123/data')} (The fixture template \`test://template/{id}/data\` is not one of this server's templates.)`,
+  },
+  { scenario: 'resources-subscribe', modes: BOTH, outcome: 'fail', reason: NO_SUBSCRIBE },
+  { scenario: 'resources-unsubscribe', modes: BOTH, outcome: 'fail', reason: NO_SUBSCRIBE },
   { scenario: 'prompts-list', modes: BOTH, outcome: 'fail', reason: NO_PROMPTS },
   { scenario: 'prompts-get-simple', modes: BOTH, outcome: 'fail', reason: `${NO_PROMPTS} (Fixture prompt \`test_simple_prompt\`.)` },
   { scenario: 'prompts-get-with-args', modes: BOTH, outcome: 'fail', reason: `${NO_PROMPTS} (Fixture prompt \`test_prompt_with_arguments\`.)` },

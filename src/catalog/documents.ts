@@ -58,6 +58,34 @@ export const SEARCH_MORE_OBJECTS = `query SearchMoreObjects($after: String!, $si
   }
 }`;
 
+/**
+ * search_suggest: package names that match (latest revisions only) and the metadata keys of the
+ * packages in scope (the catalog's facets), with a keyword facet's values.
+ */
+export const SEARCH_SUGGEST = `query SearchSuggest($buckets: [String!], $searchString: String, $size: Int!) {
+  searchPackages(buckets: $buckets, searchString: $searchString, latestOnly: true) {
+    __typename
+    ... on PackagesSearchResultSet {
+      total
+      stats {
+        userMetaTruncated
+        userMeta {
+          __typename
+          ... on IPackageUserMetaFacet { path }
+          ... on KeywordPackageUserMetaFacet { extents { values } }
+          ... on NumberPackageUserMetaFacet { numberExtents: extents { min max } }
+        }
+      }
+      firstPage(size: $size) {
+        __typename
+        ... on PackagesSearchResultSetPage { hits { bucket name hash modified } }
+        ${ERRORS}
+      }
+    }
+    ${ERRORS}
+  }
+}`;
+
 export const BUCKET_CONFIGS = `query BucketConfigs {
   bucketConfigs { name title description relevanceScore browsable lastIndexed }
 }`;
@@ -66,14 +94,44 @@ export const ME = `query Me {
   me { name email isAdmin role { name } }
 }`;
 
+const TABULATOR_RESULT = `
+    __typename
+    ... on BucketConfig { name tabulatorTables { name config } }
+    ${ERRORS}`;
+
+/** A bucket's tabulator tables (null bucketConfig: the catalog does not know the bucket). */
+export const TABULATOR_TABLES = `query TabulatorTables($bucket: String!) {
+  bucketConfig(name: $bucket) { name tabulatorTables { name config } }
+}`;
+
+/** Creates or replaces a table; a null config deletes it. Top-level (the `admin {}` forms are deprecated). */
+export const TABULATOR_SET_TABLE = `mutation TabulatorSetTable($bucket: String!, $table: String!, $config: String) {
+  bucketSetTabulatorTable(bucketName: $bucket, tableName: $table, config: $config) {${TABULATOR_RESULT}
+  }
+}`;
+
+export const TABULATOR_RENAME_TABLE = `mutation TabulatorRenameTable($bucket: String!, $table: String!, $newName: String!) {
+  bucketRenameTabulatorTable(bucketName: $bucket, tableName: $table, newTableName: $newName) {${TABULATOR_RESULT}
+  }
+}`;
+
+export const TABULATOR_SET_OPEN_QUERY = `mutation TabulatorSetOpenQuery($enabled: Boolean!) {
+  admin { setTabulatorOpenQuery(enabled: $enabled) { tabulatorOpenQuery } }
+}`;
+
 /** All documents, by name, for the schema validation test. */
 export const DOCUMENTS: Readonly<Record<string, string>> = {
   SEARCH_PACKAGES,
   SEARCH_OBJECTS,
   SEARCH_MORE_PACKAGES,
   SEARCH_MORE_OBJECTS,
+  SEARCH_SUGGEST,
   BUCKET_CONFIGS,
   ME,
+  TABULATOR_TABLES,
+  TABULATOR_SET_TABLE,
+  TABULATOR_RENAME_TABLE,
+  TABULATOR_SET_OPEN_QUERY,
 };
 
 // Shapes of the answers, as asked for above.
@@ -146,4 +204,39 @@ export interface BucketConfigsData {
 }
 export interface MeData {
   me: (Me & { isAdmin: boolean; role: { name: string } }) | null;
+}
+
+export interface TabulatorTableShape {
+  name: string;
+  config: string;
+}
+export interface TabulatorTablesData {
+  bucketConfig: { name: string; tabulatorTables: TabulatorTableShape[] } | null;
+}
+export type TabulatorResult = { __typename: 'BucketConfig'; name: string; tabulatorTables: TabulatorTableShape[] } | ErrorArms;
+export interface TabulatorSetTableData {
+  bucketSetTabulatorTable: TabulatorResult;
+}
+export interface TabulatorRenameTableData {
+  bucketRenameTabulatorTable: TabulatorResult;
+}
+export interface TabulatorSetOpenQueryData {
+  admin: { setTabulatorOpenQuery: { tabulatorOpenQuery: boolean } };
+}
+export interface FacetShape {
+  __typename: 'NumberPackageUserMetaFacet' | 'DatetimePackageUserMetaFacet' | 'KeywordPackageUserMetaFacet' | 'TextPackageUserMetaFacet' | 'BooleanPackageUserMetaFacet';
+  path: string;
+  extents?: { values: string[] };
+  numberExtents?: { min: number; max: number };
+}
+export interface SearchSuggestData {
+  searchPackages:
+    | {
+        __typename: 'PackagesSearchResultSet';
+        total: number;
+        stats: { userMetaTruncated: boolean; userMeta: FacetShape[] };
+        firstPage: { __typename: 'PackagesSearchResultSetPage'; hits: Array<{ bucket: string; name: string; hash: string; modified: string }> } | ErrorArms;
+      }
+    | { __typename: 'EmptySearchResultSet' }
+    | ErrorArms;
 }

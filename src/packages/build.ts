@@ -1,7 +1,8 @@
 /**
- * Turning sources into manifest entries and pushing a revision. Each S3 source is read exactly once,
- * streamed through the chunked hasher; text sources are uploaded next to the package
- * (`<bucket>/<name>/<logical key>`, where quilt3 push puts data). Nothing points at a revision until
+ * Turning sources into manifest entries and pushing a revision. Each S3 source is hashed from S3's
+ * own SHA-256 checksum when it has the right shape, else read exactly once through the chunked
+ * hasher; text sources are uploaded next to the package (`<bucket>/<name>/<logical key>`, where
+ * quilt3 push puts data), and so are S3 sources in copy mode (server-side copies). Nothing points at a revision until
  * its data and manifest are written, so a failure midway never leaves a half-written package.
  */
 import type { Readable } from 'node:stream';
@@ -13,6 +14,8 @@ import { ToolError, fromAwsError, toToolError } from '../errors.js';
 import { guessContentType } from '../content-type.js';
 import type { ToolExtras } from '../tools/define.js';
 import { chunkedHashOf, chunkedHashOfStream } from './chunked-hash.js';
+import { copyObject, type CopyOptions } from './copy.js';
+import { chunkedHashFromS3, headSource, type SourceHead } from './s3-checksum.js';
 import { topHash, validateLogicalKey, type ManifestEntry, type ManifestHeader } from './manifest.js';
 import { formatPhysicalKey } from './physical-keys.js';
 import type { PyJson } from './pyjson.js';
@@ -26,16 +29,25 @@ export type Source = { logicalKey: string; meta?: { [k: string]: PyJson } | unde
 /** quilt3 keeps an entry's user metadata under `user_meta` in the entry's `meta`. */
 export const entryMeta = (userMeta: { [k: string]: PyJson } | undefined): { [k: string]: PyJson } => (userMeta ? { user_meta: userMeta } : {});
 
-async function hashS3Object(ctx: RuntimeContext, loc: S3Location) {
+/**
+ * Size, version and hash of an S3 source: from S3's stored SHA-256 checksum when it has the right
+ * shape (no download, see s3-checksum.ts), else by reading it once through the chunked hasher. The
+ * read is pinned to the version (or ETag) the HEAD saw, so size and bytes belong together.
+ */
+async function hashS3Object(ctx: RuntimeContext, loc: S3Location, signal: AbortSignal) {
   const what = { action: 'read', bucket: loc.bucket, key: loc.key };
+  const head = await headSource(ctx, loc, signal);
+  const versionId = loc.versionId ?? head.versionId;
+  const known = await chunkedHashFromS3(ctx, loc, head, signal);
+  if (known) return { size: head.size, hash: known, versionId, head, read: false };
   const out = await withS3(ctx, { bucket: loc.bucket, key: loc.key, action: 'read', verb: 'read' }, (client, { GetObjectCommand }) =>
-    client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key, VersionId: loc.versionId })),
+    client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key, VersionId: versionId, IfMatch: versionId ? undefined : head.etag }), { abortSignal: signal }),
   );
   const body = out.Body as Readable;
   try {
     const size = out.ContentLength ?? 0;
     const hash = await chunkedHashOfStream(body, size);
-    return { size, hash, versionId: loc.versionId ?? out.VersionId };
+    return { size, hash, versionId: versionId ?? out.VersionId, head: { ...head, size }, read: true };
   } catch (err) {
     if (err instanceof ToolError) throw err;
     throw fromAwsError(err, what);
@@ -47,10 +59,21 @@ async function hashS3Object(ctx: RuntimeContext, loc: S3Location) {
 export interface Materialized {
   entries: ManifestEntry[];
   /**
-   * Stores the text entries (and fills in their physical keys). Separate, so that everything that
-   * can refuse a revision (workflow checks) runs before anything is written.
+   * Stores the text entries and, in copy mode, copies the S3 sources into the registry (and fills
+   * in their physical keys). Separate, so that everything that can refuse a revision (workflow
+   * checks) runs before anything is written.
    */
   store(): Promise<void>;
+}
+
+export interface MaterializeOptions {
+  /**
+   * Copy S3 sources into the registry bucket at `<name>/<logical key>` (server-side) and point the
+   * entries at the copies, as quilt3 push does; otherwise they are referenced where they are.
+   */
+  copy?: boolean;
+  /** Internal tuning of the copies (tests lower the multipart threshold). */
+  copyOptions?: CopyOptions;
 }
 
 /** Entries for the sources: S3 objects read once and checksummed; text checksummed in memory. */
@@ -60,16 +83,20 @@ export async function materialize(
   name: string,
   sources: readonly Source[],
   extras: Pick<ToolExtras, 'progress' | 'signal'>,
+  options: MaterializeOptions = {},
 ): Promise<Materialized> {
   const seen = new Set<string>();
   for (const s of sources) {
     validateLogicalKey(s.logicalKey);
     if (seen.has(s.logicalKey)) throw new ToolError('invalid_input', `The logical key "${s.logicalKey}" is given twice.`);
-    // Text is stored at <name>/<logical key>: refuse now what the S3 key guard would refuse mid-write.
-    if ('text' in s) checkKey(`${name}/${s.logicalKey}`, 'Text entry key');
+    // Text (and, in copy mode, every source) is stored at <name>/<logical key>: refuse now what the
+    // S3 key guard would refuse mid-write.
+    if ('text' in s || options.copy) checkKey(`${name}/${s.logicalKey}`, 'text' in s ? 'Text entry key' : 'Copy destination key');
     seen.add(s.logicalKey);
   }
+  if (options.copy) ctx.authorize(registry, 'write');
   const texts: { entry: ManifestEntry; body: Buffer }[] = [];
+  const copies: { entry: ManifestEntry; src: S3Location; head: SourceHead }[] = [];
   let done = 0;
   const step = Math.max(1, Math.ceil(sources.length / 100));
   const entries = await mapBounded(sources, CONCURRENCY, async (s) => {
@@ -77,14 +104,17 @@ export async function materialize(
     let entry: ManifestEntry;
     if ('s3' in s) {
       try {
-        const { size, hash, versionId } = await hashS3Object(ctx, s.s3);
+        const { size, hash, versionId, head } = await hashS3Object(ctx, s.s3, extras.signal);
+        const src = { ...s.s3, versionId };
         entry = {
           logical_key: s.logicalKey,
-          physical_keys: [formatPhysicalKey({ ...s.s3, versionId })],
+          physical_keys: [formatPhysicalKey(src)],
           size,
           hash: { type: 'sha2-256-chunked', value: hash },
           meta: entryMeta(s.meta),
         };
+        // Already at its place in the registry (re-adding a copied file): nothing to copy.
+        if (options.copy && !(src.bucket === registry && src.key === `${name}/${s.logicalKey}`)) copies.push({ entry, src, head });
       } catch (err) {
         throw entryError(s.logicalKey, formatS3Uri(s.s3), err);
       }
@@ -101,6 +131,15 @@ export async function materialize(
   return {
     entries,
     async store() {
+      await mapBounded(copies, CONCURRENCY, async ({ entry, src, head }) => {
+        const key = `${name}/${entry.logical_key}`;
+        try {
+          const { versionId } = await copyObject(ctx, src, head, { bucket: registry, key }, options.copyOptions, extras.signal);
+          entry.physical_keys = [formatPhysicalKey({ bucket: registry, key, versionId })];
+        } catch (err) {
+          throw entryError(entry.logical_key, formatS3Uri(src), err);
+        }
+      });
       await mapBounded(texts, CONCURRENCY, async ({ entry, body }) => {
         const key = `${name}/${entry.logical_key}`;
         try {

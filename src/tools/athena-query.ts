@@ -2,6 +2,7 @@ import type { AthenaClient } from '@aws-sdk/client-athena';
 import { z } from 'zod';
 import { DEFAULT_CATALOG, defaultWorkgroup, fromAthenaError, withAthena } from '../aws/athena.js';
 import type { AthenaModule } from '../aws/clients.js';
+import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
 import { formatBytes } from '../format.js';
 import { redact } from '../redact.js';
@@ -140,114 +141,129 @@ export const athenaQueryExecute = defineTool({
     execution_ms: z.number().optional(),
     output_location: z.string().optional().describe('Where Athena wrote the full result (CSV)'),
   },
-  async handler(args, ctx, extras) {
-    const check = checkReadStatement(args.query);
-    if (!check.ok) {
+  handler: (args, ctx, extras) => runReadQuery(ctx, extras, args),
+});
+
+export interface ReadQuery {
+  query: string;
+  database?: string | undefined;
+  catalog?: string | undefined;
+  workgroup?: string | undefined;
+  max_rows: number;
+  timeout_seconds: number;
+}
+
+/**
+ * Checks that the statement only reads, runs it, waits and pages the rows: athena_query_execute, and
+ * tabulator_query with the tabulator's catalog and the bucket as database.
+ */
+export async function runReadQuery(ctx: RuntimeContext, extras: ToolExtras, args: ReadQuery) {
+  const check = checkReadStatement(args.query);
+  if (!check.ok) {
+    throw new ToolError(
+      check.keyword === undefined ? 'invalid_input' : 'unsupported',
+      check.reason,
+      check.keyword === undefined
+        ? 'Send exactly one statement.'
+        : 'This server only reads with Athena; run writes (INSERT, CTAS, UNLOAD, DDL) in the Athena console or your own tools.',
+    );
+  }
+  const { max_rows: maxRows } = args;
+  let queryId = '';
+  return withAthena(ctx, { action: 'run the query in', resource: 'Athena' }, async (client, sdk, clients) => {
+    const workgroup = args.workgroup ?? (await defaultWorkgroup(ctx, clients, client, sdk)).name;
+    const outputLocation = clients.athenaDefaults.outputLocation;
+    const target = `Athena${workgroup ? ` workgroup "${workgroup}"` : ''}`;
+    try {
+      const started = await client.send(
+        new sdk.StartQueryExecutionCommand({
+          QueryString: check.statement,
+          QueryExecutionContext:
+            args.database || args.catalog ? { Database: args.database, Catalog: args.catalog ?? DEFAULT_CATALOG } : undefined,
+          WorkGroup: workgroup,
+          ResultConfiguration: outputLocation ? { OutputLocation: outputLocation } : undefined,
+        }),
+      );
+      queryId = started.QueryExecutionId ?? '';
+    } catch (err) {
+      throw fromAthenaError(err, { action: 'start the query in', resource: target });
+    }
+    if (!queryId) throw new ToolError('upstream_error', 'Athena started the query but returned no query id.');
+    ctx.logger.debug('athena query started', { id: queryId, workgroup: workgroup ?? '(athena default)' });
+
+    const done = await waitForQuery(client, sdk, queryId, args.timeout_seconds * 1000, extras);
+    if (done.state !== 'SUCCEEDED') {
+      const reason = redact(done.reason ?? 'Athena gave no reason').slice(0, 2000);
+      const cancelled = done.state === 'CANCELLED';
       throw new ToolError(
-        check.keyword === undefined ? 'invalid_input' : 'unsupported',
-        check.reason,
-        check.keyword === undefined
-          ? 'Send exactly one statement.'
-          : 'This server only reads with Athena; run writes (INSERT, CTAS, UNLOAD, DDL) in the Athena console or your own tools.',
+        cancelled ? 'conflict' : done.userError ? 'invalid_input' : 'upstream_error',
+        `The Athena query ${cancelled ? 'was cancelled' : 'failed'} (${done.state}, query id ${queryId}): ${reason}`,
+        cancelled
+          ? 'Someone stopped it (the console, another client, or a workgroup limit); run it again if needed.'
+          : done.userError
+            ? 'Fix the SQL (Athena uses Trino SQL); athena_table_schema shows the columns and their types.'
+            : 'Retry; if it fails again, the reason above says what Athena needs.',
       );
     }
-    const { max_rows: maxRows } = args;
-    let queryId = '';
-    return withAthena(ctx, { action: 'run the query in', resource: 'Athena' }, async (client, sdk, clients) => {
-      const workgroup = args.workgroup ?? (await defaultWorkgroup(ctx, clients, client, sdk)).name;
-      const outputLocation = clients.athenaDefaults.outputLocation;
-      const target = `Athena${workgroup ? ` workgroup "${workgroup}"` : ''}`;
-      try {
-        const started = await client.send(
-          new sdk.StartQueryExecutionCommand({
-            QueryString: check.statement,
-            QueryExecutionContext:
-              args.database || args.catalog ? { Database: args.database, Catalog: args.catalog ?? DEFAULT_CATALOG } : undefined,
-            WorkGroup: workgroup,
-            ResultConfiguration: outputLocation ? { OutputLocation: outputLocation } : undefined,
-          }),
-        );
-        queryId = started.QueryExecutionId ?? '';
-      } catch (err) {
-        throw fromAthenaError(err, { action: 'start the query in', resource: target });
+
+    // Results: at most max_rows (+1 to know whether more exist), pages of at most 1,000 rows.
+    let columns: Array<{ name: string; type: string }> = [];
+    let keys: string[] = [];
+    const rows: Row[] = [];
+    let token: string | undefined;
+    let first = true;
+    do {
+      const want = maxRows + 1 - rows.length + (first ? 1 : 0);
+      const page = await client.send(
+        new sdk.GetQueryResultsCommand({ QueryExecutionId: queryId, MaxResults: Math.min(1000, want), NextToken: token }),
+        { abortSignal: extras.signal },
+      );
+      token = page.NextToken;
+      let data = page.ResultSet?.Rows ?? [];
+      if (first) {
+        const info = page.ResultSet?.ResultSetMetadata?.ColumnInfo ?? [];
+        columns = info.map((c) => ({ name: c.Label || c.Name || '', type: c.Type ?? 'varchar' }));
+        keys = uniqueNames(columns.map((c) => c.name));
+        // SELECT results start with a header row of column names (DDL-like SHOW/DESCRIBE do not).
+        const head = data[0]?.Data?.map((d) => d.VarCharValue);
+        const isHeader =
+          done.statementType !== 'DDL' &&
+          head !== undefined &&
+          head.length === columns.length &&
+          head.every((v, i) => v === columns[i]?.name || v === info[i]?.Name);
+        if (isHeader) data = data.slice(1);
+        first = false;
       }
-      if (!queryId) throw new ToolError('upstream_error', 'Athena started the query but returned no query id.');
-      ctx.logger.debug('athena query started', { id: queryId, workgroup: workgroup ?? '(athena default)' });
-
-      const done = await waitForQuery(client, sdk, queryId, args.timeout_seconds * 1000, extras);
-      if (done.state !== 'SUCCEEDED') {
-        const reason = redact(done.reason ?? 'Athena gave no reason').slice(0, 2000);
-        const cancelled = done.state === 'CANCELLED';
-        throw new ToolError(
-          cancelled ? 'conflict' : done.userError ? 'invalid_input' : 'upstream_error',
-          `The Athena query ${cancelled ? 'was cancelled' : 'failed'} (${done.state}, query id ${queryId}): ${reason}`,
-          cancelled
-            ? 'Someone stopped it (the console, another client, or a workgroup limit); run it again if needed.'
-            : done.userError
-              ? 'Fix the SQL (Athena uses Trino SQL); athena_table_schema shows the columns and their types.'
-              : 'Retry; if it fails again, the reason above says what Athena needs.',
-        );
+      for (const r of data) {
+        const row: Row = {};
+        (r.Data ?? []).forEach((d, i) => {
+          const key = keys[i] ?? `_col${i}`;
+          row[key] = convertValue(d.VarCharValue, columns[i]?.type ?? 'varchar');
+        });
+        rows.push(row);
       }
+    } while (token && rows.length <= maxRows);
+    const truncated = rows.length > maxRows;
+    if (truncated) rows.length = maxRows;
 
-      // Results: at most max_rows (+1 to know whether more exist), pages of at most 1,000 rows.
-      let columns: Array<{ name: string; type: string }> = [];
-      let keys: string[] = [];
-      const rows: Row[] = [];
-      let token: string | undefined;
-      let first = true;
-      do {
-        const want = maxRows + 1 - rows.length + (first ? 1 : 0);
-        const page = await client.send(
-          new sdk.GetQueryResultsCommand({ QueryExecutionId: queryId, MaxResults: Math.min(1000, want), NextToken: token }),
-          { abortSignal: extras.signal },
-        );
-        token = page.NextToken;
-        let data = page.ResultSet?.Rows ?? [];
-        if (first) {
-          const info = page.ResultSet?.ResultSetMetadata?.ColumnInfo ?? [];
-          columns = info.map((c) => ({ name: c.Label || c.Name || '', type: c.Type ?? 'varchar' }));
-          keys = uniqueNames(columns.map((c) => c.name));
-          // SELECT results start with a header row of column names (DDL-like SHOW/DESCRIBE do not).
-          const head = data[0]?.Data?.map((d) => d.VarCharValue);
-          const isHeader =
-            done.statementType !== 'DDL' &&
-            head !== undefined &&
-            head.length === columns.length &&
-            head.every((v, i) => v === columns[i]?.name || v === info[i]?.Name);
-          if (isHeader) data = data.slice(1);
-          first = false;
-        }
-        for (const r of data) {
-          const row: Row = {};
-          (r.Data ?? []).forEach((d, i) => {
-            const key = keys[i] ?? `_col${i}`;
-            row[key] = convertValue(d.VarCharValue, columns[i]?.type ?? 'varchar');
-          });
-          rows.push(row);
-        }
-      } while (token && rows.length <= maxRows);
-      const truncated = rows.length > maxRows;
-      if (truncated) rows.length = maxRows;
-
-      const data = {
-        query_execution_id: queryId,
-        workgroup: done.workgroup ?? workgroup,
-        columns: columns.map((c, i) => ({ name: keys[i] ?? c.name, type: c.type })),
-        rows,
-        row_count: rows.length,
-        truncated,
-        data_scanned_bytes: done.dataScanned,
-        execution_ms: done.executionMs,
-        output_location: done.outputLocation,
-      };
-      const scanned = done.dataScanned !== undefined ? `, ${formatBytes(done.dataScanned)} scanned` : '';
-      const time = done.executionMs !== undefined ? ` in ${done.executionMs} ms` : '';
-      const summary =
-        `${rows.length} row(s)${truncated ? ` shown; more exist (max_rows=${maxRows})` : ''}${scanned}${time}. ` +
-        `Query id ${queryId}${data.output_location ? `; full result at ${data.output_location}` : ''}.` +
-        (rows.length > TEXT_ROWS ? ` The table shows the first ${TEXT_ROWS}; all ${rows.length} are in the structured result.` : '');
-      const table = markdownTable(keys, rows, TEXT_ROWS);
-      return { data, text: table ? `${table}\n\n${summary}` : summary };
-    });
-  },
-});
+    const data = {
+      query_execution_id: queryId,
+      workgroup: done.workgroup ?? workgroup,
+      columns: columns.map((c, i) => ({ name: keys[i] ?? c.name, type: c.type })),
+      rows,
+      row_count: rows.length,
+      truncated,
+      data_scanned_bytes: done.dataScanned,
+      execution_ms: done.executionMs,
+      output_location: done.outputLocation,
+    };
+    const scanned = done.dataScanned !== undefined ? `, ${formatBytes(done.dataScanned)} scanned` : '';
+    const time = done.executionMs !== undefined ? ` in ${done.executionMs} ms` : '';
+    const summary =
+      `${rows.length} row(s)${truncated ? ` shown; more exist (max_rows=${maxRows})` : ''}${scanned}${time}. ` +
+      `Query id ${queryId}${data.output_location ? `; full result at ${data.output_location}` : ''}.` +
+      (rows.length > TEXT_ROWS ? ` The table shows the first ${TEXT_ROWS}; all ${rows.length} are in the structured result.` : '');
+    const table = markdownTable(keys, rows, TEXT_ROWS);
+    return { data, text: table ? `${table}\n\n${summary}` : summary };
+  });
+}

@@ -7,7 +7,8 @@ import type { z } from 'zod';
 import type { RuntimeContext } from '../context.js';
 
 export type ToolKind = 'read' | 'write' | 'destructive';
-export type Toolset = 'auth' | 'buckets' | 'packages' | 'search' | 'catalog' | 'athena';
+/** `admin` tools (catalog administration) are offered only when MCP_TOOLSETS names `admin`. */
+export type Toolset = 'auth' | 'buckets' | 'packages' | 'search' | 'catalog' | 'athena' | 'admin';
 
 export interface ToolExtras {
   /** Aborted when the client cancels the request. */

@@ -18,10 +18,16 @@ import { packageDiff } from './package-diff.js';
 import { packageList } from './package-list.js';
 import { packageCreate, packageCreateFromS3, packageUpdate } from './package-write.js';
 import { searchCatalogTool } from './search-catalog.js';
+import { searchSuggest } from './search-suggest.js';
+import { tabulatorOpenQuerySet, tabulatorQuery, tabulatorTableDelete, tabulatorTableRename, tabulatorTableSet, tabulatorTablesList } from './tabulator.js';
 
-/** The tools a configuration offers: one filter, on kind and toolset. */
+/**
+ * The tools a configuration offers: one filter, on kind and toolset. `admin` tools change the
+ * catalog for everyone, so they are opt-in: offered only when MCP_TOOLSETS names `admin`.
+ */
 export function selectTools(tools: readonly AnyTool[], { readOnly, toolsets }: { readOnly: boolean; toolsets: string[] | undefined }): AnyTool[] {
-  return tools.filter((t) => (!readOnly || t.kind === 'read') && (!toolsets || t.toolset === 'auth' || toolsets.includes(t.toolset)));
+  const offered = (t: AnyTool) => (t.toolset === 'admin' ? toolsets?.includes('admin') === true : !toolsets || t.toolset === 'auth' || toolsets.includes(t.toolset));
+  return tools.filter((t) => (!readOnly || t.kind === 'read') && offered(t));
 }
 
 export const allTools: readonly AnyTool[] = [
@@ -42,13 +48,20 @@ export const allTools: readonly AnyTool[] = [
   packageUpdate,
   packageDelete,
   searchCatalogTool,
+  searchSuggest,
   catalogUri,
   athenaWorkgroupsList,
   athenaDatabasesList,
   athenaTablesList,
   athenaTableSchema,
   athenaQueryExecute,
+  tabulatorTablesList,
+  tabulatorQuery,
   jwtDiagnostics,
   validateJwtToken,
   sessionDiagnostics,
+  tabulatorTableSet,
+  tabulatorTableRename,
+  tabulatorTableDelete,
+  tabulatorOpenQuerySet,
 ];

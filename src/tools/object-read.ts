@@ -20,7 +20,7 @@ interface RangeRead {
  * Reads bytes [offset, offset + length) with an explicit Range (some S3-compatible servers get
  * suffix ranges wrong). S3 answers 416 for any range of an empty object: that is an empty read.
  */
-async function readRange(client: S3Client, sdk: S3Module, loc: S3Location, offset: number, length: number): Promise<RangeRead> {
+export async function readRange(client: S3Client, sdk: S3Module, loc: S3Location, offset: number, length: number): Promise<RangeRead> {
   try {
     const out = await client.send(
       new sdk.GetObjectCommand({

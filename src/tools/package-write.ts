@@ -25,6 +25,18 @@ const result = {
   catalog_url: z.string().optional(),
 };
 
+/**
+ * Copy mode. Default off: this server has always referenced S3 sources in place (no duplicated
+ * storage, no write traffic, existing prompts unchanged); quilt3 push copies by default.
+ */
+const copyArg = z
+  .boolean()
+  .default(false)
+  .describe(
+    'Copy each S3 source into the registry bucket at <name>/<logical key> (server-side, as quilt3 push does) and point the package at the copies. ' +
+      'Default false: reference the sources where they are',
+  );
+
 const messageArg = z.string().max(10_000).optional().describe('Commit message of the revision');
 
 function sourcesOf(entries: z.infer<typeof entrySource>[]): Source[] {
@@ -47,7 +59,7 @@ const workflowArg = z
 async function commit(
   ctx: RuntimeContext,
   extras: ToolExtras,
-  target: { bucket: string; name: string; expected: Expected; workflow: string | null | undefined },
+  target: { bucket: string; name: string; expected: Expected; workflow: string | null | undefined; copy: boolean },
   makeHeader: (workflow: ManifestHeader['workflow']) => ManifestHeader,
   kept: ManifestEntry[],
   sources: Source[],
@@ -56,7 +68,7 @@ async function commit(
   const wf = await loadWorkflow(ctx, bucket, target.workflow);
   const head = makeHeader(wf.record);
   wf.before({ name, message: head.message, userMeta: head.user_meta ?? undefined });
-  const added = await materialize(ctx, bucket, name, sources, extras);
+  const added = await materialize(ctx, bucket, name, sources, extras, { copy: target.copy });
   const entries = [...kept, ...added.entries];
   wf.after(entries);
   await added.store();
@@ -87,7 +99,8 @@ export const packageCreate = defineTool({
   name: 'package_create',
   title: 'Create a package',
   description:
-    'Create a Quilt package revision from S3 objects (referenced in place, checksummed once) and/or text (stored next to the package). ' +
+    'Create a Quilt package revision from S3 objects (referenced in place by default, or copied into the registry bucket with copy=true) and/or text (stored next to the package). ' +
+      'S3 objects are checksummed once, without a download when S3 already holds a usable SHA-256 checksum. ' +
     'Writes the manifest and the latest and timestamp pointers exactly as quilt3 does. Refuses to replace an existing package unless force=true.',
   toolset: 'packages',
   kind: 'write',
@@ -99,6 +112,7 @@ export const packageCreate = defineTool({
     meta: metaArg,
     workflow: workflowArg,
     force: z.boolean().default(false).describe('Make a new revision even when the package exists'),
+    copy: copyArg,
   },
   output: result,
   async handler(args, ctx, extras) {
@@ -110,7 +124,7 @@ export const packageCreate = defineTool({
     return withPackageLock(bucket, name, async () => {
       const expected = await refuseExisting(ctx, bucket, name, args.force);
       const head = (workflow: ManifestHeader['workflow']) => newManifestHeader({ message: args.message, user_meta, workflow });
-      return commit(ctx, extras, { bucket, name, expected, workflow: args.workflow }, head, [], sources);
+      return commit(ctx, extras, { bucket, name, expected, workflow: args.workflow, copy: args.copy }, head, [], sources);
     });
   },
 });
@@ -120,7 +134,7 @@ export const packageCreateFromS3 = defineTool({
   title: 'Package an S3 prefix',
   description:
     'Create a Quilt package from every object under an S3 prefix (optionally filtered by include/exclude globs such as "**/*.csv"). ' +
-    'Objects are referenced in place and checksummed once; logical keys are the keys relative to the prefix.',
+    'Objects are referenced in place (or copied into the registry bucket with copy=true) and checksummed once; logical keys are the keys relative to the prefix.',
   toolset: 'packages',
   kind: 'write',
   input: {
@@ -133,6 +147,7 @@ export const packageCreateFromS3 = defineTool({
     meta: metaArg,
     workflow: workflowArg,
     force: z.boolean().default(false).describe('Make a new revision even when the package exists'),
+    copy: copyArg,
     max_objects: z.number().int().min(1).max(100_000).default(10_000).describe('Refuse prefixes with more objects than this'),
   },
   output: result,
@@ -172,7 +187,7 @@ export const packageCreateFromS3 = defineTool({
     return withPackageLock(bucket, name, async () => {
       const expected = await refuseExisting(ctx, bucket, name, args.force);
       const head = (workflow: ManifestHeader['workflow']) => newManifestHeader({ message: args.message, user_meta, workflow });
-      return commit(ctx, extras, { bucket, name, expected, workflow: args.workflow }, head, [], sources);
+      return commit(ctx, extras, { bucket, name, expected, workflow: args.workflow, copy: args.copy }, head, [], sources);
     });
   },
 });
@@ -194,6 +209,7 @@ export const packageUpdate = defineTool({
     meta: metaArg.describe('New package metadata (replaces the old); omit to keep it'),
     workflow: workflowArg,
     base: z.string().optional().describe('Top hash the change is based on (default: current latest); the update fails if latest is different'),
+    copy: copyArg.describe('Copy the added S3 sources into the registry bucket at <name>/<logical key> (server-side) and point the entries at the copies; default false: reference them in place'),
   },
   output: result,
   async handler(args, ctx, extras) {
@@ -243,7 +259,7 @@ export const packageUpdate = defineTool({
         if (workflow === undefined) delete h.workflow;
         return h;
       };
-      return commit(ctx, extras, { bucket, name, expected: latest, workflow: args.workflow }, head, kept, sources);
+      return commit(ctx, extras, { bucket, name, expected: latest, workflow: args.workflow, copy: args.copy }, head, kept, sources);
     });
   },
 });

@@ -3,6 +3,7 @@ import { parseBucket } from '../aws/s3-uri.js';
 import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
 import { parseSearchCursor, searchCatalog } from '../search/catalog.js';
+import { interpret, interpretation } from '../search/explain.js';
 import { searchS3 } from '../search/s3.js';
 import { searchHit, type SearchHit } from '../search/types.js';
 import { defineTool } from './define.js';
@@ -59,6 +60,7 @@ export const searchCatalogTool = defineTool({
     next_cursor: z.string().optional(),
     searched: z.object({ buckets: z.union([z.array(z.string()), z.literal('all')]), as: z.string() }),
     note: z.string().optional(),
+    interpretation: interpretation.describe('How the query was read: backend (and why no catalog), buckets and where they came from, syntax, terms, filters'),
   },
   async handler(args, ctx, extras) {
     const requested = args.buckets?.map(parseBucket);
@@ -72,12 +74,16 @@ export const searchCatalogTool = defineTool({
     }
     const buckets = prev ? (prev.b ?? undefined) : (requested ?? (ctx.allowedBuckets ? [...ctx.allowedBuckets] : undefined));
 
+    const bucketsFrom = prev ? 'cursor' : requested ? 'argument' : ctx.allowedBuckets ? 'token' : 'catalog';
+
     let page;
     let source: 'catalog' | 's3_fallback';
+    let fallbackReason: string | undefined;
     if (ctx.catalog.auth === 'none') {
       // No catalog for this caller (none configured, or a token without catalog_token): scan S3
       // where we know which buckets, and say why in the result.
       const why = catalogUnavailable(ctx);
+      fallbackReason = why.message;
       if (!buckets?.length) {
         throw new ToolError(
           'invalid_input',
@@ -132,6 +138,16 @@ export const searchCatalogTool = defineTool({
       next_cursor,
       searched: { buckets: searchedBuckets, as: page.as },
       note,
+      interpretation: interpret({
+        query: args.query,
+        scope: args.scope,
+        backend: source,
+        catalogUrl: ctx.catalog.url,
+        fallbackReason,
+        buckets: searchedBuckets,
+        bucketsFrom,
+        withheld,
+      }),
     };
     const counts = Object.entries(page.total)
       .map(([k, v]) => `${v} ${k}`)
@@ -141,6 +157,8 @@ export const searchCatalogTool = defineTool({
       ...shown.map(render),
       ...(next_cursor ? [`More: call again with cursor="${next_cursor}".`] : []),
       ...(note ? [note] : []),
+      // What the structured interpretation adds that the note does not already say.
+      ...data.interpretation.notes.filter((n) => !note?.includes(n) && !n.startsWith('No bucket filter')),
     ].join('\n');
     return { data, text };
   },

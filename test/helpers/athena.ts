@@ -66,7 +66,7 @@ export interface LocalAthena {
   endpoint: string;
   calls: AthenaCall[];
   workgroups: AthenaWorkgroup[];
-  /** catalog -> database -> tables; only AwsDataCatalog can run queries. */
+  /** catalog -> database -> tables; queries run in any of them. */
   catalogs: Map<string, Map<string, AthenaTable[]>>;
   queries: Map<string, AthenaQuery>;
   /** Queries whose SQL matches never finish (until StopQueryExecution). */
@@ -225,10 +225,11 @@ export async function startAthena(options: { pageSize?: number } = {}): Promise<
 
   // One alasql database per Athena database, built from the fixtures at the first query.
   const engines = new Map<string, InstanceType<typeof alasql.Database>>();
-  const engine = (database: string): InstanceType<typeof alasql.Database> => {
-    let db = engines.get(database);
+  const catalogTables = (catalog: string) => [...athena.catalogs.entries()].find(([name]) => name.toLowerCase() === catalog.toLowerCase())?.[1];
+  const engine = (catalog: string, database: string): InstanceType<typeof alasql.Database> => {
+    let db = engines.get(`${catalog.toLowerCase()}/${database}`);
     if (!db) {
-      const tables = athena.catalogs.get('AwsDataCatalog')?.get(database);
+      const tables = catalogTables(catalog)?.get(database);
       if (!tables) throw new AthenaError('MetadataException', `Database ${database} not found.`);
       db = new alasql.Database(`athena_${database}_${randomUUID().slice(0, 8)}`);
       for (const t of tables) {
@@ -236,7 +237,7 @@ export async function startAthena(options: { pageSize?: number } = {}): Promise<
         db.exec(`CREATE TABLE ${t.name} (${cols.map((c) => `${c.name} ${SQL_TYPES[baseType(c.type)] ?? 'STRING'}`).join(', ')})`);
         (db.tables as Record<string, { data: unknown[] }>)[t.name]!.data = t.rows.map((r) => ({ ...r }));
       }
-      engines.set(database, db);
+      engines.set(`${catalog.toLowerCase()}/${database}`, db);
     }
     return db;
   };
@@ -272,8 +273,9 @@ export async function startAthena(options: { pageSize?: number } = {}): Promise<
   const execute = (q: AthenaQuery) => {
     const started = performance.now();
     try {
-      if (q.catalog.toLowerCase() !== 'awsdatacatalog') throw new Error(`CATALOG_NOT_FOUND: Catalog '${q.catalog}' does not exist`);
-      const db = engine(q.database ?? 'default');
+      // Any catalog of the fixture runs queries (a tabulator catalog stands for the federated one).
+      if (!catalogTables(q.catalog)) throw new Error(`CATALOG_NOT_FOUND: Catalog '${q.catalog}' does not exist`);
+      const db = engine(q.catalog, q.database ?? 'default');
       const previous = alasql.options.modifier;
       alasql.options.modifier = 'RECORDSET';
       let out: { columns?: Array<{ columnid: string; dbtypeid?: string }>; data?: Array<Record<string, unknown>> } | number;
@@ -290,7 +292,7 @@ export async function startAthena(options: { pageSize?: number } = {}): Promise<
         names = (stmt?.columns ?? []).map((c, i) => c.as ?? c.columnid ?? `_col${i}`);
       }
       const declared = new Map<string, string>();
-      for (const t of athena.catalogs.get('AwsDataCatalog')?.get(q.database ?? 'default') ?? []) {
+      for (const t of catalogTables(q.catalog)?.get(q.database ?? 'default') ?? []) {
         if (new RegExp(`\\b${t.name}\\b`, 'i').test(q.sql)) {
           for (const c of [...t.columns, ...(t.partitionKeys ?? [])]) declared.set(c.name, c.type);
           q.scannedBytes += Buffer.byteLength(JSON.stringify(t.rows));

@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { buildSchema, execute, parse, validate, type GraphQLSchema } from 'graphql';
+import { buildSchema, execute, GraphQLError, parse, validate, type GraphQLSchema } from 'graphql';
+import { parse as parseYaml } from 'yaml';
 import type { GraphqlHandler } from './catalog.js';
 
 export const SCHEMA_FILE = fileURLToPath(new URL('../fixtures/quilt-catalog-schema.graphql', import.meta.url));
@@ -22,6 +23,8 @@ export interface PackageFixture {
   size: number;
   entries: number;
   modified: string;
+  /** user_meta: searchable, and the source of the search's metadata facets. */
+  meta?: Record<string, unknown>;
 }
 export interface ObjectFixture {
   bucket: string;
@@ -61,6 +64,68 @@ export function defaultFixtures(): { packages: PackageFixture[]; objects: Object
   return { packages, objects };
 }
 
+export interface TabulatorTableFixture {
+  name: string;
+  config: string;
+}
+
+/** A valid tabulator config (the shape of the Quilt docs' example). */
+export const TABULATOR_CONFIG = `schema:
+  - name: gene
+    type: STRING
+  - name: tpm
+    type: DOUBLE
+source:
+  type: quilt-packages
+  package_name: "^lab/(?<study>[^/]+)$"
+  logical_key: 'quant/(?<sample_id>[^/]+)\\.csv$'
+parser:
+  format: csv
+  header: true
+`;
+
+const TABULATOR_TYPES = new Set(['BOOLEAN', 'TINYINT', 'SMALLINT', 'INT', 'BIGINT', 'FLOAT', 'DOUBLE', 'STRING', 'BINARY', 'DATE', 'TIMESTAMP']);
+
+/** What the registry checks in a tabulator config (Quilt docs: schema, source, parser); a list of problems. */
+export function tabulatorConfigProblems(text: string): string[] {
+  let c: { schema?: unknown; source?: Record<string, unknown>; parser?: Record<string, unknown> };
+  try {
+    c = (parseYaml(text) ?? {}) as typeof c;
+  } catch (err) {
+    return [`Invalid YAML: ${(err as Error).message.split('\n')[0]}`];
+  }
+  const problems: string[] = [];
+  if (!Array.isArray(c.schema) || c.schema.length === 0) problems.push('schema: a non-empty list of columns is required');
+  else {
+    for (const [i, col] of (c.schema as Array<{ name?: unknown; type?: unknown }>).entries()) {
+      if (typeof col?.name !== 'string' || !/^[a-z_][a-z0-9_]*$/.test(col.name)) problems.push(`schema[${i}].name: must match ^[a-z_][a-z0-9_]*$`);
+      if (typeof col?.type !== 'string' || !TABULATOR_TYPES.has(col.type)) problems.push(`schema[${i}].type: must be one of ${[...TABULATOR_TYPES].join(', ')}`);
+    }
+  }
+  if (c.source?.type !== 'quilt-packages') problems.push('source.type: must be quilt-packages');
+  for (const k of ['package_name', 'logical_key'] as const) {
+    const re = c.source?.[k];
+    if (typeof re !== 'string') problems.push(`source.${k}: a regular expression is required`);
+    else {
+      try {
+        new RegExp(re);
+      } catch {
+        problems.push(`source.${k}: not a valid regular expression`);
+      }
+    }
+  }
+  if (!['csv', 'parquet'].includes(String(c.parser?.format))) problems.push('parser.format: must be csv or parquet');
+  return problems;
+}
+
+export interface TabulatorState {
+  /** Tables per bucket (buckets as in bucketConfigs). */
+  tables: Map<string, TabulatorTableFixture[]>;
+  openQuery: boolean;
+  /** Users the catalog treats as admins (others get "Forbidden" on admin mutations). */
+  admins: Set<string>;
+}
+
 export interface GraphqlCall {
   operation: string | undefined;
   variables: Record<string, unknown>;
@@ -74,8 +139,28 @@ interface PageCursor {
   offset: number;
 }
 
-export function graphqlHandler(fixtures = defaultFixtures()): GraphqlHandler & { calls: GraphqlCall[] } {
+export function graphqlHandler(fixtures = defaultFixtures()): GraphqlHandler & { calls: GraphqlCall[]; tabulator: TabulatorState } {
   const calls: GraphqlCall[] = [];
+  const tabulator: TabulatorState = {
+    tables: new Map([
+      ['quilt-sandbox', [{ name: 'quant', config: TABULATOR_CONFIG }]],
+      ['quilt-demo', []],
+    ]),
+    openQuery: false,
+    admins: new Set(),
+  };
+  const BUCKETS = [
+    { name: 'quilt-sandbox', title: 'Sandbox', description: 'Scratch data for experiments', relevanceScore: 1 },
+    { name: 'quilt-demo', title: 'Demo data', description: null, relevanceScore: 2 },
+  ];
+  const bucketConfig = (b: (typeof BUCKETS)[number]) => ({
+    ...b,
+    browsable: true,
+    lastIndexed: null,
+    tabulatorTables: () => (tabulator.tables.get(b.name) ?? []).map((t) => ({ ...t })),
+  });
+  const invalid = (path: string, message: string, name = 'ValidationError') => ({ __typename: 'InvalidInput', errors: [{ path, message, name, context: null }] });
+  const TABLE_NAME = /^[a-z0-9_][a-z0-9_-]*$/;
   const matches = (text: string, q: string) =>
     q
       .toLowerCase()
@@ -95,7 +180,7 @@ export function graphqlHandler(fixtures = defaultFixtures()): GraphqlHandler & {
     modified: p.modified,
     totalEntriesCount: p.entries,
     comment: p.comment,
-    meta: null,
+    meta: p.meta ? JSON.stringify(p.meta) : null,
     workflow: null,
     matchLocations: { name: true, comment: false, meta: false, workflow: false },
     matchingEntries: [],
@@ -112,10 +197,41 @@ export function graphqlHandler(fixtures = defaultFixtures()): GraphqlHandler & {
     indexedContent: null,
   });
 
+  const matchingPackages = (q: string, b: string[] | null) =>
+    fixtures.packages.filter((p) => inBuckets(p.bucket, b) && matches(`${p.name} ${p.comment} ${p.meta ? JSON.stringify(p.meta) : ''}`, q));
+
+  /** PackagesSearchStats.userMeta as the catalog computes it: one facet per JSON pointer of the packages' user_meta. */
+  const userMetaFacets = (q: string, b: string[] | null) => {
+    const facets = new Map<string, { kind: 'keyword' | 'number' | 'boolean'; values: Set<string>; min: number; max: number }>();
+    const walk = (v: unknown, path: string) => {
+      if (v && typeof v === 'object' && !Array.isArray(v)) {
+        for (const [k, x] of Object.entries(v)) walk(x, `${path}/${k}`);
+        return;
+      }
+      const kind = typeof v === 'number' ? 'number' : typeof v === 'boolean' ? 'boolean' : typeof v === 'string' ? 'keyword' : undefined;
+      if (!kind) return;
+      const f = facets.get(path) ?? { kind, values: new Set<string>(), min: Infinity, max: -Infinity };
+      if (kind === 'keyword') f.values.add(v as string);
+      if (kind === 'number') {
+        f.min = Math.min(f.min, v as number);
+        f.max = Math.max(f.max, v as number);
+      }
+      facets.set(path, f);
+    };
+    for (const p of matchingPackages(q, b)) walk(p.meta ?? {}, '');
+    return [...facets].map(([path, f]) =>
+      f.kind === 'keyword'
+        ? { __typename: 'KeywordPackageUserMetaFacet', path, sortable: true, extents: { values: [...f.values] } }
+        : f.kind === 'number'
+          ? { __typename: 'NumberPackageUserMetaFacet', path, sortable: true, extents: { min: f.min, max: f.max } }
+          : { __typename: 'BooleanPackageUserMetaFacet', path, sortable: false },
+    );
+  };
+
   const page = (c: PageCursor, size: number) => {
     const all =
       c.kind === 'p'
-        ? fixtures.packages.filter((p) => inBuckets(p.bucket, c.b) && matches(`${p.name} ${p.comment}`, c.q)).map(packageHit)
+        ? matchingPackages(c.q, c.b).map(packageHit)
         : fixtures.objects.filter((o) => inBuckets(o.bucket, c.b) && matches(o.key, c.q)).map(objectHit);
     const hits = all.slice(c.offset, c.offset + size);
     const next = c.offset + size < all.length ? Buffer.from(JSON.stringify({ ...c, offset: c.offset + size })).toString('base64') : null;
@@ -141,7 +257,8 @@ export function graphqlHandler(fixtures = defaultFixtures()): GraphqlHandler & {
       const pg = page({ kind, q, b: buckets, offset: 0 }, size);
       return { __typename: kind === 'p' ? 'PackagesSearchResultSetPage' : 'ObjectsSearchResultSetPage', hits: pg.hits, cursor: pg.cursor };
     };
-    return { __typename: typename, total: first.total, stats: null, firstPage };
+    const stats = kind === 'p' ? { userMeta: userMetaFacets(q, buckets), userMetaTruncated: false } : null;
+    return { __typename: typename, total: first.total, stats, firstPage };
   };
 
   const more = (kind: 'p' | 'o') => ({ after, size = 30 }: { after: string; size?: number }) => {
@@ -155,6 +272,40 @@ export function graphqlHandler(fixtures = defaultFixtures()): GraphqlHandler & {
     return { __typename: kind === 'p' ? 'PackagesSearchResultSetPage' : 'ObjectsSearchResultSetPage', hits: pg.hits, cursor: pg.cursor };
   };
 
+  /** The registry's checks, in its order: admin, bucket, names, config; then the change. */
+  const requireAdmin = (user: string | undefined) => {
+    if (!user || !tabulator.admins.has(user)) throw new GraphQLError('Forbidden');
+  };
+  const tablesOf = (bucketName: string) => tabulator.tables.get(bucketName);
+  const setTable = (user: string | undefined) => ({ bucketName, tableName, config }: { bucketName: string; tableName: string; config?: string | null }) => {
+    requireAdmin(user);
+    const tables = tablesOf(bucketName);
+    if (!tables) return invalid('bucketName', `Bucket ${bucketName} not found`, 'BucketNotFound');
+    if (!TABLE_NAME.test(tableName)) return invalid('tableName', 'Table name must match ^[a-z0-9_][a-z0-9_-]*$');
+    if (tableName === 'explode') return { __typename: 'OperationError', message: 'Glue is unavailable', name: 'GlueError', context: null };
+    const i = tables.findIndex((t) => t.name === tableName);
+    if (config === null || config === undefined) {
+      if (i >= 0) tables.splice(i, 1);
+    } else {
+      const problems = tabulatorConfigProblems(config);
+      if (problems.length) return { __typename: 'InvalidInput', errors: problems.map((message) => ({ path: 'config', message, name: 'ValidationError', context: null })) };
+      if (i >= 0) tables[i] = { name: tableName, config };
+      else tables.push({ name: tableName, config });
+    }
+    return { __typename: 'BucketConfig', ...bucketConfig(BUCKETS.find((b) => b.name === bucketName)!) };
+  };
+  const renameTable = (user: string | undefined) => ({ bucketName, tableName, newTableName }: { bucketName: string; tableName: string; newTableName: string }) => {
+    requireAdmin(user);
+    const tables = tablesOf(bucketName);
+    if (!tables) return invalid('bucketName', `Bucket ${bucketName} not found`, 'BucketNotFound');
+    const t = tables.find((x) => x.name === tableName);
+    if (!t) return invalid('tableName', `Table ${tableName} not found`, 'TableNotFound');
+    if (!TABLE_NAME.test(newTableName)) return invalid('newTableName', 'Table name must match ^[a-z0-9_][a-z0-9_-]*$');
+    if (tables.some((x) => x.name === newTableName)) return invalid('newTableName', `Table ${newTableName} already exists`, 'TableExists');
+    t.name = newTableName;
+    return { __typename: 'BucketConfig', ...bucketConfig(BUCKETS.find((b) => b.name === bucketName)!) };
+  };
+
   const handler = async (body: { query: string; variables?: Record<string, unknown>; operationName?: string }, user: string | undefined) => {
     const document = parse(body.query);
     const errors = validate(catalogSchema(), document);
@@ -162,11 +313,27 @@ export function graphqlHandler(fixtures = defaultFixtures()): GraphqlHandler & {
     const op = document.definitions.find((d) => d.kind === 'OperationDefinition');
     calls.push({ operation: op && 'name' in op ? op.name?.value : undefined, variables: body.variables ?? {}, user });
     const rootValue = {
-      me: user ? { name: user, email: `${user}@example.com`, isAdmin: false, role: { name: 'ReadWriteQuiltBucket' }, roles: [] } : null,
-      bucketConfigs: [
-        { name: 'quilt-sandbox', title: 'Sandbox', description: 'Scratch data for experiments', relevanceScore: 1, browsable: true, lastIndexed: null, tabulatorTables: [] },
-        { name: 'quilt-demo', title: 'Demo data', description: null, relevanceScore: 2, browsable: true, lastIndexed: null, tabulatorTables: [] },
-      ],
+      me: user ? { name: user, email: `${user}@example.com`, isAdmin: tabulator.admins.has(user), role: { name: 'ReadWriteQuiltBucket' }, roles: [] } : null,
+      bucketConfigs: BUCKETS.map(bucketConfig),
+      bucketConfig: ({ name }: { name: string }) => {
+        const b = BUCKETS.find((x) => x.name === name);
+        return b ? bucketConfig(b) : null;
+      },
+      // Mutations share the root value with queries (graphql-js default resolvers).
+      bucketSetTabulatorTable: setTable(user),
+      bucketRenameTabulatorTable: renameTable(user),
+      admin: () => {
+        requireAdmin(user);
+        return {
+          tabulatorOpenQuery: tabulator.openQuery,
+          setTabulatorOpenQuery: ({ enabled }: { enabled: boolean }) => {
+            tabulator.openQuery = enabled;
+            return { tabulatorOpenQuery: enabled };
+          },
+          bucketSetTabulatorTable: setTable(user),
+          bucketRenameTabulatorTable: renameTable(user),
+        };
+      },
       searchPackages: ({ buckets, searchString }: { buckets?: string[] | null; searchString?: string | null }) => resultSet('p', searchString ?? '', buckets ?? null),
       searchObjects: ({ buckets, searchString }: { buckets?: string[] | null; searchString?: string | null }) => resultSet('o', searchString ?? '', buckets ?? null),
       searchMorePackages: more('p'),
@@ -174,5 +341,5 @@ export function graphqlHandler(fixtures = defaultFixtures()): GraphqlHandler & {
     };
     return execute({ schema: catalogSchema(), document, rootValue, variableValues: body.variables ?? {} });
   };
-  return Object.assign(handler, { calls });
+  return Object.assign(handler, { calls, tabulator });
 }

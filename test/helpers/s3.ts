@@ -9,7 +9,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 
 export interface S3Request {
@@ -32,7 +33,23 @@ export interface LocalS3 {
   requests: S3Request[];
   client: S3Client;
   put(bucket: string, key: string, body: string | Uint8Array, contentType?: string): Promise<void>;
+  /**
+   * Stores an object as S3 does when it was uploaded with SHA-256 checksums (s3rver keeps none; the
+   * proxy answers for it): one PUT gives a FULL_OBJECT sha256; `partSize` plays a multipart upload
+   * in parts of that size, whose COMPOSITE checksum is sha256 of the parts' sha256s ("-N" on HEAD).
+   */
+  putWithChecksum(bucket: string, key: string, body: Uint8Array, opts?: { partSize?: number }): Promise<StoredChecksum>;
+  /** Checksums the proxy answers for (cleared by any later write of the key). */
+  checksums: Map<string, StoredChecksum>;
   close(): Promise<void>;
+}
+
+export interface StoredChecksum {
+  type: 'FULL_OBJECT' | 'COMPOSITE';
+  /** base64, without the "-N" suffix. */
+  sha256: string;
+  /** Multipart: each part's size and base64 sha256. */
+  parts?: Array<{ size: number; sha256: string }>;
 }
 
 export interface S3Options {
@@ -160,6 +177,78 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
     res.end(req.method === 'HEAD' ? undefined : errorXml(code, extra));
   };
 
+  const checksums = new Map<string, StoredChecksum>();
+  const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest();
+  const xmlOk = (r: S3Request, req: http.IncomingMessage, res: http.ServerResponse, body: string, headers: http.OutgoingHttpHeaders = {}) => {
+    req.resume();
+    r.status = 200;
+    res.writeHead(200, { 'content-type': 'application/xml', ...headers });
+    res.end(`<?xml version="1.0" encoding="UTF-8"?>\n${body}`);
+  };
+  const parseCopySource = (header: string) => {
+    const [path = '', query = ''] = decodeURIComponent(header).replace(/^\//, '').split('?');
+    const [bucket = '', ...key] = path.split('/');
+    return { bucket, key: key.join('/'), versionId: new URLSearchParams(query).get('versionId') ?? undefined };
+  };
+
+  /** x-amz-copy-source-if-match against the source's current ETag (S3: 412 when it differs). */
+  async function copySourceFailure(r: S3Request): Promise<string | undefined> {
+    const ifMatch = r.headers['x-amz-copy-source-if-match'] as string | undefined;
+    if (ifMatch === undefined) return undefined;
+    const src = parseCopySource(String(r.headers['x-amz-copy-source']));
+    const etag = await currentEtag(src.bucket, src.key);
+    if (etag === undefined) return 'NoSuchKey';
+    return bareEtag(ifMatch) === etag ? undefined : 'PreconditionFailed';
+  }
+
+  /** UploadPartCopy: the source range read from s3rver and uploaded as the part. */
+  async function uploadPartCopy(r: S3Request, req: http.IncomingMessage, res: http.ServerResponse) {
+    const src = parseCopySource(String(r.headers['x-amz-copy-source']));
+    const range = r.headers['x-amz-copy-source-range'] as string | undefined;
+    let part;
+    try {
+      const got = await client.send(new GetObjectCommand({ Bucket: src.bucket, Key: src.key, ...(range ? { Range: range } : {}) }));
+      const body = await got.Body!.transformToByteArray();
+      part = await client.send(
+        new UploadPartCommand({ Bucket: r.bucket, Key: r.key, UploadId: r.query.get('uploadId') ?? '', PartNumber: Number(r.query.get('partNumber')), Body: body }),
+      );
+    } catch {
+      return answer(r, req, res, 'NoSuchKey');
+    }
+    xmlOk(r, req, res, `<CopyPartResult><ETag>${part.ETag ?? ''}</ETag><LastModified>${new Date().toISOString()}</LastModified></CopyPartResult>`);
+  }
+
+  /** GetObjectAttributes, from s3rver's HEAD and the stored checksum (parts paged as S3 pages them). */
+  async function objectAttributes(r: S3Request, req: http.IncomingMessage, res: http.ServerResponse) {
+    let head;
+    try {
+      head = await client.send(new HeadObjectCommand({ Bucket: r.bucket, Key: r.key }));
+    } catch {
+      return answer(r, req, res, 'NoSuchKey');
+    }
+    const wanted = String(r.headers['x-amz-object-attributes'] ?? '').split(',').map((a) => a.trim());
+    const stored = checksums.get(`${r.bucket}/${r.key}`);
+    const out: string[] = [];
+    if (wanted.includes('ETag')) out.push(`<ETag>${bareEtag(head.ETag) ?? ''}</ETag>`);
+    if (wanted.includes('Checksum') && stored) out.push(`<Checksum><ChecksumSHA256>${stored.sha256}</ChecksumSHA256><ChecksumType>${stored.type}</ChecksumType></Checksum>`);
+    if (wanted.includes('ObjectParts') && stored?.parts) {
+      const max = Number(r.headers['x-amz-max-parts'] ?? 1000);
+      const marker = Number(r.headers['x-amz-part-number-marker'] ?? 0);
+      const page = stored.parts.slice(marker, marker + max);
+      const next = marker + page.length;
+      out.push(
+        `<ObjectParts><PartsCount>${stored.parts.length}</PartsCount><PartNumberMarker>${marker}</PartNumberMarker><NextPartNumberMarker>${next}</NextPartNumberMarker>` +
+          `<MaxParts>${max}</MaxParts><IsTruncated>${next < stored.parts.length}</IsTruncated>` +
+          page.map((p, i) => `<Part><PartNumber>${marker + i + 1}</PartNumber><Size>${p.size}</Size><ChecksumSHA256>${p.sha256}</ChecksumSHA256></Part>`).join('') +
+          `</ObjectParts>`,
+      );
+    }
+    if (wanted.includes('ObjectSize')) out.push(`<ObjectSize>${head.ContentLength ?? 0}</ObjectSize>`);
+    xmlOk(r, req, res, `<GetObjectAttributesResponse xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${out.join('')}</GetObjectAttributesResponse>`, {
+      'last-modified': (head.LastModified ?? new Date()).toUTCString(),
+    });
+  }
+
   // The proxy always runs: it records requests (tests assert "no AWS call was made") and plays IAM.
   const proxy = http.createServer(async (req, res) => {
     const r = describe(req);
@@ -180,6 +269,17 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
     if (noList && isBucketRequest && (r.method === 'HEAD' || (r.method === 'GET' && !r.query.has('location')))) {
       return answer(r, req, res, 'AccessDenied', r.method === 'HEAD' ? { 'x-amz-bucket-region': home } : {});
     }
+    // What s3rver cannot play: stored checksums (HEAD/GET with checksum mode, GetObjectAttributes)
+    // and UploadPartCopy; copy-source If-Match, which s3rver ignores.
+    const objectId = `${r.bucket}/${r.key}`;
+    if (!isBucketRequest && r.method === 'GET' && r.query.has('attributes')) return objectAttributes(r, req, res);
+    if (!isBucketRequest && r.method === 'PUT' && r.headers['x-amz-copy-source']) {
+      const failed = await copySourceFailure(r);
+      if (failed) return answer(r, req, res, failed);
+      if (r.query.has('uploadId')) return uploadPartCopy(r, req, res);
+    }
+    const writesKey = !isBucketRequest && ((r.method === 'PUT' && !r.query.has('uploadId')) || r.method === 'DELETE' || (r.method === 'POST' && r.query.has('uploadId')));
+    if (writesKey) checksums.delete(objectId);
     const conditional =
       opts.conditionalWrites !== false && !isBucketRequest && (r.method === 'PUT' || r.method === 'DELETE') && !r.query.has('uploadId') && !r.headers['x-amz-copy-source'];
     const forward = () =>
@@ -205,6 +305,12 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
             return;
           }
           const headers = { ...up.headers };
+          // With checksum mode, S3 tells the stored checksum (composite ones with "-<parts>").
+          const stored = checksums.get(objectId);
+          if (stored && up.statusCode === 200 && !isBucketRequest && (r.method === 'HEAD' || r.method === 'GET') && r.headers['x-amz-checksum-mode'] === 'ENABLED') {
+            headers['x-amz-checksum-sha256'] = stored.parts ? `${stored.sha256}-${stored.parts.length}` : stored.sha256;
+            headers['x-amz-checksum-type'] = stored.type;
+          }
           // S3 tells every HEAD bucket the bucket's region; SDKs read it from there.
           if (isBucketRequest && r.method === 'HEAD') headers['x-amz-bucket-region'] = home;
           r.status = up.statusCode ?? 502;
@@ -253,6 +359,23 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
     client,
     async put(bucket, key, body, contentType) {
       await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }));
+    },
+    checksums,
+    async putWithChecksum(bucket, key, body, { partSize } = {}) {
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+      let stored: StoredChecksum;
+      if (partSize === undefined) stored = { type: 'FULL_OBJECT', sha256: sha256(body).toString('base64') };
+      else {
+        const parts: Array<{ size: number; sha256: string }> = [];
+        for (let off = 0; off < body.length || parts.length === 0; off += partSize) {
+          const piece = body.subarray(off, Math.min(body.length, off + partSize));
+          parts.push({ size: piece.length, sha256: sha256(piece).toString('base64') });
+        }
+        const all = Buffer.concat(parts.map((p) => Buffer.from(p.sha256, 'base64')));
+        stored = { type: 'COMPOSITE', sha256: sha256(all).toString('base64'), parts };
+      }
+      checksums.set(`${bucket}/${key}`, stored);
+      return stored;
     },
     async close() {
       client.destroy();

@@ -1,0 +1,76 @@
+import { z } from 'zod';
+import { parseBucket } from '../aws/s3-uri.js';
+import { ToolError } from '../errors.js';
+import { suggest } from '../search/suggest.js';
+import { defineTool } from './define.js';
+
+const matched = z.array(z.string()).describe('Words of the query this matches');
+
+export const searchSuggest = defineTool({
+  name: 'search_suggest',
+  title: 'Suggest search refinements',
+  description:
+    'Suggest how to refine a search_catalog query from what actually exists: buckets, package names and package metadata keys ' +
+    '(with example values) that match the words of a partial query, and ready-to-run search_catalog queries. From the Quilt ' +
+    'catalog when there is one, else from a bounded scan of S3; in JWT mode only the token\'s buckets. An empty query shows what exists.',
+  toolset: 'search',
+  kind: 'read',
+  input: {
+    query: z.string().max(1000).default('').describe('The query so far, e.g. "cell imag"; empty to see what exists'),
+    buckets: z.array(z.string()).max(100).optional().describe('Only these buckets (default: all you can see)'),
+    limit: z.number().int().min(1).max(50).default(10).describe('Suggestions per kind (1-50)'),
+  },
+  output: {
+    query: z.string(),
+    source: z.enum(['catalog', 's3_scan']),
+    words: z.array(z.string()).describe('The plain words suggestions were matched against'),
+    buckets: z.array(z.object({ name: z.string(), title: z.string().optional(), matched })),
+    packages: z.array(z.object({ bucket: z.string(), name: z.string(), quilt_uri: z.string(), matched })),
+    metadata_keys: z.array(
+      z.object({
+        key: z.string().describe('Metadata key ("a.b" for nested)'),
+        type: z.string(),
+        values: z.array(z.string()).optional().describe('Some values it has'),
+        range: z.object({ min: z.number(), max: z.number() }).optional(),
+        matched,
+      }),
+    ),
+    queries: z.array(
+      z.object({
+        query: z.string(),
+        scope: z.enum(['global', 'package', 'file']),
+        buckets: z.array(z.string()).optional(),
+        why: z.string(),
+      }),
+    ),
+    note: z.string(),
+  },
+  async handler(args, ctx, extras) {
+    const buckets = args.buckets?.map(parseBucket);
+    // JWT: never beyond the token's buckets.
+    for (const b of buckets ?? []) ctx.authorize(b, 'list');
+    let noCatalog: ToolError | undefined;
+    if (ctx.catalog.auth === 'none') {
+      try {
+        ctx.catalog.client();
+        noCatalog = new ToolError('no_catalog', 'No Quilt catalog is available.');
+      } catch (err) {
+        noCatalog = err instanceof ToolError ? err : new ToolError('no_catalog', 'No Quilt catalog is available.');
+      }
+    }
+    const s = await suggest(ctx, { query: args.query, buckets, limit: args.limit, signal: extras.signal, noCatalog });
+    const data = { query: args.query, ...s };
+    const lines = [
+      `Suggestions for "${args.query}" (${s.source === 'catalog' ? 'from the catalog' : 'from an S3 scan'}):`,
+      ...(s.buckets.length ? [`Buckets: ${s.buckets.map((b) => b.name).join(', ')}`] : []),
+      ...(s.packages.length ? [`Packages: ${s.packages.map((p) => `${p.name} (${p.bucket})`).join(', ')}`] : []),
+      ...(s.metadata_keys.length
+        ? [`Metadata keys: ${s.metadata_keys.map((k) => `${k.key} [${k.type}]${k.values?.length ? ` e.g. ${k.values.slice(0, 3).map((v) => JSON.stringify(v)).join(', ')}` : ''}`).join('; ')}`]
+        : []),
+      ...(s.queries.length ? ['Try:', ...s.queries.map((q) => `  search_catalog(query=${JSON.stringify(q.query)}, scope="${q.scope}"${q.buckets ? `, buckets=${JSON.stringify(q.buckets)}` : ''}): ${q.why}`)] : []),
+      ...(!s.buckets.length && !s.packages.length && !s.metadata_keys.length ? ['Nothing that exists matches these words.'] : []),
+      s.note,
+    ];
+    return { data, text: lines.join('\n') };
+  },
+});

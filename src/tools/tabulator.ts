@@ -1,0 +1,213 @@
+/**
+ * Quilt tabulator tools: list a bucket's tables, query them through Athena (read-only, as
+ * athena_query_execute), and, in the opt-in `admin` toolset, create/replace, rename and delete
+ * tables and switch open query. The domain is in catalog/tabulator.ts.
+ */
+import { z } from 'zod';
+import { parseBucket } from '../aws/s3-uri.js';
+import type { RuntimeContext } from '../context.js';
+import { ToolError } from '../errors.js';
+import { describeTable, listTables, renameTable, setOpenQuery, setTable, tabulatorDataCatalog } from '../catalog/tabulator.js';
+import { count } from '../format.js';
+import { bucketArg } from './args.js';
+import { athenaQueryExecute, runReadQuery } from './athena-query.js';
+import { defineTool } from './define.js';
+
+const dataCatalogArg = z
+  .string()
+  .min(1)
+  .max(127)
+  .regex(/^[A-Za-z0-9_@-]+$/, 'an Athena data catalog name (letters, digits, _ @ -)')
+  .optional()
+  .describe('Athena data catalog of the tabulator, "<stack name>-tabulator"; default: derived from the catalog\'s config.json');
+
+// Tabulator table names become Athena identifiers; keep them to what a quoted name carries safely.
+const tableNameArg = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[a-z0-9_][a-z0-9_-]*$/, 'lower-case letters, digits, "_" and "-", not starting with "-"')
+  .describe('Tabulator table name, e.g. "ccle_tsv"');
+
+const columnShape = z.object({ name: z.string(), type: z.string() });
+const tableShape = z.object({
+  name: z.string(),
+  athena_name: z.string().optional().describe('The table as Athena names it: "<data catalog>"."<bucket>"."<table>"'),
+  columns: z.array(columnShape).describe('Declared columns (schema:)'),
+  capture_columns: z.array(z.string()).describe('Columns added by named groups of the package_name / logical_key regexes'),
+  config: z.unknown().optional().describe('The parsed YAML config'),
+  config_yaml: z.string(),
+  config_error: z.string().optional(),
+});
+
+async function catalogFor(ctx: RuntimeContext) {
+  return ctx.catalog.client();
+}
+
+export const tabulatorTablesList = defineTool({
+  name: 'tabulator_tables_list',
+  title: 'List tabulator tables',
+  description:
+    "List a bucket's Quilt tabulator tables (tables over the contents of its packages, configured in the catalog): each table's name, " +
+    'columns, parsed YAML config, and the Athena data catalog and database to query it with (tabulator_query runs the query). ' +
+    'Tabulator also adds the columns $pkg_name, $logical_key, $physical_key and $top_hash.',
+  toolset: 'athena',
+  kind: 'read',
+  input: {
+    bucket: bucketArg,
+    data_catalog: dataCatalogArg,
+  },
+  output: {
+    bucket: z.string(),
+    data_catalog: z.string().optional().describe('Athena data catalog serving the tables'),
+    database: z.string().describe('Athena database of the tables (the bucket)'),
+    tables: z.array(tableShape),
+    data_catalog_error: z.string().optional().describe('Why the data catalog could not be told (pass data_catalog)'),
+  },
+  async handler(args, ctx, extras) {
+    const bucket = parseBucket(args.bucket);
+    ctx.authorize(bucket, 'read');
+    const client = await catalogFor(ctx);
+    const shapes = await listTables(client, bucket, extras.signal);
+    // The list is still useful when the data catalog cannot be told; say why next to it.
+    let dataCatalog: string | undefined;
+    let dataCatalogError: string | undefined;
+    try {
+      dataCatalog = await tabulatorDataCatalog(client, args.data_catalog);
+    } catch (err) {
+      if (!(err instanceof ToolError)) throw err;
+      dataCatalogError = `${err.message}${err.hint ? ` ${err.hint}` : ''}`;
+    }
+    const tables = await Promise.all(shapes.map((t) => describeTable(t, { dataCatalog, bucket })));
+    const lines = tables.map(
+      (t) =>
+        `- ${t.athena_name ?? t.name}: ${t.config_error ?? [...t.columns.map((c) => `${c.name} ${c.type}`), ...t.capture_columns.map((c) => `${c} (from regex)`)].join(', ')}`,
+    );
+    const head = `${count(tables.length, 'tabulator table', 'tabulator tables')} in ${bucket}${dataCatalog ? ` (Athena catalog "${dataCatalog}", database "${bucket}")` : ''}.`;
+    return {
+      data: { bucket, data_catalog: dataCatalog, database: bucket, tables, data_catalog_error: dataCatalogError },
+      text: [head, ...lines, ...(dataCatalogError ? [dataCatalogError] : [])].join('\n'),
+    };
+  },
+});
+
+export const tabulatorQuery = defineTool({
+  name: 'tabulator_query',
+  title: 'Query tabulator tables',
+  description:
+    "Run one read-only SQL statement (Trino SQL, as athena_query_execute) against a bucket's tabulator tables: the query runs in the " +
+    'tabulator\'s Athena data catalog with the bucket as database, so `SELECT * FROM "my_table" LIMIT 10` works unqualified. ' +
+    'Writes and table functions are refused. tabulator_tables_list shows the tables and columns.',
+  toolset: 'athena',
+  kind: 'read',
+  idempotent: false,
+  input: {
+    bucket: bucketArg,
+    query: z.string().min(1).max(262_144).describe('One SQL statement, e.g. SELECT * FROM "my_table" LIMIT 10'),
+    data_catalog: dataCatalogArg,
+    workgroup: z.string().min(1).max(128).optional().describe('Workgroup to run in (default: see athena_workgroups_list)'),
+    max_rows: z.number().int().min(1).max(1000).default(100).describe('Most rows to return (1-1000)'),
+    timeout_seconds: z.number().int().min(1).max(600).default(60).describe('Stop the query after this many seconds (1-600)'),
+  },
+  output: { ...athenaQueryExecute.output, data_catalog: z.string(), database: z.string() },
+  async handler(args, ctx, extras) {
+    const bucket = parseBucket(args.bucket);
+    ctx.authorize(bucket, 'read');
+    const catalog = await tabulatorDataCatalog(await catalogFor(ctx), args.data_catalog);
+    const out = await runReadQuery(ctx, extras, { ...args, catalog, database: bucket });
+    return { data: { ...out.data, data_catalog: catalog, database: bucket }, text: out.text };
+  },
+});
+
+const tablesResult = {
+  bucket: z.string(),
+  tables: z.array(z.object({ name: z.string() })).describe("The bucket's tables after the change"),
+};
+
+export const tabulatorTableSet = defineTool({
+  name: 'tabulator_table_set',
+  title: 'Create or replace a tabulator table',
+  description:
+    "Create a tabulator table on a bucket, or replace an existing table's config (catalog admins only). config is the table's YAML: " +
+    'schema (columns: name, type), source (type quilt-packages, package_name and logical_key regexes) and parser (format csv or parquet).',
+  toolset: 'admin',
+  kind: 'write',
+  idempotent: true,
+  input: {
+    bucket: bucketArg,
+    table: tableNameArg,
+    config: z.string().min(1).max(100_000).describe('The table config as YAML'),
+  },
+  output: { ...tablesResult, replaced: z.boolean().describe('A table of that name existed and its config was replaced') },
+  async handler(args, ctx) {
+    const bucket = parseBucket(args.bucket);
+    ctx.authorize(bucket, 'write');
+    const client = await catalogFor(ctx);
+    const before = await listTables(client, bucket);
+    const replaced = before.some((t) => t.name === args.table);
+    const after = await setTable(client, bucket, args.table, args.config);
+    return {
+      data: { bucket, tables: after.map((t) => ({ name: t.name })), replaced },
+      text: `${replaced ? 'Replaced the config of' : 'Created'} tabulator table ${args.table} in ${bucket}.`,
+    };
+  },
+});
+
+export const tabulatorTableRename = defineTool({
+  name: 'tabulator_table_rename',
+  title: 'Rename a tabulator table',
+  description: 'Rename a tabulator table of a bucket (catalog admins only). Queries that name the old table stop working.',
+  toolset: 'admin',
+  kind: 'write',
+  input: { bucket: bucketArg, table: tableNameArg, new_name: tableNameArg.describe('New table name') },
+  output: tablesResult,
+  async handler(args, ctx) {
+    const bucket = parseBucket(args.bucket);
+    ctx.authorize(bucket, 'write');
+    const after = await renameTable(await catalogFor(ctx), bucket, args.table, args.new_name);
+    return { data: { bucket, tables: after.map((t) => ({ name: t.name })) }, text: `Renamed tabulator table ${args.table} to ${args.new_name} in ${bucket}.` };
+  },
+});
+
+export const tabulatorTableDelete = defineTool({
+  name: 'tabulator_table_delete',
+  title: 'Delete a tabulator table',
+  description: "Delete a tabulator table of a bucket (catalog admins only): its config is removed; the packages' data is untouched.",
+  toolset: 'admin',
+  kind: 'destructive',
+  input: { bucket: bucketArg, table: tableNameArg },
+  output: tablesResult,
+  async handler(args, ctx) {
+    const bucket = parseBucket(args.bucket);
+    ctx.authorize(bucket, 'delete');
+    const client = await catalogFor(ctx);
+    // The catalog treats deleting a missing table as done; a person asking for it more likely mistyped.
+    const before = await listTables(client, bucket);
+    if (!before.some((t) => t.name === args.table)) {
+      throw new ToolError(
+        'not_found',
+        `${bucket} has no tabulator table ${args.table}.`,
+        before.length ? `Its tables: ${before.map((t) => t.name).join(', ')}.` : 'It has no tabulator tables.',
+      );
+    }
+    const after = await setTable(client, bucket, args.table, null);
+    return { data: { bucket, tables: after.map((t) => ({ name: t.name })) }, text: `Deleted tabulator table ${args.table} from ${bucket}.` };
+  },
+});
+
+export const tabulatorOpenQuerySet = defineTool({
+  name: 'tabulator_open_query_set',
+  title: 'Switch tabulator open query',
+  description:
+    "Turn tabulator open query on or off for the whole stack (catalog admins only): when on, tabulator tables can be queried from Athena " +
+    'directly (any workgroup, with the caller\'s own permissions), not only through the Quilt catalog.',
+  toolset: 'admin',
+  kind: 'write',
+  idempotent: true,
+  input: { enabled: z.boolean().describe('true to allow open query, false to restrict it') },
+  output: { open_query: z.boolean().describe('The setting after the change') },
+  async handler(args, ctx) {
+    const now = await setOpenQuery(await catalogFor(ctx), args.enabled);
+    return { data: { open_query: now }, text: `Tabulator open query is ${now ? 'on' : 'off'}.` };
+  },
+});
