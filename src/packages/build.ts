@@ -19,7 +19,7 @@ import { chunkedHashFromS3, headSource, type SourceHead } from './s3-checksum.js
 import { topHash, validateLogicalKey, type ManifestEntry, type ManifestHeader } from './manifest.js';
 import { formatPhysicalKey } from './physical-keys.js';
 import type { PyJson } from './pyjson.js';
-import { putBody, putManifest, putPointers, readPointer } from './registry.js';
+import { manifestKey, putBody, putManifest, putPointers, readPointer } from './registry.js';
 
 /** Sources hashed at once: enough to keep S3 busy, few enough to bound sockets and memory. */
 const CONCURRENCY = 8;
@@ -182,8 +182,17 @@ export type Expected = { hash: string; etag?: string | undefined } | null;
 export async function push(ctx: RuntimeContext, bucket: string, name: string, header: ManifestHeader, entries: ManifestEntry[], expected: Expected): Promise<Pushed> {
   const hash = topHash(header, entries);
   await putManifest(ctx, bucket, hash, header, entries);
-  // A 403 here is a missing `latest` for a role without s3:ListBucket; the conditional write below
-  // still refuses to replace one that exists.
+  return pointAt(ctx, bucket, name, hash, expected);
+}
+
+/** push for a manifest already encoded under its top hash (see update.ts). */
+export async function pushEncoded(ctx: RuntimeContext, bucket: string, name: string, hash: string, body: Uint8Array, expected: Expected): Promise<Pushed> {
+  await putBody(ctx, bucket, manifestKey(hash), body, 'application/jsonl');
+  return pointAt(ctx, bucket, name, hash, expected);
+}
+
+/** The commit point, once the manifest is written: see push. */
+async function pointAt(ctx: RuntimeContext, bucket: string, name: string, hash: string, expected: Expected): Promise<Pushed> {
   const now = (await readPointer(ctx, bucket, name, 'latest', { deniedMeansAbsent: true })) ?? null;
   if (now?.hash !== expected?.hash) {
     throw new ToolError(

@@ -1,6 +1,8 @@
 /**
- * Differences between two manifests: one side is held as a compact map (logical key -> hash, size,
- * meta digest), the other streamed against it.
+ * Differences between two manifests. Both are streamed in walk order (as quilt3 writes them) and
+ * merged, so memory holds the listed items only, however large the manifests; a manifest out of
+ * order (not written by quilt3) is compared the older way, one side held as a compact map
+ * (logical key -> hash, size, meta digest) and the other streamed against it.
  */
 import { createHash } from 'node:crypto';
 import type { ManifestEntry, ManifestHeader } from './manifest.js';
@@ -50,8 +52,103 @@ async function split(records: AsyncIterable<ManifestHeader | ManifestEntry>, onE
   return header ?? { version: 'v0' };
 }
 
-/** Lists are capped at `limit` items each (in walk order); counts are always complete. */
-export async function diffManifests(
+type Records = AsyncIterable<ManifestHeader | ManifestEntry>;
+
+/** A side of the merge is not in strict walk order: diffManifests then uses diffManifestsInMemory. */
+export class NotInWalkOrder extends Error {}
+
+/** One side of the merge: its header, then the entry under the cursor (undefined at the end). */
+class MergeSide {
+  header: ManifestHeader = { version: 'v0' };
+  entry: ManifestEntry | undefined;
+  private readonly it: AsyncIterator<ManifestHeader | ManifestEntry>;
+
+  constructor(records: Records) {
+    this.it = records[Symbol.asyncIterator]();
+  }
+
+  async start(): Promise<void> {
+    const first = await this.it.next();
+    if (first.done) return;
+    this.header = first.value as ManifestHeader;
+    await this.advance();
+  }
+
+  async advance(): Promise<void> {
+    const prev = this.entry;
+    const r = await this.it.next();
+    this.entry = r.done ? undefined : (r.value as ManifestEntry);
+    if (prev && this.entry && compareWalkOrder(prev.logical_key, this.entry.logical_key) >= 0) throw new NotInWalkOrder(this.entry.logical_key);
+  }
+
+  async close(): Promise<void> {
+    await this.it.return?.();
+  }
+}
+
+/**
+ * Lists are capped at `limit` items each (in walk order); counts are always complete. `open`
+ * gives each side's records (called again for the in-memory fallback).
+ */
+export async function diffManifests(open: { from: () => Records; to: () => Records }, limit: number): Promise<DiffResult> {
+  try {
+    return await diffStreams(open.from(), open.to(), limit);
+  } catch (err) {
+    if (!(err instanceof NotInWalkOrder)) throw err;
+    return diffManifestsInMemory(open.from(), open.to(), limit);
+  }
+}
+
+/** The merge of two manifests in walk order: memory holds `limit` items per kind, not the manifests. */
+async function diffStreams(from: Records, to: Records, limit: number): Promise<DiffResult> {
+  const a = new MergeSide(from);
+  const b = new MergeSide(to);
+  const added: DiffItem[] = [];
+  const removed: DiffItem[] = [];
+  const modified: DiffItem[] = [];
+  const counts = { added: 0, removed: 0, modified: 0, unchanged: 0 };
+  try {
+    await Promise.all([a.start(), b.start()]);
+    while (a.entry || b.entry) {
+      const x = a.entry;
+      const y = b.entry;
+      const c = !x ? 1 : !y ? -1 : compareWalkOrder(x.logical_key, y.logical_key);
+      if (c < 0) {
+        if (counts.removed++ < limit) removed.push({ logical_key: x!.logical_key, from: side(x!) });
+        await a.advance();
+      } else if (c > 0) {
+        if (counts.added++ < limit) added.push({ logical_key: y!.logical_key, to: side(y!) });
+        await b.advance();
+      } else {
+        const changes = changesOf(x!, y!);
+        if (changes.length === 0) counts.unchanged++;
+        else if (counts.modified++ < limit) modified.push({ logical_key: y!.logical_key, from: side(x!), to: side(y!), changes });
+        await Promise.all([a.advance(), b.advance()]);
+      }
+    }
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+  return { counts, added, removed, modified, headers: { from: a.header, to: b.header } };
+}
+
+/** Metadata compared by its canonical form ('' for none), as metaOf's digests compare. */
+const metaText = (e: ManifestEntry) => (e.meta && Object.keys(e.meta).length ? pyDumps(e.meta) : '');
+
+function changesOf(x: ManifestEntry, y: ManifestEntry): Change[] {
+  const was = side(x);
+  const now = side(y);
+  const changes: Change[] = [];
+  // Hashes of different types cannot be compared; then the location tells whether it moved.
+  if (x.hash.type === y.hash.type ? was.hash !== now.hash : was.physicalKey !== now.physicalKey) changes.push('content');
+  if (was.size !== now.size) changes.push('size');
+  if (metaText(x) !== metaText(y)) changes.push('meta');
+  if (changes.length === 0 && was.physicalKey !== now.physicalKey) changes.push('location');
+  return changes;
+}
+
+/** The older diff (one side in a map): for manifests that are not in walk order. */
+export async function diffManifestsInMemory(
   from: AsyncIterable<ManifestHeader | ManifestEntry>,
   to: AsyncIterable<ManifestHeader | ManifestEntry>,
   limit: number,

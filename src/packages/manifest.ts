@@ -112,14 +112,20 @@ function headerForHash(header: ManifestHeader): PyObject {
   return out as PyObject;
 }
 
-function entryForHash(e: ManifestEntry): PyObject {
-  return { hash: { type: e.hash.type, value: e.hash.value }, logical_key: e.logical_key, meta: e.meta ?? {}, size: e.size };
+/**
+ * pyDumps of `{hash: {type, value}, logical_key, meta (null -> {}), size}`, written out with the
+ * keys already in sorted order (hot path: once per entry of every revision written).
+ */
+function entryForHash(e: ManifestEntry): string {
+  return `{"hash":{"type":${pyDumps(e.hash.type)},"value":${pyDumps(e.hash.value)}},"logical_key":${pyDumps(e.logical_key)},"meta":${pyDumps(e.meta ?? {})},"size":${pyDumps(e.size)}}`;
 }
 
 /** quilt3's `_calculate_top_hash`, fed one entry at a time (in walk order). */
 export class TopHasher {
   private readonly h: Hash = createHash('sha256');
   private readonly order = new WalkOrderCheck();
+  // Entries are a few hundred bytes: hashed in ~64 KiB batches rather than one update each.
+  private pending = '';
 
   constructor(header: ManifestHeader) {
     this.h.update(pyDumps(headerForHash(header)));
@@ -127,11 +133,19 @@ export class TopHasher {
 
   add(entry: ManifestEntry): void {
     this.order.next(entry.logical_key);
-    this.h.update(pyDumps(entryForHash(entry)));
+    this.pending += entryForHash(entry);
+    if (this.pending.length >= 65536) this.flush();
+  }
+
+  private flush(): void {
+    // pyDumps output is ASCII (ensure_ascii), so latin1 encodes it as UTF-8 would, only faster.
+    this.h.update(this.pending, 'latin1');
+    this.pending = '';
   }
 
   /** 64 hex digits. */
   digest(): string {
+    this.flush();
     return this.h.digest('hex');
   }
 }
@@ -158,10 +172,13 @@ export function newManifestHeader(opts: { message?: string | null; user_meta?: P
   return h;
 }
 
-/** The two hash fields in the entry's order: quilt3 writes back the hash dict it read. */
-function hashForFile(h: EntryHash): PyObject {
-  for (const k in h) return k === 'value' ? { value: h.value, type: h.type } : { type: h.type, value: h.value };
-  return { type: h.type, value: h.value };
+/** The two hash fields in the entry's order, as pyDumpsForFile would write them. */
+function hashLine(h: EntryHash): string {
+  const type = pyDumpsForFile(h.type);
+  const value = pyDumpsForFile(h.value);
+  // quilt3 writes back the hash dict in the order it read it.
+  for (const k in h) return k === 'value' ? `{"value": ${value}, "type": ${type}}` : `{"type": ${type}, "value": ${value}}`;
+  return `{"type": ${type}, "value": ${value}}`;
 }
 
 function checkRecordSize(line: string, what: string): void {
@@ -184,23 +201,29 @@ function checkRecordSize(line: string, what: string): void {
  * separators, UTF-8 left unescaped, floats in Python's repr so they read back as floats.
  */
 export function* manifestLines(header: ManifestHeader, entries: readonly ManifestEntry[]): Generator<string> {
-  const head = pyDumpsForFile(headerForHash(header));
-  checkRecordSize(head, 'package metadata');
-  yield `${head}\n`;
+  yield headerLine(header);
   const order = new WalkOrderCheck();
   for (const e of sortedByWalk(entries)) {
     validateLogicalKey(e.logical_key);
     order.next(e.logical_key);
-    const line = pyDumpsForFile({
-      logical_key: e.logical_key,
-      physical_keys: [...e.physical_keys],
-      size: e.size,
-      hash: hashForFile(e.hash),
-      meta: e.meta ?? {},
-    });
-    checkRecordSize(line, `entry with logical key ${JSON.stringify(e.logical_key)}`);
-    yield `${line}\n`;
+    yield entryLine(e);
   }
+}
+
+/** The header's manifest line (see manifestLines), ending in "\n". */
+export function headerLine(header: ManifestHeader): string {
+  const head = pyDumpsForFile(headerForHash(header));
+  checkRecordSize(head, 'package metadata');
+  return `${head}\n`;
+}
+
+/** One entry's manifest line (see manifestLines), ending in "\n"; the caller keeps walk order. */
+export function entryLine(e: ManifestEntry): string {
+  validateLogicalKey(e.logical_key);
+  // pyDumpsForFile of {logical_key, physical_keys, size, hash, meta}, written out key by key.
+  const line = `{"logical_key": ${pyDumpsForFile(e.logical_key)}, "physical_keys": ${pyDumpsForFile(e.physical_keys)}, "size": ${pyDumpsForFile(e.size)}, "hash": ${hashLine(e.hash)}, "meta": ${pyDumpsForFile(e.meta ?? {})}}`;
+  checkRecordSize(line, `entry with logical key ${JSON.stringify(e.logical_key)}`);
+  return `${line}\n`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -258,10 +258,16 @@ export async function resolveRevision(ctx: RuntimeContext, bucket: string, name:
  * Streams a manifest: the header first, then its entries. S3 failures while streaming become the
  * same ToolErrors as failures at the start.
  */
-export async function* streamManifest(ctx: RuntimeContext, bucket: string, hash: string): AsyncGenerator<ManifestHeader | ManifestEntry> {
+export async function* streamManifest(
+  ctx: RuntimeContext,
+  bucket: string,
+  hash: string,
+  opts: { onSize?: (bytes: number) => void } = {},
+): AsyncGenerator<ManifestHeader | ManifestEntry> {
   const key = manifestKey(hash);
   const body = await withS3(ctx, { bucket, key, action: 'read', verb: 'read the package manifest' }, async (client, { GetObjectCommand }) => {
     const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    if (out.ContentLength !== undefined) opts.onSize?.(out.ContentLength);
     return out.Body as Readable;
   }).catch((err: unknown) => {
     if (err instanceof ToolError && err.code === 'not_found') {
@@ -279,7 +285,13 @@ export async function* streamManifest(ctx: RuntimeContext, bucket: string, hash:
   }
 }
 
-/** Header and all entries of a manifest (for writers, which rewrite them all anyway). */
+/** A manifest's header alone: the read stops after its first line. */
+export async function readManifestHeader(ctx: RuntimeContext, bucket: string, hash: string): Promise<ManifestHeader> {
+  for await (const rec of streamManifest(ctx, bucket, hash)) return rec as ManifestHeader;
+  throw new ToolError('upstream_error', `The manifest of revision ${hash} in ${bucket} is empty.`);
+}
+
+/** Header and all entries of a manifest (package_update's fallback for a manifest out of walk order). */
 export async function loadManifest(ctx: RuntimeContext, bucket: string, hash: string) {
   let header: ManifestHeader | undefined;
   const entries: ManifestEntry[] = [];

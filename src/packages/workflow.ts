@@ -95,7 +95,9 @@ export interface WorkflowCheck {
   /** Checks that need no data: message, name, package metadata. */
   before(args: { name: string; message: string | null | undefined; userMeta: PyJson | undefined }): void;
   /** Checks of the entries (logical key and size, in walk order). */
-  after(entries: readonly ManifestEntry[]): void;
+  after(entries: readonly Pick<ManifestEntry, 'logical_key' | 'size'>[]): void;
+  /** Whether `after` checks anything (else callers need not collect the entries). */
+  checksEntries: boolean;
   /** What the manifest header records, or undefined when the bucket has no workflows. */
   record: { [k: string]: PyJson } | undefined;
 }
@@ -161,7 +163,7 @@ export async function loadWorkflow(ctx: RuntimeContext, bucket: string, workflow
     if (typeof workflow === 'string') {
       throw fail(`workflow "${workflow}" was given, but ${bucket} has no workflows config (${WORKFLOW_CONFIG}).`, 'Omit workflow.');
     }
-    return { before: () => undefined, after: () => undefined, record: undefined };
+    return { before: () => undefined, after: () => undefined, checksEntries: false, record: undefined };
   }
   const config = await parseConfig(obj.text, bucket);
   const id = workflow === undefined ? (config.default_workflow ?? null) : workflow;
@@ -189,6 +191,7 @@ export async function loadWorkflow(ctx: RuntimeContext, bucket: string, workflow
   const pattern: Matcher | undefined = spec.handle_pattern ? await compileTenantRegex(String(spec.handle_pattern), `Workflow "${id}" handle_pattern`) : undefined;
   return {
     record,
+    checksEntries: Boolean(spec.entries_schema),
     before({ name, message, userMeta }) {
       if (spec.is_message_required && !message) throw fail(`workflow "${id}" requires a commit message.`, 'Pass message.');
       if (pattern && !pattern.test(name)) throw fail(`the name "${name}" does not match the workflow's handle pattern ${spec.handle_pattern}.`);

@@ -50,7 +50,7 @@ export const packageDiff = defineTool({
     const toBucket = args.to_bucket ? parseBucket(args.to_bucket) : bucket;
     const toName = args.to_name ? parsePackageName(args.to_name) : name;
     const [from, to] = await Promise.all([resolveRevision(ctx, bucket, name, args.from), resolveRevision(ctx, toBucket, toName, args.to)]);
-    const d = await diffManifests(streamManifest(ctx, bucket, from), streamManifest(ctx, toBucket, to), args.limit);
+    const d = await diffManifests({ from: () => streamManifest(ctx, bucket, from), to: () => streamManifest(ctx, toBucket, to) }, args.limit);
     const msg = (m: unknown) => (typeof m === 'string' || m === null ? m : undefined);
     const data = {
       from: { bucket, name, top_hash: from, message: msg(d.headers.from.message) },

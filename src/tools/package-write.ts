@@ -4,12 +4,13 @@ import { count, formatBytes } from '../format.js';
 import { parseBucket, parseS3Uri } from '../aws/s3-uri.js';
 import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
-import { materialize, push, withPackageLock, type Expected, type Source } from '../packages/build.js';
-import { newManifestHeader, validateLogicalKey, type ManifestEntry, type ManifestHeader } from '../packages/manifest.js';
+import { materialize, push, pushEncoded, withPackageLock, type Expected, type Pushed, type Source } from '../packages/build.js';
+import { compareWalkOrder, newManifestHeader, validateLogicalKey, type ManifestEntry, type ManifestHeader } from '../packages/manifest.js';
+import { BaseNotInWalkOrder, mergeManifest, type MergedRevision } from '../packages/update.js';
 import { parsePackageName } from '../packages/names.js';
 import { compileGlobs, MAX_GLOB_LENGTH, MAX_GLOBS } from '../patterns.js';
 import { loadWorkflow } from '../packages/workflow.js';
-import { listKeys, loadManifest, readPointer, resolveRevision } from '../packages/registry.js';
+import { listKeys, loadManifest, readManifestHeader, readPointer, resolveRevision, streamManifest } from '../packages/registry.js';
 import { bucketArg } from './args.js';
 import { defineTool, type ToolExtras } from './define.js';
 import { entrySource, metaArg, packageNameArg, revisionLinks, userMeta } from './package-args.js';
@@ -73,11 +74,14 @@ async function commit(
   wf.after(entries);
   await added.store();
   const pushed = await push(ctx, bucket, name, head, entries, target.expected);
-  const total_size = entries.reduce((n, e) => n + e.size, 0);
-  const data = { bucket, name, top_hash: pushed.hash, tag: pushed.tag, entries: entries.length, total_size, ...revisionLinks(ctx, bucket, name, pushed.hash) };
+  return committed(ctx, bucket, name, pushed, entries.length, entries.reduce((n, e) => n + e.size, 0));
+}
+
+function committed(ctx: RuntimeContext, bucket: string, name: string, pushed: Pushed, entries: number, total_size: number) {
+  const data = { bucket, name, top_hash: pushed.hash, tag: pushed.tag, entries, total_size, ...revisionLinks(ctx, bucket, name, pushed.hash) };
   return {
     data,
-    text: `Committed ${name}@${pushed.hash} to ${bucket} (${count(entries.length, 'entry', 'entries')}, ${formatBytes(total_size)}).\n${data.quilt_uri}${data.catalog_url ? `\n${data.catalog_url}` : ''}`,
+    text: `Committed ${name}@${pushed.hash} to ${bucket} (${count(entries, 'entry', 'entries')}, ${formatBytes(total_size)}).\n${data.quilt_uri}${data.catalog_url ? `\n${data.catalog_url}` : ''}`,
   };
 }
 
@@ -229,37 +233,42 @@ export const packageUpdate = defineTool({
       if (wanted && wanted !== latest.hash) {
         throw new ToolError('conflict', `Package ${name} in ${bucket} is at ${latest.hash}, not ${wanted}.`, 'Browse the latest revision and apply your change to it.');
       }
-      const old = await loadManifest(ctx, bucket, latest.hash);
-      const replaced = new Set(sources.map((s) => s.logicalKey));
       const removes = (args.remove ?? []).map((r) => r.replace(/^\/+/, ''));
-      const hits = new Array<number>(removes.length).fill(0);
-      const kept = old.entries.filter((e) => {
-        let gone = replaced.has(e.logical_key);
-        removes.forEach((r, i) => {
-          if (r.endsWith('/') ? e.logical_key.startsWith(r) : e.logical_key === r) {
-            hits[i]!++;
-            gone = true;
-          }
-        });
-        return !gone;
-      });
-      const missing = removes.filter((_, i) => hits[i] === 0);
-      if (missing.length) {
+      const wf = await loadWorkflow(ctx, bucket, args.workflow);
+      // Only the header is read before the checks; the entries are streamed once, below.
+      const oldHeader = await readManifestHeader(ctx, bucket, latest.hash);
+      const user_meta = args.meta === undefined ? oldHeader.user_meta : userMeta(args.meta, 'meta');
+      // The old header's keys keep their places (as in quilt3); the workflow is checked anew.
+      const head: ManifestHeader = { ...oldHeader, user_meta, workflow: wf.record, message: args.message ?? null };
+      if (user_meta === undefined) delete head.user_meta;
+      if (wf.record === undefined) delete head.workflow;
+      wf.before({ name, message: head.message, userMeta: head.user_meta ?? undefined });
+      const added = await materialize(ctx, bucket, name, sources, extras, { copy: args.copy });
+      let baseSize: number | undefined;
+      const opts = { listing: wf.checksEntries, sizeHint: () => baseSize };
+      let merged: MergedRevision;
+      try {
+        const base = streamManifest(ctx, bucket, latest.hash, { onSize: (n) => (baseSize = n) });
+        merged = await mergeManifest(head, base, added.entries, removes, opts);
+      } catch (err) {
+        if (!(err instanceof BaseNotInWalkOrder)) throw err;
+        // Not written by quilt3 (out of order): sorted in memory, as every revision was before.
+        ctx.logger.debug('base manifest not in walk order: merging in memory', { bucket, hash: latest.hash });
+        const old = await loadManifest(ctx, bucket, latest.hash);
+        old.entries.sort((x, y) => compareWalkOrder(x.logical_key, y.logical_key));
+        merged = await mergeManifest(head, old.entries, added.entries, removes, { ...opts, sorted: true });
+      }
+      if (merged.missing.length) {
         throw new ToolError(
           'not_found',
-          `Not in ${name}@${latest.hash.slice(0, 12)}: ${missing.map((m) => `"${m}"`).join(', ')}. Nothing was committed.`,
+          `Not in ${name}@${latest.hash.slice(0, 12)}: ${merged.missing.map((m) => `"${m}"`).join(', ')}. Nothing was committed.`,
           'See the files with package_browse.',
         );
       }
-      const user_meta = args.meta === undefined ? old.header.user_meta : userMeta(args.meta, 'meta');
-      const head = (workflow: ManifestHeader['workflow']): ManifestHeader => {
-        // The old header's keys keep their places (as in quilt3); the workflow is checked anew.
-        const h: ManifestHeader = { ...old.header, user_meta, workflow, message: args.message ?? null };
-        if (user_meta === undefined) delete h.user_meta;
-        if (workflow === undefined) delete h.workflow;
-        return h;
-      };
-      return commit(ctx, extras, { bucket, name, expected: latest, workflow: args.workflow, copy: args.copy }, head, kept, sources);
+      if (merged.listing) wf.after(merged.listing);
+      await added.store();
+      const pushed = await pushEncoded(ctx, bucket, name, merged.hash, merged.encode(), latest);
+      return committed(ctx, bucket, name, pushed, merged.entries, merged.totalSize);
     });
   },
 });

@@ -1,0 +1,209 @@
+/**
+ * A new revision from a base manifest and changes, in one streaming pass: the base (in walk order,
+ * as quilt3 writes it) is merged with the sorted changes as it streams, the top hash is computed
+ * entry by entry and the new manifest is encoded into one buffer as it goes. Memory holds those
+ * encoded bytes once (a few hundred per entry: the manifest's key is its top hash, so nothing can be
+ * uploaded before the last entry is hashed) and the changes, never the base's entries as objects.
+ */
+import {
+  compareWalkOrder,
+  entryLine,
+  headerLine,
+  isManifestEntry,
+  TopHasher,
+  type ManifestEntry,
+  type ManifestHeader,
+} from './manifest.js';
+
+/** The base manifest is not in strict walk order (not written by quilt3); see mergeManifest's `sorted`. */
+export class BaseNotInWalkOrder extends Error {
+  constructor(readonly key: string) {
+    super(`The base manifest is not in walk order at ${JSON.stringify(key)}.`);
+  }
+}
+
+/**
+ * package_update's `remove` arguments: an exact logical key, or a folder ("a/b/") that removes
+ * every key under it. Looked up per key (its own name and its prefixes up to each "/"), so a
+ * thousand arguments cost the same as one.
+ */
+export class Removals {
+  private readonly hits: number[];
+  private readonly exact = new Map<string, number[]>();
+  private readonly folders = new Map<string, number[]>();
+
+  constructor(private readonly removes: readonly string[]) {
+    this.hits = new Array<number>(removes.length).fill(0);
+    removes.forEach((r, i) => {
+      const map = r.endsWith('/') ? this.folders : this.exact;
+      const at = map.get(r);
+      if (at) at.push(i);
+      else map.set(r, [i]);
+    });
+  }
+
+  private hit(args: number[] | undefined): boolean {
+    if (!args) return false;
+    for (const i of args) this.hits[i]!++;
+    return true;
+  }
+
+  /** Whether some argument removes `key` (each one that does is counted). */
+  match(key: string): boolean {
+    let gone = this.hit(this.exact.get(key));
+    if (this.folders.size === 0) return gone;
+    // "a/b/" matches exactly the keys that start with it: those with a "/" right after "a/b".
+    for (let at = key.indexOf('/'); at !== -1; at = key.indexOf('/', at + 1)) {
+      if (this.hit(this.folders.get(key.slice(0, at + 1)))) gone = true;
+    }
+    return gone;
+  }
+
+  /** Arguments that matched no key. */
+  missing(): string[] {
+    return this.removes.filter((_, i) => this.hits[i] === 0);
+  }
+}
+
+export interface MergedRevision {
+  hash: string;
+  entries: number;
+  totalSize: number;
+  /** `remove` arguments that matched nothing. */
+  missing: string[];
+  /** Logical keys and sizes in walk order, when asked for (a workflow's entries schema needs them). */
+  listing?: { logical_key: string; size: number }[];
+  /**
+   * The new manifest's bytes. Call once the added entries' physical keys are final (text and copied
+   * entries get theirs when stored); they are encoded here, the base's entries already were.
+   */
+  encode(): Buffer;
+}
+
+const BATCH = 1 << 16;
+
+/**
+ * The new manifest's bytes in one buffer, written as the pass goes, with the added entries' lines
+ * inserted at the end (their physical keys are only known once stored) by moving the bytes after
+ * each one right, in place. Sized from the base manifest's length, so the bytes are held once
+ * (concatenating pieces would briefly hold them twice); untouched capacity costs no memory.
+ */
+class ManifestBuffer {
+  private buf: Buffer | undefined;
+  private used = 0;
+  private pending = '';
+  private readonly slots: { at: number; entry: ManifestEntry }[] = [];
+
+  constructor(private readonly sizeHint: () => number | undefined) {}
+
+  write(text: string): void {
+    this.pending += text;
+    if (this.pending.length >= BATCH) this.flush();
+  }
+
+  /** The place of an added entry. */
+  slot(entry: ManifestEntry): void {
+    this.flush();
+    this.slots.push({ at: this.used, entry });
+  }
+
+  private flush(): void {
+    if (!this.pending) return;
+    const text = this.pending;
+    this.pending = '';
+    // Allocated at the first flush: the base's length is known once its GET has answered.
+    this.buf ??= Buffer.allocUnsafe(Math.max(BATCH, (this.sizeHint() ?? 0) + (1 << 20)));
+    if (this.used + text.length * 3 > this.buf.length) this.reserve(this.used + Buffer.byteLength(text, 'utf8'));
+    this.used += this.buf.write(text, this.used, 'utf8');
+  }
+
+  private reserve(size: number): void {
+    const buf = this.buf ?? Buffer.alloc(0);
+    if (size <= buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(size, Math.ceil(buf.length * 1.5)));
+    buf.copy(next, 0, 0, this.used);
+    this.buf = next;
+  }
+
+  finish(): Buffer {
+    this.flush();
+    const lines = this.slots.map((s) => Buffer.from(entryLine(s.entry), 'utf8'));
+    let shift = lines.reduce((n, l) => n + l.length, 0);
+    this.reserve(this.used + shift);
+    const buf = this.buf ?? Buffer.alloc(0);
+    // Last slot first: the bytes after slot i move right by the lines of slots 0..i, then line i
+    // goes just before them.
+    let end = this.used;
+    this.used += shift;
+    for (let i = this.slots.length - 1; i >= 0; i--) {
+      const at = this.slots[i]!.at;
+      const line = lines[i]!;
+      buf.copyWithin(at + shift, at, end);
+      shift -= line.length;
+      line.copy(buf, at + shift);
+      end = at;
+    }
+    this.slots.length = 0;
+    return buf.subarray(0, this.used);
+  }
+}
+
+/**
+ * The revision `header` + (base entries - removed - replaced) + added, as topHash and
+ * manifestLines would compute it from the whole list. `base` is the base manifest's records (its
+ * header is skipped). Throws BaseNotInWalkOrder when the base is out of order, unless `sorted`
+ * says the caller sorted it (then duplicates reach the hasher, which names them).
+ */
+export async function mergeManifest(
+  header: ManifestHeader,
+  base: AsyncIterable<ManifestHeader | ManifestEntry> | Iterable<ManifestHeader | ManifestEntry>,
+  added: readonly ManifestEntry[],
+  removes: readonly string[],
+  opts: { listing?: boolean; sorted?: boolean; sizeHint?: () => number | undefined } = {},
+): Promise<MergedRevision> {
+  const adds = [...added].sort((a, b) => compareWalkOrder(a.logical_key, b.logical_key));
+  const replaced = new Set(adds.map((e) => e.logical_key));
+  const removals = new Removals(removes);
+  const hasher = new TopHasher(header);
+  // Room for the base's bytes, a new header and the added lines (it grows if that is not enough).
+  const out = new ManifestBuffer(() => (opts.sizeHint?.() ?? 0) + 2048 * adds.length);
+  out.write(headerLine(header));
+  let entries = 0;
+  let totalSize = 0;
+  const listing = opts.listing ? ([] as { logical_key: string; size: number }[]) : undefined;
+  const count = (e: ManifestEntry) => {
+    hasher.add(e); // also checks walk order, duplicates and file/directory clashes
+    entries++;
+    totalSize += e.size;
+    listing?.push({ logical_key: e.logical_key, size: e.size });
+  };
+  const emitAdded = (e: ManifestEntry) => {
+    count(e);
+    out.slot(e);
+  };
+  let next = 0;
+  let prev: string | undefined;
+  for await (const rec of base) {
+    if (!isManifestEntry(rec)) continue;
+    const key = rec.logical_key;
+    if (!opts.sorted && prev !== undefined && compareWalkOrder(prev, key) >= 0) throw new BaseNotInWalkOrder(key);
+    prev = key;
+    while (next < adds.length && compareWalkOrder(adds[next]!.logical_key, key) < 0) emitAdded(adds[next++]!);
+    // Matched first, so every remove argument that names a replaced key still counts as found.
+    const removed = removals.match(key);
+    if (removed || replaced.has(key)) continue;
+    count(rec);
+    out.write(entryLine(rec));
+  }
+  while (next < adds.length) emitAdded(adds[next++]!);
+  const hash = hasher.digest();
+  const merged: MergedRevision = {
+    hash,
+    entries,
+    totalSize,
+    missing: removals.missing(),
+    encode: () => out.finish(),
+  };
+  if (listing) merged.listing = listing;
+  return merged;
+}
