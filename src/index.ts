@@ -55,7 +55,7 @@ async function main(): Promise<void> {
     const { serveHttp } = await import('./transports/http.js');
     const tools = selectTools(allTools, config.tools);
     const resources = selectResources(allResources, config.tools);
-    await serveHttp({ config, logger, auth, createServer: (deps) => createServer({ ...deps, tools, resources }) });
+    await serveHttp({ config, logger, auth, tools, createServer: (deps) => createServer({ ...deps, tools, resources }) });
   } else {
     const { serveStdio } = await import('./transports/stdio.js');
     await serveStdio(createServer({ auth, logger, tools: selectTools(allTools, config.tools), resources: selectResources(allResources, config.tools) }), logger);

@@ -4,9 +4,10 @@
  */
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
-import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import type { CallToolResult, ProgressToken, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { AuthService } from './auth/service.js';
-import { runWithContext } from './context.js';
+import { runWithContext, type RuntimeContext } from './context.js';
 import { toToolError } from './errors.js';
 import type { Logger } from './log.js';
 import { annotationsFor, type AnyTool, type ToolExtras } from './tools/define.js';
@@ -26,6 +27,60 @@ export interface ServerDeps {
 const INSTRUCTIONS = `quilt-mcp gives access to Quilt data on S3: buckets and objects, Quilt packages (versioned, hashed datasets), the Quilt catalog's search and Athena.
 Objects are named by s3://bucket/key URIs. Start with auth_status when something fails with a credentials error; bucket_list shows what is reachable.`;
 
+/** What a tool call needs from its transport. */
+export interface CallExtras {
+  /** Aborted when the client cancels the request or goes away. */
+  signal: AbortSignal;
+  authInfo?: AuthInfo | undefined;
+  progressToken?: ProgressToken | undefined;
+  notify(notification: ServerNotification): Promise<void>;
+  /** The caller's context when the transport already resolved it from the same token (saves a second lookup). */
+  ctx?: RuntimeContext | undefined;
+}
+
+/**
+ * A tool's handler as a tools/call callback: the caller's context from the auth service, the handler
+ * inside it (AsyncLocalStorage), and the result or a clear tool error. The McpServer registers it,
+ * and the HTTP transport's direct path (transports/dispatch.ts) calls the very same function.
+ */
+export function toolRunner(tool: AnyTool, { auth, logger }: Pick<ServerDeps, 'auth' | 'logger'>): (args: unknown, extra: CallExtras) => Promise<CallToolResult> {
+  return async (args, extra) => {
+    const started = performance.now();
+    const progressToken = extra.progressToken;
+    const extras: ToolExtras = {
+      signal: extra.signal,
+      progress: async (progress, total, message) => {
+        if (progressToken === undefined) return;
+        await extra
+          .notify({
+            method: 'notifications/progress',
+            params: { progressToken, progress, ...(total !== undefined ? { total } : {}), ...(message ? { message } : {}) },
+          })
+          .catch(() => {});
+      },
+    };
+    try {
+      const ctx = extra.ctx ?? (await auth.context({ token: extra.authInfo?.token }));
+      const out = await runWithContext(ctx, () => tool.handler(args as Record<string, unknown>, ctx, extras));
+      logger.debug('tool call', { tool: tool.name, user: ctx.principal.id, ms: Math.round(performance.now() - started) });
+      return {
+        content: [{ type: 'text', text: out.text ?? JSON.stringify(out.data) }, ...(out.extraContent ?? [])],
+        structuredContent: out.data as Record<string, unknown>,
+      };
+    } catch (err) {
+      const error = toToolError(err);
+      const level = error.code === 'internal' ? 'error' : 'info';
+      logger[level]('tool call failed', {
+        tool: tool.name,
+        code: error.code,
+        error: error.message,
+        ...(error.code === 'internal' && err instanceof Error ? { stack: err.stack } : {}),
+      });
+      return { isError: true, content: [{ type: 'text', text: error.text }] };
+    }
+  };
+}
+
 export function createServer({ auth, logger, tools = allTools, resources = allResources }: ServerDeps): McpServer {
   const server = new McpServer(
     { name: 'quilt-mcp', title: 'Quilt', version: VERSION },
@@ -33,6 +88,7 @@ export function createServer({ auth, logger, tools = allTools, resources = allRe
   );
 
   for (const tool of tools) {
+    const run = toolRunner(tool, { auth, logger });
     server.registerTool(
       tool.name,
       {
@@ -42,41 +98,13 @@ export function createServer({ auth, logger, tools = allTools, resources = allRe
         outputSchema: tool.output,
         annotations: annotationsFor(tool),
       },
-      async (args: unknown, extra: RequestHandlerExtra<ServerRequest, ServerNotification>): Promise<CallToolResult> => {
-        const started = performance.now();
-        const progressToken = extra._meta?.progressToken;
-        const extras: ToolExtras = {
+      (args: unknown, extra: RequestHandlerExtra<ServerRequest, ServerNotification>): Promise<CallToolResult> =>
+        run(args, {
           signal: extra.signal,
-          progress: async (progress, total, message) => {
-            if (progressToken === undefined) return;
-            await extra
-              .sendNotification({
-                method: 'notifications/progress',
-                params: { progressToken, progress, ...(total !== undefined ? { total } : {}), ...(message ? { message } : {}) },
-              })
-              .catch(() => {});
-          },
-        };
-        try {
-          const ctx = await auth.context({ token: extra.authInfo?.token });
-          const out = await runWithContext(ctx, () => tool.handler(args as Record<string, unknown>, ctx, extras));
-          logger.debug('tool call', { tool: tool.name, user: ctx.principal.id, ms: Math.round(performance.now() - started) });
-          return {
-            content: [{ type: 'text', text: out.text ?? JSON.stringify(out.data) }, ...(out.extraContent ?? [])],
-            structuredContent: out.data as Record<string, unknown>,
-          };
-        } catch (err) {
-          const error = toToolError(err);
-          const level = error.code === 'internal' ? 'error' : 'info';
-          logger[level]('tool call failed', {
-            tool: tool.name,
-            code: error.code,
-            error: error.message,
-            ...(error.code === 'internal' && err instanceof Error ? { stack: err.stack } : {}),
-          });
-          return { isError: true, content: [{ type: 'text', text: error.text }] };
-        }
-      },
+          authInfo: extra.authInfo,
+          progressToken: extra._meta?.progressToken,
+          notify: (n) => extra.sendNotification(n),
+        }),
     );
   }
   // registerTool advertised tools.listChanged; the tool set never changes while the server runs

@@ -1,6 +1,8 @@
 /**
- * Stateless Streamable HTTP: a new McpServer and transport for every POST, so any replica behind
- * any load balancer can answer any request.
+ * Stateless Streamable HTTP: nothing is kept between requests, so any replica behind any load
+ * balancer can answer any request. tools/call runs on a tool table built once at start
+ * (dispatch.ts); tools/list is answered from a cache; other messages (initialize, notifications,
+ * batches, anything malformed) get a new McpServer and SDK transport per POST.
  *
  * Order of checks, cheapest first, so that nothing costs the server work before the caller is
  * known: Host/Origin, method, content type, the bearer token (verified before a byte of the body
@@ -22,19 +24,23 @@ import type { Config } from '../config.js';
 import { ToolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { redact } from '../redact.js';
-import type { ServerDeps } from '../server.js';
+import { toolRunner, type ServerDeps } from '../server.js';
+import type { AnyTool } from '../tools/define.js';
 import { VERSION } from '../version.js';
 import { scopeForKind } from '../auth/claims.js';
 import { allTools } from '../tools/index.js';
 import { Admission, BodyError, capConnections, OriginPolicy, readBody, TOKENLESS_BODY_BYTES } from './http-guards.js';
 import { ProtectedResource } from './oauth-metadata.js';
 import { ToolsListCache } from './tools-list.js';
+import { SharedServer } from './dispatch.js';
 
 export interface HttpDeps {
   config: Config;
   logger: Logger;
   auth: AuthService;
   createServer: (deps: ServerDeps) => McpServer;
+  /** The tools createServer registers (default: all). */
+  tools?: readonly AnyTool[];
 }
 
 /**
@@ -142,10 +148,15 @@ function lingerAfter(req: http.IncomingMessage, res: http.ServerResponse): void 
   });
 }
 
-export async function serveHttp({ config, logger, auth, createServer }: HttpDeps): Promise<http.Server> {
+export async function serveHttp({ config, logger, auth, createServer, tools = allTools }: HttpDeps): Promise<http.Server> {
   const policy = new OriginPolicy(config);
   const admission = new Admission(config.http.maxInflight);
   const toolsList = new ToolsListCache(() => createServer({ auth, logger }));
+  // tools/call runs on a tool table built once; other messages get a server and transport per POST.
+  const shared = new SharedServer(
+    createServer({ auth, logger }),
+    tools.map((tool) => ({ tool, run: toolRunner(tool, { auth, logger }) })),
+  );
   const counters = { busy: 0, connectionsRefused: 0 };
   // JWT mode is an OAuth protected resource; desktop mode's per-start secret is not an OAuth token.
   const resource = config.mode === 'jwt' ? new ProtectedResource(config.jwt, MCP_PATH) : undefined;
@@ -295,11 +306,13 @@ export async function serveHttp({ config, logger, auth, createServer }: HttpDeps
       }
     }
 
-    const listed = await toolsList.answer(req, body);
+    const listed = ToolsListCache.isToolsList(body) ? await toolsList.answer(req, body) : undefined;
     if (listed !== undefined) {
       res.writeHead(200, { ...cors, 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': String(Buffer.byteLength(listed)) });
       return res.end(listed);
     }
+
+    if (await shared.fastCall(req, res, body, { authInfo, ctx }, cors)) return;
 
     const server = createServer({ auth, logger });
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });

@@ -36,13 +36,18 @@ export class ToolsListCache {
     return this.result;
   }
 
+  /** Cheap, synchronous: whether `body` may be a request `answer` serves. */
+  static isToolsList(body: unknown): boolean {
+    return !!body && typeof body === 'object' && !Array.isArray(body) && (body as { method?: unknown }).method === 'tools/list';
+  }
+
   /**
    * The whole response body when `body` is a plain tools/list request this cache can answer
    * exactly as the SDK would; undefined sends the request down the SDK's path (which also
    * produces every protocol error).
    */
   async answer(req: http.IncomingMessage, body: unknown): Promise<string | undefined> {
-    if (!body || typeof body !== 'object' || Array.isArray(body)) return undefined;
+    if (!ToolsListCache.isToolsList(body)) return undefined;
     const m = body as { jsonrpc?: unknown; id?: unknown; method?: unknown };
     if (m.jsonrpc !== '2.0' || m.method !== 'tools/list') return undefined;
     if (!(typeof m.id === 'string' || (typeof m.id === 'number' && Number.isInteger(m.id)))) return undefined;
