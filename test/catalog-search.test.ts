@@ -4,6 +4,8 @@
  * every search outcome, retries, pagination, the S3 fallback, and graceful degradation.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { parse, validate } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -270,6 +272,45 @@ describe('search outcomes', () => {
     expect(r.isError).toBe(true);
     expect(r.text).toContain('Could not reach the Quilt catalog at http://127.0.0.1:9');
     await h.close();
+  });
+
+  it('never follows a catalog redirect, and refuses an answer too large for a catalog', async () => {
+    const seen: string[] = [];
+    const elsewhere = http.createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.end('{}');
+    });
+    await new Promise<void>((r) => elsewhere.listen(0, '127.0.0.1', r));
+    const target = `http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}`;
+    const odd = http.createServer((req, res) => {
+      if (req.url?.startsWith('/big')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const chunk = Buffer.alloc(1024 * 1024, 0x20);
+        for (let i = 0; i < 17; i++) res.write(chunk);
+        res.end('{}');
+        return;
+      }
+      res.writeHead(302, { location: `${target}${req.url}` });
+      res.end();
+    });
+    await new Promise<void>((r) => odd.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(odd.address() as AddressInfo).port}`;
+    try {
+      const h = await connectStdio(isolatedEnv(s3Settings({ QUILT_CATALOG_URL: base })));
+      const moved = await call(h.client, 'search_catalog', { query: 'cells' });
+      await h.close();
+      expect(moved.isError).toBe(true);
+      expect(moved.text).toContain('answered with a redirect (HTTP 302)');
+      expect(seen).toEqual([]);
+      const h2 = await connectStdio(isolatedEnv(s3Settings({ QUILT_CATALOG_URL: `${base}/big` })));
+      const big = await call(h2.client, 'search_catalog', { query: 'cells' });
+      await h2.close();
+      expect(big.isError).toBe(true);
+      expect(big.text).toContain('more than 16 MiB');
+    } finally {
+      odd.close();
+      elsewhere.close();
+    }
   });
 
   it('reports an expired catalog token', async () => {
