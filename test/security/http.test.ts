@@ -123,7 +123,9 @@ describe('one caller cannot take the server', () => {
       expect(largeAnswers.map((a) => a.status)).toEqual(large.map(() => 401));
       const growth = peak - before;
       console.log(`RSS while 300 hostile connections were open: ${before.toFixed(1)} -> peak ${peak.toFixed(1)} MiB (+${growth.toFixed(1)} MiB)`);
-      expect(growth).toBeLessThan(64);
+      // Measured +36..57 MiB on Node 20 and up to +80 MiB on Node 22 (RSS follows GC timing); buffering the
+      // 300 bodies would take well over that. The bound has headroom for busy CI cores.
+      expect(growth).toBeLessThan(128);
     } finally {
       clearInterval(poll);
       for (const s of [...slow, ...large]) s.socket.destroy();
