@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import { listeningPort } from '../test/helpers/http.js';
 
 /** BENCH_SMOKE=1: a few iterations of everything, to prove the benchmarks run (CI); no figure means anything. */
 export const SMOKE = process.env.BENCH_SMOKE === '1';
@@ -96,20 +97,7 @@ export interface ChildServer {
 /** Starts `node entry ...args`, which prints "listening on http://host:port/" on stderr. */
 export async function spawnServer(entry: string, args: string[], env: Record<string, string>, execArgv: string[] = []): Promise<ChildServer> {
   const child = spawn(process.execPath, [...execArgv, entry, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 15_000);
-    child.stderr?.on('data', (c: Buffer) => {
-      stderr += c.toString();
-      if (stderr.length > 100_000) stderr = stderr.slice(-50_000);
-      const m = /listening on http:\/\/[^:]+:(\d+)\//.exec(stderr);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
-  });
+  const port = await listeningPort(child, 15_000, { value: '' }, 100_000);
   return {
     url: `http://127.0.0.1:${port}/mcp`,
     port,

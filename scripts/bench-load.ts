@@ -25,8 +25,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { signToken, TEST_SECRET } from '../test/helpers/http.js';
-import { isolatedEnv, SERVER_ENTRY } from '../test/helpers/mcp.js';
+import { signToken, jwtEnv } from '../test/helpers/http.js';
+import { SERVER_ENTRY } from '../test/helpers/mcp.js';
 import { startSts, type LocalSts } from '../test/helpers/sts.js';
 import { cpuMs, fmt, KeepAliveClient, rpcMessage, rssMiB, SMOKE, spawnServer, stats, type ChildServer } from './bench-lib.js';
 
@@ -285,19 +285,7 @@ async function main() {
     }),
   );
   const s3 = await startObjectStore(sts, objects);
-  const env = isolatedEnv({
-    MCP_REQUIRE_JWT: 'true',
-    MCP_JWT_SECRET: TEST_SECRET,
-    MCP_LOG_LEVEL: 'notice',
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'SERVERKEY',
-    AWS_SECRET_ACCESS_KEY: 'server-secret',
-    AWS_ENDPOINT_URL_S3: s3.endpoint,
-    AWS_ENDPOINT_URL_STS: sts.endpoint,
-    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  });
+  const env = jwtEnv({ s3: s3.endpoint, sts: sts.endpoint }, { MCP_LOG_LEVEL: 'notice', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'quilt-mcp-bench-load-'));
   const proxyFile = path.join(dir, 'proxy.mjs');
   writeFileSync(proxyFile, PROXY);

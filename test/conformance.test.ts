@@ -13,8 +13,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXPECTED, expectedOutcome, MODES, type Mode } from './conformance-expected.js';
 import { judge, listServerScenarios, runSuite, startTokenProxy, yieldCpu, type Check, type SuiteRun, type TokenProxy } from './helpers/conformance.js';
-import { connectHttp, signToken, startHttpServer, TEST_SECRET, type HttpServer } from './helpers/http.js';
-import { call, isolatedEnv, s3Env } from './helpers/mcp.js';
+import { connectHttp, signToken, startHttpServer, jwtEnv, type HttpServer } from './helpers/http.js';
+import { call, s3Env } from './helpers/mcp.js';
 import { startS3, type LocalS3 } from './helpers/s3.js';
 import { startSts, type LocalSts } from './helpers/sts.js';
 
@@ -52,18 +52,7 @@ async function startMode(mode: Mode): Promise<Target> {
   }
   // JWT mode as deployed, with AWS pointed at the local STS and S3 (the server's own key only calls STS).
   const server = await startHttpServer(
-    isolatedEnv({
-      MCP_REQUIRE_JWT: 'true',
-      MCP_JWT_SECRET: TEST_SECRET,
-      MCP_LOG_LEVEL: 'info',
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'SERVERKEY',
-      AWS_SECRET_ACCESS_KEY: 'server-secret',
-      AWS_ENDPOINT_URL_S3: s3.endpoint,
-      AWS_ENDPOINT_URL_STS: sts.endpoint,
-      AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-      AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
-    }),
+    jwtEnv({ s3: s3.endpoint, sts: sts.endpoint }),
   );
   const token = await signToken(
     { sub: 'conformance', role_arn: 'arn:aws:iam::123456789012:role/conformance', buckets: ['conf-bucket'], permissions: ['s3:GetObject', 's3:ListBucket'] },

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { buildBundle, type BuiltBundle } from './helpers/bundle.js';
-import { connectHttp, signToken, TEST_SECRET } from './helpers/http.js';
+import { connectHttp, listeningPort, signToken, TEST_SECRET } from './helpers/http.js';
 import { call } from './helpers/mcp.js';
 import { startS3, type LocalS3 } from './helpers/s3.js';
 import { startSts, type LocalSts } from './helpers/sts.js';
@@ -267,24 +267,10 @@ async function runImage(env: Record<string, string>): Promise<Running> {
     ...(asRoot ? { uid: NOBODY, gid: NOBODY } : {}),
   });
   children.push(child);
-  let stderr = '';
-  child.stdout?.on('data', (c: Buffer) => (stderr += c.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 15_000);
-    child.stderr?.on('data', (c: Buffer) => {
-      stderr += c.toString();
-      const m = /listening on http:\/\/[^:]+:(\d+)\//.exec(stderr);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code}: ${stderr}`));
-    });
-  });
-  return { port, url: `http://127.0.0.1:${port}/mcp`, stderr: () => stderr };
+  const output = { value: '' };
+  child.stdout?.on('data', (c: Buffer) => (output.value += c.toString()));
+  const port = await listeningPort(child, 15_000, output);
+  return { port, url: `http://127.0.0.1:${port}/mcp`, stderr: () => output.value };
 }
 
 /** Environment every run shares: the JWT secret and the local AWS, nothing from the developer. */

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SignJWT } from 'jose';
-import { SERVER_ENTRY } from './mcp.js';
+import { isolatedEnv, SERVER_ENTRY } from './mcp.js';
 
 export interface HttpServer {
   url: string;
@@ -18,29 +18,42 @@ export interface HttpServer {
   stop(): Promise<void>;
 }
 
-export async function startHttpServer(env: Record<string, string>, { port: wanted = 0 }: { port?: number } = {}): Promise<HttpServer> {
-  const child = spawn(process.execPath, [SERVER_ENTRY, '--http', '--port', String(wanted)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  let stdout = '';
-  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 10_000);
+/**
+ * The port a spawned server listens on, from the "listening on http://host:port/" line it prints
+ * on stderr; rejects when it exits first or takes longer than `timeoutMs`. `text` collects what the
+ * child printed (stderr, and stdout where the caller adds it) for error messages.
+ */
+export function listeningPort(child: ChildProcess, timeoutMs: number, text: { value: string }, keep = Number.POSITIVE_INFINITY): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${text.value}`)), timeoutMs);
     child.stderr?.on('data', (c: Buffer) => {
-      stderr += c.toString();
-      const m = /listening on http:\/\/[^:]+:(\d+)\//.exec(stderr);
+      text.value += c.toString();
+      if (text.value.length > keep) text.value = text.value.slice(-keep / 2);
+      const m = /listening on http:\/\/[^:]+:(\d+)\//.exec(text.value);
       if (m) {
         clearTimeout(timer);
         resolve(Number(m[1]));
       }
     });
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}: ${text.value}`));
+    });
   });
+}
+
+export async function startHttpServer(env: Record<string, string>, { port: wanted = 0 }: { port?: number } = {}): Promise<HttpServer> {
+  const child = spawn(process.execPath, [SERVER_ENTRY, '--http', '--port', String(wanted)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const err = { value: '' };
+  let stdout = '';
+  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  const port = await listeningPort(child, 10_000, err);
   return {
     url: `http://127.0.0.1:${port}/mcp`,
     port,
-    localToken: /access token: (\S+)/.exec(stderr)?.[1],
+    localToken: /access token: (\S+)/.exec(err.value)?.[1],
     child,
-    stderr: () => stderr + (stdout ? `\n[stdout]${stdout}` : ''),
+    stderr: () => err.value + (stdout ? `\n[stdout]${stdout}` : ''),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -70,6 +83,26 @@ export async function freePort(): Promise<number> {
 }
 
 export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnop';
+
+/**
+ * JWT mode as deployed, with AWS pointed at the local S3 and STS: the server's own key (SERVERKEY)
+ * only calls STS; every data call uses the token's role.
+ */
+export function jwtEnv(endpoints: { s3: string; sts: string }, extra: Record<string, string | undefined> = {}): Record<string, string> {
+  return isolatedEnv({
+    MCP_REQUIRE_JWT: 'true',
+    MCP_JWT_SECRET: TEST_SECRET,
+    MCP_LOG_LEVEL: 'info',
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'SERVERKEY',
+    AWS_SECRET_ACCESS_KEY: 'server-secret',
+    AWS_ENDPOINT_URL_S3: endpoints.s3,
+    AWS_ENDPOINT_URL_STS: endpoints.sts,
+    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+    ...extra,
+  });
+}
 
 export async function signToken(
   claims: Record<string, unknown>,

@@ -10,8 +10,8 @@ import path from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { startCatalog, type LocalCatalog } from '../helpers/catalog.js';
 import { graphqlHandler } from '../helpers/catalog-graphql.js';
-import { connectHttp, signToken, startHttpServer, TEST_SECRET, type HttpServer } from '../helpers/http.js';
-import { call, isolatedEnv, type ToolCall } from '../helpers/mcp.js';
+import { connectHttp, signToken, startHttpServer, jwtEnv, type HttpServer } from '../helpers/http.js';
+import { call, type ToolCall } from '../helpers/mcp.js';
 import { startS3, type LocalS3 } from '../helpers/s3.js';
 import { startSts, type LocalSts } from '../helpers/sts.js';
 
@@ -78,18 +78,8 @@ export async function startTenants(extra: Record<string, string> = {}): Promise<
 
   const home = mkdtempSync(path.join(os.tmpdir(), 'security-home-'));
   const env = (more: Record<string, string> = {}) =>
-    isolatedEnv({
+    jwtEnv({ s3: s3.endpoint, sts: sts.endpoint }, {
       HOME: home,
-      MCP_REQUIRE_JWT: 'true',
-      MCP_JWT_SECRET: TEST_SECRET,
-      MCP_LOG_LEVEL: 'info',
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'SERVERKEY',
-      AWS_SECRET_ACCESS_KEY: 'server-secret',
-      AWS_ENDPOINT_URL_S3: s3.endpoint,
-      AWS_ENDPOINT_URL_STS: sts.endpoint,
-      AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-      AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
       QUILT_CATALOG_URL: catalog.url,
       ...extra,
       ...more,
