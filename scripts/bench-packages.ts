@@ -8,7 +8,8 @@
  * - sha2-256-chunked against plain node:crypto sha256 over the same bytes, in memory.
  * RUNS (default 5), UPDATE_RUNS (3) and BIG_RUNS (3) tune the repeats; ONLY=<part of a label> runs
  * only the matching scenarios. QUILT_MCP_TEST_ENTRY=<dir>/index.js benches another build
- * (e.g. the previous one, for before/after figures).
+ * (e.g. the previous one, for before/after figures). BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR"
+ * passes node options to the server processes (profiling).
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -22,8 +23,11 @@ const ENTRIES = Number(process.env.ENTRIES ?? 100_000);
 const BIG = Number(process.env.BIG ?? 1_000_000);
 const RUNS = Number(process.env.RUNS ?? 5);
 const BUCKET = 'bench-registry';
+const NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 
 const status = (pid: number, field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+/** Minor page faults so far (field 10 of /proc/<pid>/stat): first touches of fresh memory, slow in VMs. */
+const minorFaults = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[7]);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 const keyOf = (i: number) => `group-${String(i % 100).padStart(3, '0')}/sub-${i % 7}/file-${String(i).padStart(6, '0')}.csv`;
@@ -87,22 +91,25 @@ async function main() {
    * next one's), and the largest peak RSS growth of a call over the RSS before it.
    */
   const timed = async (tool: string, args: Args, runs = RUNS) => {
-    const h = await connectStdio(s3Env(s3.endpoint, { MCP_LOG_LEVEL: 'error' }));
+    const h = await connectStdio(s3Env(s3.endpoint, { MCP_LOG_LEVEL: 'error' }), [], NODE_ARGS);
     try {
       const pid = h.pid!;
       await call(h.client, 'auth_status');
       const ms: number[] = [];
       const growths: number[] = [];
+      const faults: number[] = [];
       for (let i = 0; i < runs; i++) {
         const before = status(pid, 'VmRSS');
         writeFileSync(`/proc/${pid}/clear_refs`, '5'); // resets VmHWM to the current RSS
+        const flt = minorFaults(pid);
         const t = performance.now();
         const r = (await h.client.callTool({ name: tool, arguments: typeof args === 'function' ? args(i) : args }, undefined, { timeout: 600_000 })) as CallToolResult;
         if (r.isError) throw new Error(JSON.stringify(r.content));
         ms.push(performance.now() - t);
         growths.push(status(pid, 'VmHWM') - before);
+        faults.push(minorFaults(pid) - flt);
       }
-      return { ms: median(ms), growth: Math.max(...growths), growths };
+      return { ms: median(ms), growth: Math.max(...growths), growths, faults: median(faults) };
     } finally {
       await h.close();
     }
@@ -112,9 +119,9 @@ async function main() {
     if (process.env.ONLY && !what.includes(process.env.ONLY)) return;
     report(what, await timed(tool, args, runs), target);
   };
-  const report = (what: string, r: { ms: number; growth: number; growths: number[] }, target = '') =>
+  const report = (what: string, r: { ms: number; growth: number; growths: number[]; faults: number }, target = '') =>
     console.log(
-      `${what}: median ${r.ms.toFixed(0)} ms; peak RSS +${r.growth.toFixed(1)} MiB (per call: ${r.growths.map((g) => g.toFixed(0)).join(', ')})${target ? `  [target ${target}]` : ''}`,
+      `${what}: median ${r.ms.toFixed(0)} ms; peak RSS +${r.growth.toFixed(1)} MiB (per call: ${r.growths.map((g) => g.toFixed(0)).join(', ')}); ${r.faults} minor page faults${target ? `  [target ${target}]` : ''}`,
     );
   try {
     const a = await put(s3, 'bench/big', ENTRIES, 'a');

@@ -15,6 +15,8 @@ import { ChunkedHasher, chunkSizeFor, chunkedHashOf, chunkedHashOfStream } from 
 import {
   TopHasher,
   compareWalkOrder,
+  entryLine,
+  isEntryLineOf,
   isManifestEntry,
   manifestLines,
   newManifestHeader,
@@ -349,6 +351,21 @@ describe('manifests', () => {
     expect((await asyncErrorOf(collect(readManifest(pieces(badUtf8, [5]))))).message).toMatch(/line 3: not valid UTF-8/);
     // A trailing blank line is fine.
     expect((await collect(readManifest(pieces(enc.encode(`${head}\n${ok}\n\n`), [3])))).entries).toHaveLength(1);
+    // A UTF-8 byte order mark is skipped, even split across chunks; CRLF line ends are read.
+    for (const sizes of [[1], [2, 7], [4096]]) {
+      const bom = new Uint8Array([0xef, 0xbb, 0xbf, ...enc.encode(`${head}\r\n${ok}\r\n`)]);
+      expect((await collect(readManifest(pieces(bom, sizes)))).entries.map((e) => e.logical_key), String(sizes)).toEqual(['a']);
+    }
+    // Records before a damaged line come first (reading only the header of a damaged manifest works).
+    const seen: string[] = [];
+    const damaged = readManifest(pieces(enc.encode(`${head}\n${ok}\n{"logical_key": 5}\n`), [4096]));
+    const err = await asyncErrorOf(
+      (async () => {
+        for await (const rec of damaged) seen.push(isManifestEntry(rec) ? rec.logical_key : 'header');
+      })(),
+    );
+    expect(seen).toEqual(['header', 'a']);
+    expect(err.message).toMatch(/line 3: "logical_key" is missing or not a string/);
   });
 
   it('refuses manifest lines larger than quilt3 allows', () => {
@@ -673,6 +690,56 @@ describe('key order as quilt3 writes it', () => {
     const line = '{"logical_key": "x", "physical_keys": ["s3://b/x"], "size": 1, "hash": {"value": "AAAA", "type": "SHA256"}, "meta": {}}';
     const { header, entries } = readManifestText(`{"version": "v0", "message": null}\n${line}`);
     expect([...manifestLines(header, entries)][1]).toBe(`${line}\n`);
+  });
+});
+
+describe('isEntryLineOf (package_update copies the lines it would write)', () => {
+  const head = '{"version": "v0"}';
+  const canonical = [
+    ...fixtureLines('manifest.expected.jsonl').slice(1),
+    '{"logical_key": "a/b.csv", "physical_keys": ["s3://b/a/b.csv?versionId=v1", "s3://c/x"], "size": 0, "hash": {"type": "SHA256", "value": "AA"}, "meta": {}}',
+    '{"logical_key": "日本/é 🤖.txt", "physical_keys": ["s3://b/r"], "size": 12, "hash": {"value": "BB", "type": "sha2-256-chunked"}, "meta": {"user_meta": {"a": [1, -2, 3.5, true, null, {"b": []}], "big": 123456789012345678901234567890, "neg": -0.0, "e": 1e-07, "s": "x: y, z"}}}',
+    '{"logical_key": "q", "physical_keys": ["s3://b/q"], "size": 1, "hash": {"type": "SHA256", "value": "CC"}, "meta": {"user_meta": {"quote": "say \\"hi\\"", "tab": "a\\tb", "u": "\\u0001"}}}',
+  ];
+  // Same values, other bytes: quilt3 would write these lines differently.
+  const variants = (line: string): string[] => [
+    line.replace(', "', ',"'),
+    line.replace('": ', '":'),
+    `${line} `,
+    ` ${line}`,
+    line.replace('"meta": {}', '"meta": null'),
+    line.replace(/, "meta": \{\}\}$/, '}'),
+    line.replace('"size": ', '"size": 0').replace('"size": 00', '"size": 0'),
+    line.replace(/"hash": \{"type": ("[^"]*"), "value": ("[^"]*")\}/, '"hash": {"value": $2, "type": $1}'),
+    line.replace('"physical_keys": [', '"physical_keys": [ '),
+    line.replace('é', '\\u00e9').replace('"q"', '"\\u0071"'),
+    line.replace('1e-07', '1e-7').replace('3.5', '3.50'),
+    line.replace('{"logical_key": ', '{"x": 1, "logical_key": '),
+  ];
+  const recordOf = (line: string) => readManifestText(`${head}\n${line}`).entries[0]!;
+
+  it('is true exactly when the line equals entryLine (never true for another line)', () => {
+    let copied = 0;
+    let compared = 0;
+    for (const line of canonical) {
+      for (const text of [line, ...variants(line)]) {
+        let rec;
+        try {
+          rec = recordOf(text);
+        } catch {
+          rec = undefined;
+        }
+        if (!rec) continue; // a variant that is no longer an entry
+        compared++;
+        const same = entryLine(rec) === `${text}\n`;
+        const got = isEntryLineOf(rec, text);
+        if (got) copied++;
+        // False only allowed for lines with a backslash (compared by encoding instead).
+        expect(got, text).toBe(same && !text.includes('\\'));
+      }
+    }
+    expect(compared).toBeGreaterThan(canonical.length * 8);
+    expect(copied).toBeGreaterThanOrEqual(canonical.length - 1);
   });
 });
 

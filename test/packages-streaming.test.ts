@@ -13,6 +13,7 @@ import {
   compareWalkOrder,
   manifestLines,
   readManifest,
+  readManifestLines,
   readManifestText,
   topHash,
   type ManifestEntry,
@@ -37,6 +38,8 @@ async function* pieces(bytes: Uint8Array, sizes = [1, 5, 13, 4096]): AsyncGenera
 
 const text = (header: ManifestHeader, entries: readonly ManifestEntry[]) => [...manifestLines(header, entries)].join('');
 const stream = (header: ManifestHeader, entries: readonly ManifestEntry[]) => readManifest(pieces(enc.encode(text(header, entries))));
+/** As package_update reads its base: batches of records with their lines. */
+const lines = (header: ManifestHeader, entries: readonly ManifestEntry[]) => readManifestLines(pieces(enc.encode(text(header, entries))));
 
 function entry(key: string, i: number, meta?: ManifestEntry['meta']): ManifestEntry {
   return {
@@ -116,7 +119,7 @@ describe('streaming package_update', () => {
       const { header, entries } = baseManifest();
       const h = c.header ? c.header(header) : header;
       const want = inMemory(h, entries, c.added, c.removes);
-      const got = await mergeManifest(h, stream(header, entries), c.added, c.removes, { listing: true });
+      const got = await mergeManifest(h, lines(header, entries), c.added, c.removes, { listing: true });
       expect(got.hash).toBe(want.hash);
       expect(got.missing).toEqual(want.missing);
       expect(got.entries).toBe(want.entries);
@@ -127,10 +130,27 @@ describe('streaming package_update', () => {
     });
   }
 
+  it('copies the lines quilt3 wrote as read, and writes other lines as quilt3 would', async () => {
+    const { header, entries } = baseManifest();
+    // Records alone (as the in-memory fallback passes them) are encoded; lines as read are copied.
+    const encoded = await mergeManifest(header, [readManifestText(text(header, entries)).entries], [], ['a/c/']);
+    const copied = await mergeManifest(header, lines(header, entries), [], ['a/c/']);
+    expect(copied.encode().equals(encoded.encode())).toBe(true);
+    // Another writer's line (other spacing and key order, CRLF, a null meta) is written as quilt3
+    // writes it, with the same values and so the same top hash.
+    const odd = '{ "size":7,"logical_key":"b/odd.txt","hash":{"value":"dmFs","type":"SHA256"},"physical_keys":["s3://d/odd"],"meta":null }';
+    const base = `${text(header, [])}${odd}\r\n`;
+    const got = await mergeManifest(header, readManifestLines(pieces(enc.encode(base), [3, 50])), [entry('a.txt', 1)], []);
+    const oddEntry = readManifestText(base).entries[0]!;
+    expect(got.hash).toBe(topHash(header, [oddEntry, entry('a.txt', 1)]));
+    expect(got.encode().toString('utf8')).toBe(text(header, [entry('a.txt', 1), oddEntry]));
+    expect(got.encode().toString('utf8')).toContain('"logical_key": "b/odd.txt", "physical_keys": ["s3://d/odd"], "size": 7, "hash": {"value": "dmFs", "type": "SHA256"}, "meta": {}}');
+  });
+
   it('encodes added entries with the physical keys they get when stored (after hashing)', async () => {
     const { header, entries } = baseManifest();
     const added = { ...entry('new.txt', 90), physical_keys: [] as string[] };
-    const got = await mergeManifest(header, stream(header, entries), [added], []);
+    const got = await mergeManifest(header, lines(header, entries), [added], []);
     added.physical_keys = ['s3://reg/team/x/new.txt?versionId=abc'];
     const want = inMemory(header, entries, [added], []);
     expect(got.hash).toBe(want.hash); // physical keys are not part of the top hash
@@ -145,7 +165,7 @@ describe('streaming package_update', () => {
     const big = (k: string, i: number) => entry(k, i, { user_meta: { blob: 'x'.repeat(300_000 + i) } });
     const added = [big('d0/a.txt', 1), big('d5/zz.txt', 2), big('d9/f99999.txt', 3), big('e.txt', 4), big('0.txt', 5)];
     for (const sizeHint of [undefined, () => 100]) {
-      const got = await mergeManifest(header, stream(header, entries), added, ['d3/'], sizeHint ? { sizeHint } : {});
+      const got = await mergeManifest(header, lines(header, entries), added, ['d3/'], sizeHint ? { sizeHint } : {});
       const want = inMemory(header, entries, added, ['d3/']);
       expect(got.hash).toBe(want.hash);
       expect(got.encode().toString('utf8')).toBe(want.bytes);
@@ -154,10 +174,10 @@ describe('streaming package_update', () => {
 
   it('reports removals that match nothing, and clashes and order as topHash does', async () => {
     const { header, entries } = baseManifest();
-    const got = await mergeManifest(header, stream(header, entries), [], ['nope.txt', 'a/', 'a', 'nope/']);
+    const got = await mergeManifest(header, lines(header, entries), [], ['nope.txt', 'a/', 'a', 'nope/']);
     expect(got.missing).toEqual(['nope.txt', 'a', 'nope/']);
     // "a-b.txt" is a file; adding "a-b.txt/x" makes it a directory too.
-    const clash = mergeManifest(header, stream(header, entries), [entry('a-b.txt/x', 1)], []);
+    const clash = mergeManifest(header, lines(header, entries), [entry('a-b.txt/x', 1)], []);
     await expect(clash).rejects.toThrow(/is a file, but "a-b.txt\/x" uses it as a directory/);
     expect(() => topHash(header, [...entries, entry('a-b.txt/x', 1)])).toThrow(/is a file, but "a-b.txt\/x" uses it as a directory/);
   });
@@ -170,14 +190,14 @@ describe('streaming package_update', () => {
     const h: ManifestHeader = { ...header, user_meta: header.user_meta, workflow: undefined, message: 'updated ✓' };
     if (h.user_meta === undefined) delete h.user_meta;
     delete h.workflow;
-    const got = await mergeManifest(h, readManifest(pieces(source, [7, 1, 300])), [], ['b/removed.txt']);
+    const got = await mergeManifest(h, readManifestLines(pieces(source, [7, 1, 300])), [], ['b/removed.txt']);
     expect(got.encode().toString('utf8')).toBe(readFileSync(`${dir}update.expected.jsonl`, 'utf8'));
     expect(`${got.hash}\n`).toBe(readFileSync(`${dir}update.tophash`, 'utf8'));
   });
 
   it('gives the known-answer top hash of the reference', async () => {
     const header = parsePyJson('{"message":"","user_meta":{},"version":"v0"}') as ManifestHeader;
-    const got = await mergeManifest(header, readManifest(pieces(enc.encode('{"message":"","user_meta":{},"version":"v0"}\n'))), [], []);
+    const got = await mergeManifest(header, readManifestLines(pieces(enc.encode('{"message":"","user_meta":{},"version":"v0"}\n'))), [], []);
     expect(got.hash).toBe('0929824c58e90a6d2cc3ad2c7bdc66e34f43e8ed7063a6b48595a3834dd3ec99');
   });
 
@@ -186,9 +206,9 @@ describe('streaming package_update', () => {
     // Code-point order of whole keys, as some writer might have used: "a-b.txt" before "a/b.txt".
     const unsorted = [...entries].sort((x, y) => (x.logical_key < y.logical_key ? -1 : 1));
     const lines = [`${[...manifestLines(header, [])][0]}`, ...unsorted.map((e) => [...manifestLines(header, [e])][1])].join('');
-    await expect(mergeManifest(header, readManifest(pieces(enc.encode(lines))), [], [])).rejects.toBeInstanceOf(BaseNotInWalkOrder);
+    await expect(mergeManifest(header, readManifestLines(pieces(enc.encode(lines))), [], [])).rejects.toBeInstanceOf(BaseNotInWalkOrder);
     const loaded = readManifestText(lines).entries.sort((x, y) => compareWalkOrder(x.logical_key, y.logical_key));
-    const got = await mergeManifest(header, loaded, [entry('b.txt', 1)], ['a/'], { sorted: true });
+    const got = await mergeManifest(header, [loaded], [entry('b.txt', 1)], ['a/'], { sorted: true });
     const want = inMemory(header, unsorted, [entry('b.txt', 1)], ['a/']);
     expect(got.hash).toBe(want.hash);
     expect(got.encode().toString('utf8')).toBe(want.bytes);

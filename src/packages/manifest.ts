@@ -2,9 +2,10 @@
  * Quilt package manifests (JSON Lines under `.quilt/packages/<top hash>`): the model, a streaming
  * reader, the writer and the top hash, all byte-compatible with quilt3.
  */
+import { isUtf8 } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
 import { ToolError } from '../errors.js';
-import { compareCodePointsAt, parsePyJson, pyDumps, pyDumpsForFile, type PyJson } from './pyjson.js';
+import { compareCodePointsAt, fileKeys, parsePyJson, PyFloat, pyDumps, pyDumpsForFile, type PyJson } from './pyjson.js';
 
 export interface EntryHash {
   type: 'sha2-256-chunked' | 'SHA256';
@@ -226,6 +227,75 @@ export function entryLine(e: ManifestEntry): string {
   return `${line}\n`;
 }
 
+/**
+ * Whether `text` (a line without its "\n") is exactly entryLine(e) without its "\n", for an entry
+ * parsed from that line: checked in place, without encoding the entry, so that package_update can
+ * copy the lines quilt3 wrote. May answer false for some lines that are (those with a "\\": their
+ * strings would need the full encoder to compare); never true for one that is not.
+ */
+export function isEntryLineOf(e: ManifestEntry, text: string): boolean {
+  // Without a backslash in the line, no string parsed from it holds a character quilt3 escapes
+  // (quote, backslash, control characters; lone surrogates cannot come from UTF-8), so each one is
+  // written as itself between quotes.
+  if (text.indexOf('\\') !== -1 || text.length * 3 > MAX_RECORD_BYTES) return false;
+  const m = new LineMatch(text);
+  if (!m.lit('{"logical_key": ') || !m.str(e.logical_key) || !m.lit(', "physical_keys": [')) return false;
+  for (let i = 0; i < e.physical_keys.length; i++) if ((i > 0 && !m.lit(', ')) || !m.str(e.physical_keys[i]!)) return false;
+  if (!m.lit('], "size": ') || !m.lit(pyDumpsForFile(e.size)) || !m.lit(', "hash": {')) return false;
+  const h = e.hash;
+  let valueFirst = false;
+  for (const k in h) {
+    valueFirst = k === 'value';
+    break;
+  }
+  const hashOk = valueFirst
+    ? m.lit('"value": ') && m.str(h.value) && m.lit(', "type": ') && m.str(h.type)
+    : m.lit('"type": ') && m.str(h.type) && m.lit(', "value": ') && m.str(h.value);
+  return hashOk && m.lit('}, "meta": ') && m.value(e.meta ?? {}) && m.lit('}') && m.done();
+}
+
+/** Compares values with a line as pyDumpsForFile would write them, from left to right. */
+class LineMatch {
+  private pos = 0;
+  constructor(private readonly text: string) {}
+
+  lit(s: string): boolean {
+    if (!this.text.startsWith(s, this.pos)) return false;
+    this.pos += s.length;
+    return true;
+  }
+
+  /** A string with nothing to escape (see isEntryLineOf). */
+  str(s: string): boolean {
+    const t = this.text;
+    const at = this.pos;
+    if (t.charCodeAt(at) !== 0x22 || t.charCodeAt(at + 1 + s.length) !== 0x22 || !t.startsWith(s, at + 1)) return false;
+    this.pos = at + s.length + 2;
+    return true;
+  }
+
+  value(v: PyJson): boolean {
+    if (typeof v === 'string') return this.str(v);
+    if (v === null || typeof v !== 'object' || v instanceof PyFloat) return this.lit(pyDumpsForFile(v));
+    if (Array.isArray(v)) {
+      if (!this.lit('[')) return false;
+      for (let i = 0; i < v.length; i++) if ((i > 0 && !this.lit(', ')) || !this.value(v[i]!)) return false;
+      return this.lit(']');
+    }
+    if (!this.lit('{')) return false;
+    const keys = fileKeys(v);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      if ((i > 0 && !this.lit(', ')) || !this.str(k) || !this.lit(': ') || !this.value(v[k]!)) return false;
+    }
+    return this.lit('}');
+  }
+
+  done(): boolean {
+    return this.pos === this.text.length;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reading
 
@@ -259,28 +329,33 @@ function parseEntry(v: PyJson, line: number): ManifestEntry | null {
   } catch (err) {
     throw lineError(line, (err as Error).message.replace(/\.$/, ''));
   }
-  const where = `entry ${JSON.stringify(lk)}`;
-  if (!Array.isArray(pks) || !pks.every((p) => typeof p === 'string')) throw lineError(line, `${where}: "physical_keys" is not a list of strings`);
+  if (!Array.isArray(pks)) throw lineError(line, `${entryName(lk)}: "physical_keys" is not a list of strings`);
+  for (const p of pks) if (typeof p !== 'string') throw lineError(line, `${entryName(lk)}: "physical_keys" is not a list of strings`);
   const size = v.size;
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw lineError(line, `${where}: "size" is not a non-negative integer`);
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw lineError(line, `${entryName(lk)}: "size" is not a non-negative integer`);
   const hash = v.hash;
-  if (!isObject(hash)) throw lineError(line, `${where}: "hash" is missing or not an object`);
+  if (!isObject(hash)) throw lineError(line, `${entryName(lk)}: "hash" is missing or not an object`);
   const { type, value } = hash;
   if (typeof type !== 'string' || !HASH_TYPES.has(type)) {
-    throw lineError(line, `${where}: hash type ${JSON.stringify(toDisplay(type))} is not "sha2-256-chunked" or "SHA256"`);
+    throw lineError(line, `${entryName(lk)}: hash type ${JSON.stringify(toDisplay(type))} is not "sha2-256-chunked" or "SHA256"`);
   }
-  if (typeof value !== 'string') throw lineError(line, `${where}: hash value is not a string`);
+  if (typeof value !== 'string') throw lineError(line, `${entryName(lk)}: hash value is not a string`);
   // Extra hash fields would be part of quilt3's top hash; refuse rather than hash them wrongly.
   const hashKeys = Object.keys(hash);
-  if (hashKeys.length !== 2) throw lineError(line, `${where}: hash has fields other than "type" and "value"`);
+  if (hashKeys.length !== 2) throw lineError(line, `${entryName(lk)}: hash has fields other than "type" and "value"`);
   const meta = v.meta;
-  if (meta !== undefined && meta !== null && !isObject(meta)) throw lineError(line, `${where}: "meta" is not an object`);
+  if (meta !== undefined && meta !== null && !isObject(meta)) throw lineError(line, `${entryName(lk)}: "meta" is not an object`);
   const t = type as EntryHash['type'];
   // Kept in the source order, which the writer repeats (see hashForFile).
   const entryHash: EntryHash = hashKeys[0] === 'value' ? { value, type: t } : { type: t, value };
   const entry: ManifestEntry = { logical_key: lk, physical_keys: pks as string[], size, hash: entryHash };
   if (meta !== undefined) entry.meta = meta;
   return entry;
+}
+
+/** How errors name an entry (built only when something is wrong: parseEntry runs for every line). */
+function entryName(key: string): string {
+  return `entry ${JSON.stringify(key)}`;
 }
 
 function toDisplay(v: PyJson | undefined): string {
@@ -324,41 +399,121 @@ class LineReader {
   }
 }
 
+export type ManifestRecord = ManifestHeader | ManifestEntry;
+
+/**
+ * A record and its line as read (without "\r\n"): its bytes, which may share memory with the chunk
+ * they came from, and its text.
+ */
+export type RecordWithLine = readonly [ManifestRecord, Buffer, string];
+
+type Each = (rec: ManifestRecord, bytes: Buffer, text: string) => void;
+
+const asBuffer = (chunk: Uint8Array): Buffer => (Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+
+/**
+ * Splits byte chunks into lines (chunks may split lines and UTF-8 characters anywhere), checks and
+ * decodes each line on its own and hands it to a LineReader. Working on bytes keeps each line's
+ * bytes at hand, so package_update can copy unchanged lines instead of encoding them again.
+ */
+class ManifestSplitter {
+  readonly reader = new LineReader();
+  // Pieces of a line that continues in the next chunk; joined once its end arrives.
+  private carry: Buffer[] = [];
+  private atStart = true;
+
+  push(chunk: Uint8Array, each: Each): void {
+    let bytes = asBuffer(chunk);
+    if (this.atStart) {
+      // A UTF-8 byte order mark at the very start is skipped, as TextDecoder does.
+      if (this.carry.length) {
+        bytes = Buffer.concat([...this.carry, bytes]);
+        this.carry = [];
+      }
+      if (bytes.length < 3) {
+        if (bytes.length) this.carry.push(Buffer.from(bytes));
+        return;
+      }
+      this.atStart = false;
+      if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3);
+    }
+    let start = 0;
+    let nl: number;
+    while ((nl = bytes.indexOf(0x0a, start)) !== -1) {
+      let line = bytes.subarray(start, nl);
+      if (this.carry.length) {
+        this.carry.push(line);
+        line = Buffer.concat(this.carry);
+        this.carry = [];
+      }
+      this.line(line, each);
+      start = nl + 1;
+    }
+    // Copied: the caller may reuse its chunk.
+    if (start < bytes.length) this.carry.push(Buffer.from(bytes.subarray(start)));
+  }
+
+  end(each: Each): void {
+    if (this.carry.length) {
+      const line = Buffer.concat(this.carry);
+      this.carry = [];
+      if (this.atStart && line[0] === 0xef && line[1] === 0xbb && line[2] === 0xbf) this.line(line.subarray(3), each);
+      else this.line(line, each);
+    }
+    this.reader.finish();
+  }
+
+  private line(bytes: Buffer, each: Each): void {
+    if (!isUtf8(bytes)) throw lineError(this.reader.lineNo + 1, 'not valid UTF-8');
+    const line = bytes.length && bytes[bytes.length - 1] === 0x0d ? bytes.subarray(0, -1) : bytes;
+    const text = line.toString('utf8');
+    const rec = this.reader.line(text);
+    if (rec) each(rec, line, text);
+  }
+}
+
+/**
+ * The records of a manifest's chunks, each made into a T, in one batch per chunk (one await per
+ * chunk rather than per record: a 100,000-entry manifest is ~500 chunks). Records read before a
+ * bad line come before its error.
+ */
+async function* splitManifest<T>(chunks: AsyncIterable<Uint8Array>, make: (rec: ManifestRecord, bytes: Buffer, text: string) => T): AsyncGenerator<T[]> {
+  const split = new ManifestSplitter();
+  let out: T[] = [];
+  const each: Each = (rec, bytes, text) => void out.push(make(rec, bytes, text));
+  let failed = false;
+  let error: unknown;
+  const run = (step: () => void) => {
+    try {
+      step();
+    } catch (err) {
+      failed = true;
+      error = err;
+    }
+  };
+  for await (const chunk of chunks) {
+    run(() => split.push(chunk, each));
+    if (out.length) yield out;
+    out = [];
+    if (failed) throw error;
+  }
+  run(() => split.end(each));
+  if (out.length) yield out;
+  if (failed) throw error;
+}
+
 /**
  * Streams a manifest: yields the header, then each entry. Byte chunks may split lines and UTF-8
  * characters anywhere. Directory-metadata lines (no physical_keys) are skipped: quilt3 leaves
  * them out of the top hash and this model has no place for them.
  */
-export async function* readManifest(lines: AsyncIterable<Uint8Array>): AsyncGenerator<ManifestHeader | ManifestEntry> {
-  const decoder = new TextDecoder('utf-8', { fatal: true });
-  const reader = new LineReader();
-  let buf = '';
-  const decode = (chunk?: Uint8Array): string => {
-    try {
-      return chunk ? decoder.decode(chunk, { stream: true }) : decoder.decode();
-    } catch {
-      throw lineError(reader.lineNo + 1 + (buf.match(/\n/g)?.length ?? 0), 'not valid UTF-8');
-    }
-  };
-  for await (const chunk of lines) {
-    // Search only the new text for "\n", so a long line in small chunks is not rescanned.
-    let nl = buf.length;
-    buf += decode(chunk);
-    let start = 0;
-    while ((nl = buf.indexOf('\n', nl)) !== -1) {
-      const out = reader.line(buf.slice(start, nl));
-      start = nl + 1;
-      nl = start;
-      if (out) yield out;
-    }
-    if (start > 0) buf = buf.slice(start);
-  }
-  buf += decode();
-  if (buf !== '') {
-    const out = reader.line(buf);
-    if (out) yield out;
-  }
-  reader.finish();
+export async function* readManifest(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<ManifestRecord> {
+  for await (const batch of splitManifest(chunks, (rec) => rec)) yield* batch;
+}
+
+/** readManifest in batches (one per chunk read), each record with its line as read (see RecordWithLine). */
+export function readManifestLines(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<RecordWithLine[]> {
+  return splitManifest(chunks, (rec, bytes, text): RecordWithLine => [rec, bytes, text]);
 }
 
 export function isManifestEntry(v: ManifestHeader | ManifestEntry): v is ManifestEntry {

@@ -9,7 +9,7 @@ import type { BucketAction, RuntimeContext } from '../context.js';
 import { ToolError, deniedOrMissing, fromAwsError } from '../errors.js';
 import { TOP_HASH, SHORT_HASH, parseTopHash } from './names.js';
 import { compareCodePoints } from './pyjson.js';
-import { readManifest, manifestLines, type ManifestEntry, type ManifestHeader } from './manifest.js';
+import { readManifest, readManifestLines, manifestLines, type ManifestEntry, type ManifestHeader, type ManifestRecord, type RecordWithLine } from './manifest.js';
 
 export const NAMED = '.quilt/named_packages/';
 export const MANIFESTS = '.quilt/packages/';
@@ -258,12 +258,26 @@ export async function resolveRevision(ctx: RuntimeContext, bucket: string, name:
  * Streams a manifest: the header first, then its entries. S3 failures while streaming become the
  * same ToolErrors as failures at the start.
  */
-export async function* streamManifest(
+export function streamManifest(ctx: RuntimeContext, bucket: string, hash: string, opts: StreamOptions = {}): AsyncGenerator<ManifestRecord> {
+  return streamWith(ctx, bucket, hash, opts, readManifest);
+}
+
+/** streamManifest in batches, with each record's line as read (package_update copies unchanged lines). */
+export function streamManifestLines(ctx: RuntimeContext, bucket: string, hash: string, opts: StreamOptions = {}): AsyncGenerator<RecordWithLine[]> {
+  return streamWith(ctx, bucket, hash, opts, readManifestLines);
+}
+
+interface StreamOptions {
+  onSize?: (bytes: number) => void;
+}
+
+async function* streamWith<T>(
   ctx: RuntimeContext,
   bucket: string,
   hash: string,
-  opts: { onSize?: (bytes: number) => void } = {},
-): AsyncGenerator<ManifestHeader | ManifestEntry> {
+  opts: StreamOptions,
+  read: (body: AsyncIterable<Uint8Array>) => AsyncGenerator<T>,
+): AsyncGenerator<T> {
   const key = manifestKey(hash);
   const body = await withS3(ctx, { bucket, key, action: 'read', verb: 'read the package manifest' }, async (client, { GetObjectCommand }) => {
     const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
@@ -276,7 +290,7 @@ export async function* streamManifest(
     throw err;
   });
   try {
-    yield* readManifest(body);
+    yield* read(body);
   } catch (err) {
     if (err instanceof ToolError) throw err;
     throw fromAwsError(err, { action: 'read the package manifest', bucket, key });

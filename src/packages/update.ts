@@ -1,18 +1,25 @@
 /**
  * A new revision from a base manifest and changes, in one streaming pass: the base (in walk order,
  * as quilt3 writes it) is merged with the sorted changes as it streams, the top hash is computed
- * entry by entry and the new manifest is encoded into one buffer as it goes. Memory holds those
- * encoded bytes once (a few hundred per entry: the manifest's key is its top hash, so nothing can be
+ * entry by entry and the new manifest is written into one buffer as it goes. Memory holds those
+ * bytes once (a few hundred per entry: the manifest's key is its top hash, so nothing can be
  * uploaded before the last entry is hashed) and the changes, never the base's entries as objects.
+ *
+ * Every entry is written as quilt3 would write it again (entryLine), which normalizes lines another
+ * writer made; when that is the line as read (isEntryLineOf: lines quilt3 wrote, in practice all),
+ * its bytes are copied rather than encoded again.
  */
 import {
   compareWalkOrder,
   entryLine,
   headerLine,
+  isEntryLineOf,
   isManifestEntry,
   TopHasher,
   type ManifestEntry,
   type ManifestHeader,
+  type ManifestRecord,
+  type RecordWithLine,
 } from './manifest.js';
 
 /** The base manifest is not in strict walk order (not written by quilt3); see mergeManifest's `sorted`. */
@@ -101,6 +108,15 @@ class ManifestBuffer {
     if (this.pending.length >= BATCH) this.flush();
   }
 
+  /** A line's bytes as read, and its "\n". */
+  writeLine(line: Uint8Array): void {
+    this.flush();
+    const buf = this.reserve(this.used + line.length + 1);
+    buf.set(line, this.used);
+    this.used += line.length;
+    buf[this.used++] = 0x0a;
+  }
+
   /** The place of an added entry. */
   slot(entry: ManifestEntry): void {
     this.flush();
@@ -111,26 +127,28 @@ class ManifestBuffer {
     if (!this.pending) return;
     const text = this.pending;
     this.pending = '';
-    // Allocated at the first flush: the base's length is known once its GET has answered.
-    this.buf ??= Buffer.allocUnsafe(Math.max(BATCH, (this.sizeHint() ?? 0) + (1 << 20)));
-    if (this.used + text.length * 3 > this.buf.length) this.reserve(this.used + Buffer.byteLength(text, 'utf8'));
-    this.used += this.buf.write(text, this.used, 'utf8');
+    // UTF-8 takes at most 3 bytes per UTF-16 unit; counted exactly only when that might not fit.
+    const room = (this.buf?.length ?? 0) - this.used;
+    const buf = this.reserve(this.used + (text.length * 3 <= room ? 0 : Buffer.byteLength(text, 'utf8')));
+    this.used += buf.write(text, this.used, 'utf8');
   }
 
-  private reserve(size: number): void {
-    const buf = this.buf ?? Buffer.alloc(0);
-    if (size <= buf.length) return;
+  /** The buffer, with room for `size` bytes in all. */
+  private reserve(size: number): Buffer {
+    // Allocated at the first write: the base's length is known once its GET has answered.
+    const buf = (this.buf ??= Buffer.allocUnsafe(Math.max(BATCH, (this.sizeHint() ?? 0) + (1 << 20))));
+    if (size <= buf.length) return buf;
     const next = Buffer.allocUnsafe(Math.max(size, Math.ceil(buf.length * 1.5)));
     buf.copy(next, 0, 0, this.used);
     this.buf = next;
+    return next;
   }
 
   finish(): Buffer {
     this.flush();
     const lines = this.slots.map((s) => Buffer.from(entryLine(s.entry), 'utf8'));
     let shift = lines.reduce((n, l) => n + l.length, 0);
-    this.reserve(this.used + shift);
-    const buf = this.buf ?? Buffer.alloc(0);
+    const buf = this.reserve(this.used + shift);
     // Last slot first: the bytes after slot i move right by the lines of slots 0..i, then line i
     // goes just before them.
     let end = this.used;
@@ -151,12 +169,13 @@ class ManifestBuffer {
 /**
  * The revision `header` + (base entries - removed - replaced) + added, as topHash and
  * manifestLines would compute it from the whole list. `base` is the base manifest's records (its
- * header is skipped). Throws BaseNotInWalkOrder when the base is out of order, unless `sorted`
- * says the caller sorted it (then duplicates reach the hasher, which names them).
+ * header is skipped) in batches, with their lines as read where known (readManifestLines), which
+ * are then copied for unchanged entries. Throws BaseNotInWalkOrder when the base is out of order, unless
+ * `sorted` says the caller sorted it (then duplicates reach the hasher, which names them).
  */
 export async function mergeManifest(
   header: ManifestHeader,
-  base: AsyncIterable<ManifestHeader | ManifestEntry> | Iterable<ManifestHeader | ManifestEntry>,
+  base: AsyncIterable<readonly (ManifestRecord | RecordWithLine)[]> | Iterable<readonly (ManifestRecord | RecordWithLine)[]>,
   added: readonly ManifestEntry[],
   removes: readonly string[],
   opts: { listing?: boolean; sorted?: boolean; sizeHint?: () => number | undefined } = {},
@@ -183,17 +202,21 @@ export async function mergeManifest(
   };
   let next = 0;
   let prev: string | undefined;
-  for await (const rec of base) {
-    if (!isManifestEntry(rec)) continue;
-    const key = rec.logical_key;
-    if (!opts.sorted && prev !== undefined && compareWalkOrder(prev, key) >= 0) throw new BaseNotInWalkOrder(key);
-    prev = key;
-    while (next < adds.length && compareWalkOrder(adds[next]!.logical_key, key) < 0) emitAdded(adds[next++]!);
-    // Matched first, so every remove argument that names a replaced key still counts as found.
-    const removed = removals.match(key);
-    if (removed || replaced.has(key)) continue;
-    count(rec);
-    out.write(entryLine(rec));
+  for await (const batch of base) {
+    for (const item of batch) {
+      const [rec, bytes, text] = Array.isArray(item) ? (item as RecordWithLine) : [item as ManifestRecord, undefined, undefined];
+      if (!isManifestEntry(rec)) continue;
+      const key = rec.logical_key;
+      if (!opts.sorted && prev !== undefined && compareWalkOrder(prev, key) >= 0) throw new BaseNotInWalkOrder(key);
+      prev = key;
+      while (next < adds.length && compareWalkOrder(adds[next]!.logical_key, key) < 0) emitAdded(adds[next++]!);
+      // Matched first, so every remove argument that names a replaced key still counts as found.
+      const removed = removals.match(key);
+      if (removed || replaced.has(key)) continue;
+      count(rec);
+      if (bytes && isEntryLineOf(rec, text!)) out.writeLine(bytes);
+      else out.write(entryLine(rec));
+    }
   }
   while (next < adds.length) emitAdded(adds[next++]!);
   const hash = hasher.digest();

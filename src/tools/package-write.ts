@@ -10,7 +10,7 @@ import { BaseNotInWalkOrder, mergeManifest, type MergedRevision } from '../packa
 import { parsePackageName } from '../packages/names.js';
 import { compileGlobs, MAX_GLOB_LENGTH, MAX_GLOBS } from '../patterns.js';
 import { loadWorkflow } from '../packages/workflow.js';
-import { listKeys, loadManifest, readManifestHeader, readPointer, resolveRevision, streamManifest } from '../packages/registry.js';
+import { listKeys, loadManifest, readManifestHeader, readPointer, resolveRevision, streamManifestLines } from '../packages/registry.js';
 import { bucketArg } from './args.js';
 import { defineTool, type ToolExtras } from './define.js';
 import { entrySource, metaArg, packageNameArg, revisionLinks, userMeta } from './package-args.js';
@@ -248,7 +248,7 @@ export const packageUpdate = defineTool({
       const opts = { listing: wf.checksEntries, sizeHint: () => baseSize };
       let merged: MergedRevision;
       try {
-        const base = streamManifest(ctx, bucket, latest.hash, { onSize: (n) => (baseSize = n) });
+        const base = streamManifestLines(ctx, bucket, latest.hash, { onSize: (n) => (baseSize = n) });
         merged = await mergeManifest(head, base, added.entries, removes, opts);
       } catch (err) {
         if (!(err instanceof BaseNotInWalkOrder)) throw err;
@@ -256,7 +256,7 @@ export const packageUpdate = defineTool({
         ctx.logger.debug('base manifest not in walk order: merging in memory', { bucket, hash: latest.hash });
         const old = await loadManifest(ctx, bucket, latest.hash);
         old.entries.sort((x, y) => compareWalkOrder(x.logical_key, y.logical_key));
-        merged = await mergeManifest(head, old.entries, added.entries, removes, { ...opts, sorted: true });
+        merged = await mergeManifest(head, [old.entries], added.entries, removes, { ...opts, sorted: true });
       }
       if (merged.missing.length) {
         throw new ToolError(

@@ -53,10 +53,11 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function connectStdio(env: Record<string, string>, args: string[] = []): Promise<Harness> {
+/** `nodeArgs` go before the entry (benchmarks pass `--cpu-prof`, which NODE_OPTIONS may not hold). */
+export async function connectStdio(env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): Promise<Harness> {
   const transport = new StdioClientTransport({
     command: process.execPath,
-    args: [SERVER_ENTRY, ...args],
+    args: [...nodeArgs, SERVER_ENTRY, ...args],
     env,
     stderr: 'pipe',
   });
