@@ -29,6 +29,8 @@ import { cpuMs, fmt, KeepAliveClient, rpcMessage, SMOKE, spawnServer, stats as p
 
 const runs = Number(process.env.BENCH_RUNS ?? (SMOKE ? 1 : 15));
 const WARMUP = SMOKE ? 2 : 20;
+/** BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR": node options for the search_catalog server (section 5, profiling). */
+const NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 
 function stats(xs: number[]): { median: number; p95: number } {
   const s = pstats(xs);
@@ -276,7 +278,7 @@ async function section5() {
     });
     await r.json();
   };
-  const transport = new StdioClientTransport({ command: process.execPath, args: [SERVER_ENTRY], env: qenv, stderr: 'ignore' });
+  const transport = new StdioClientTransport({ command: process.execPath, args: [...NODE_ARGS, SERVER_ENTRY], env: qenv, stderr: 'ignore' });
   const client = new Client({ name: 'bench', version: '0' });
   await client.connect(transport);
   const tool = () => client.callTool({ name: 'search_catalog', arguments: { query: 'cells', scope: 'package', limit: 10 } });

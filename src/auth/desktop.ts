@@ -74,7 +74,7 @@ export class DesktopAuthService implements AuthService {
   }
 
   async context(): Promise<RuntimeContext> {
-    const fingerprint = await sessionFingerprint(this.config.quilt.dataDir);
+    const fingerprint = sessionFingerprint(this.config.quilt.dataDir);
     const current = this.current;
     if (current && !sameFingerprint(current.fingerprint, fingerprint)) {
       // The session's own write of rotated tokens (or a rotation by another process that it has

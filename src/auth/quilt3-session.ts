@@ -10,7 +10,7 @@
  * credential endpoint and are fetched again 5 minutes before they expire.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fs, type Stats } from 'node:fs';
+import { promises as fs, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { AwsCredentials } from '../aws/clients.js';
 import { registryCredentialProvider } from '../catalog/credentials.js';
@@ -102,9 +102,12 @@ export function fileStamp(st: Stats): string {
   return `${st.ino}:${st.mtimeMs}:${st.size}`;
 }
 
-async function stampOf(file: string): Promise<string> {
+function stampOf(file: string): string {
   try {
-    return fileStamp(await fs.stat(file));
+    // Synchronous: two local stats take ~10 µs, while fs/promises costs ~0.1 ms a call (thread
+    // pool round trips, and an Error with a stack for a missing file) on every tool call.
+    const st = statSync(file, { throwIfNoEntry: false });
+    return st ? fileStamp(st) : '-';
   } catch {
     return '-';
   }
@@ -116,9 +119,8 @@ export interface SessionFingerprint {
 }
 
 /** A fingerprint of the session files, to notice `quilt3 login`/`logout` while running. */
-export async function sessionFingerprint(dir: string): Promise<SessionFingerprint> {
-  const [auth, config] = await Promise.all([stampOf(path.join(dir, 'auth.json')), stampOf(path.join(dir, 'config.yml'))]);
-  return { auth, config };
+export function sessionFingerprint(dir: string): SessionFingerprint {
+  return { auth: stampOf(path.join(dir, 'auth.json')), config: stampOf(path.join(dir, 'config.yml')) };
 }
 
 export const sameFingerprint = (a: SessionFingerprint, b: SessionFingerprint): boolean => a.auth === b.auth && a.config === b.config;
