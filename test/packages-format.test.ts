@@ -27,7 +27,7 @@ import {
   type ManifestEntry,
   type ManifestHeader,
 } from '../src/packages/manifest.js';
-import { KEY_ORDER, PyFloat, compareCodePoints, fileKeys, fromPlain, parsePyJson, pyDumps, pyDumpsForFile, toPlain, type PyJson } from '../src/packages/pyjson.js';
+import { KEY_ORDER, PyFloat, compareCodePoints, fileKeys, fromPlain, parsePyJson, pyDumps, pyDumpsForFile, samePy, toPlain, type PyJson } from '../src/packages/pyjson.js';
 import { ToolError } from '../src/errors.js';
 import { call, connectStdio, s3Env } from './helpers/mcp.js';
 import { startS3 } from './helpers/s3.js';
@@ -250,6 +250,29 @@ const LEGACY = [
   '{"logical_key": "a/", "meta": {"user_meta": {"dir": true}}}',
   '{"logical_key": "a/x.txt", "physical_keys": ["s3://bkt/a/x.txt"], "size": 0, "hash": {"type": "SHA256", "value": "' + 'cd'.repeat(32) + '"}}',
 ].join('\n');
+
+describe('samePy (package_diff compares metadata without writing it out)', () => {
+  it('is true exactly when pyDumps gives the same text', () => {
+    const values: PyJson[] = [
+      null, true, false, 0, -0, 1, 2, -1, 2 ** 53 - 1, 'a', '', 'é', '\u{1F600}',
+      new PyFloat(1), new PyFloat(-0), new PyFloat(0), new PyFloat(NaN), new PyFloat(Infinity), new PyFloat(0.1 + 0.2), new PyFloat(0.30000000000000004),
+      BigInt(2) ** BigInt(60), 2 ** 60, BigInt(1), [], [1], [1, 2], [2, 1], [new PyFloat(1)], [[1]],
+      {}, { a: 1 }, { a: 1, b: 2 }, { b: 2, a: 1 }, { a: 2 }, { a: [1] }, { a: { b: null } }, { a: { b: false } },
+      parsePyJson('{"10": 1, "2": 2}'), parsePyJson('{"2": 2, "10": 1}'), parsePyJson('{"__proto__": 1}'), parsePyJson('{"__proto__": 2}'),
+      parsePyJson('{"a": 1.0, "b": [1e21, 5]}'), parsePyJson('{"b": [1e+21, 5], "a": 1.00}'), parsePyJson('{"a": 1, "b": [1e21, 5]}'),
+    ];
+    let equalPairs = 0;
+    for (const a of values) {
+      for (const b of values) {
+        const same = pyDumps(a) === pyDumps(b);
+        if (same) equalPairs++;
+        expect(samePy(a, b), `${pyDumps(a)} vs ${pyDumps(b)}`).toBe(same);
+      }
+    }
+    // Beyond each value with itself: reordered keys, 0/-0, 2**60 as number and bigint, 1.0/1.00, 1e21/1e+21.
+    expect(equalPairs).toBeGreaterThan(values.length + 8);
+  });
+});
 
 describe('manifests', () => {
   it('has the known header-only top hash', () => {

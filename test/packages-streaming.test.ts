@@ -12,7 +12,7 @@ import { diffManifests, diffManifestsInMemory, type DiffResult } from '../src/pa
 import {
   compareWalkOrder,
   manifestLines,
-  readManifest,
+  readManifestBatches,
   readManifestLines,
   readManifestText,
   topHash,
@@ -37,7 +37,7 @@ async function* pieces(bytes: Uint8Array, sizes = [1, 5, 13, 4096]): AsyncGenera
 }
 
 const text = (header: ManifestHeader, entries: readonly ManifestEntry[]) => [...manifestLines(header, entries)].join('');
-const stream = (header: ManifestHeader, entries: readonly ManifestEntry[]) => readManifest(pieces(enc.encode(text(header, entries))));
+const stream = (header: ManifestHeader, entries: readonly ManifestEntry[]) => readManifestBatches(pieces(enc.encode(text(header, entries))));
 /** As package_update reads its base: batches of records with their lines. */
 const lines = (header: ManifestHeader, entries: readonly ManifestEntry[]) => readManifestLines(pieces(enc.encode(text(header, entries))));
 
@@ -236,9 +236,10 @@ describe('streaming package_diff', () => {
   const { header, entries } = baseManifest();
   const changed: ManifestEntry[] = entries
     .filter((_, i) => i % 4 !== 1) // removed
-    .map((e, i) => {
+    .map((e, i): ManifestEntry => {
       if (i % 5 === 0) return { ...e, hash: { ...e.hash, value: 'changed' }, size: e.size + 1 }; // content and size
       if (i % 5 === 2) return { ...e, meta: { user_meta: { other: true } } }; // meta
+      if (i % 10 === 9) return { ...e, meta: { user_meta: { i: new PyFloat(Number((e.meta?.user_meta as { i: number }).i)) } } }; // an int become a float
       if (i % 5 === 3) return { ...e, physical_keys: ['s3://elsewhere/x'] }; // location
       return e;
     })
@@ -270,7 +271,7 @@ describe('streaming package_diff', () => {
   it('falls back to the map-based diff when a side is out of walk order', async () => {
     const unsorted = [...entries].reverse();
     const open = {
-      from: () => readManifest(pieces(enc.encode([[...manifestLines(header, [])][0], ...unsorted.map((e) => [...manifestLines(header, [e])][1])].join('')))),
+      from: () => readManifestBatches(pieces(enc.encode([[...manifestLines(header, [])][0], ...unsorted.map((e) => [...manifestLines(header, [e])][1])].join('')))),
       to: () => stream(header, changed),
     };
     const got = await diffManifests(open, 100);

@@ -4,7 +4,7 @@
  * so 100,000-entry packages browse in bounded memory.
  */
 import { ToolError } from '../errors.js';
-import type { ManifestEntry, ManifestHeader } from './manifest.js';
+import type { ManifestEntry, ManifestHeader, ManifestRecord } from './manifest.js';
 import { compareWalkOrder } from './manifest.js';
 import { compareCodePoints } from './pyjson.js';
 
@@ -57,7 +57,8 @@ class SmallestK<T> {
   }
 }
 
-export async function browseManifest(records: AsyncIterable<ManifestHeader | ManifestEntry>, opts: BrowseOptions): Promise<BrowseResult> {
+/** `batches`: the manifest's records in batches (readManifestBatches). */
+export async function browseManifest(batches: AsyncIterable<readonly ManifestRecord[]>, opts: BrowseOptions): Promise<BrowseResult> {
   const dir = opts.path.replace(/^\/+|\/+$/g, '');
   const exact = opts.path.endsWith('/') ? undefined : dir;
   const prefix = dir ? `${dir}/` : '';
@@ -72,31 +73,33 @@ export async function browseManifest(records: AsyncIterable<ManifestHeader | Man
   const dirs = new Map<string, { files: number; size: number }>();
   const afterCursor = (name: string) => opts.after === undefined || compareNames(name, opts.after) > 0;
 
-  for await (const rec of records) {
-    if (!header) {
-      header = rec as ManifestHeader;
-      continue;
-    }
-    const e = rec as ManifestEntry;
-    totalFiles++;
-    totalSize += e.size;
-    if (exact !== undefined && e.logical_key === exact) file = e;
-    if (!e.logical_key.startsWith(prefix)) continue;
-    const rest = e.logical_key.slice(prefix.length);
-    const slash = opts.recursive ? -1 : rest.indexOf('/');
-    if (slash < 0) {
-      count++;
-      if (afterCursor(rest)) files.add({ type: 'file', name: rest, entry: e });
-    } else {
-      const name = rest.slice(0, slash);
-      let d = dirs.get(name);
-      if (!d) {
-        d = { files: 0, size: 0 };
-        dirs.set(name, d);
-        count++;
+  for await (const batch of batches) {
+    for (const rec of batch) {
+      if (!header) {
+        header = rec as ManifestHeader;
+        continue;
       }
-      d.files++;
-      d.size += e.size;
+      const e = rec as ManifestEntry;
+      totalFiles++;
+      totalSize += e.size;
+      if (exact !== undefined && e.logical_key === exact) file = e;
+      if (!e.logical_key.startsWith(prefix)) continue;
+      const rest = e.logical_key.slice(prefix.length);
+      const slash = opts.recursive ? -1 : rest.indexOf('/');
+      if (slash < 0) {
+        count++;
+        if (afterCursor(rest)) files.add({ type: 'file', name: rest, entry: e });
+      } else {
+        const name = rest.slice(0, slash);
+        let d = dirs.get(name);
+        if (!d) {
+          d = { files: 0, size: 0 };
+          dirs.set(name, d);
+          count++;
+        }
+        d.files++;
+        d.size += e.size;
+      }
     }
   }
   if (!header) throw new ToolError('upstream_error', 'The package manifest is empty.');

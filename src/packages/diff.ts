@@ -5,9 +5,9 @@
  * (logical key -> hash, size, meta digest) and the other streamed against it.
  */
 import { createHash } from 'node:crypto';
-import type { ManifestEntry, ManifestHeader } from './manifest.js';
+import type { ManifestEntry, ManifestHeader, ManifestRecord } from './manifest.js';
 import { compareWalkOrder } from './manifest.js';
-import { pyDumps } from './pyjson.js';
+import { pyDumps, samePy } from './pyjson.js';
 
 export type Change = 'content' | 'size' | 'meta' | 'location';
 
@@ -43,46 +43,77 @@ function unpack(packed: string): { side: Side; type: string; meta: string } {
   return { side: { size: Number(size), hash, physicalKey }, type, meta };
 }
 
-async function split(records: AsyncIterable<ManifestHeader | ManifestEntry>, onEntry: (e: ManifestEntry) => void): Promise<ManifestHeader> {
+async function split(records: Records, onEntry: (e: ManifestEntry) => void): Promise<ManifestHeader> {
   let header: ManifestHeader | undefined;
-  for await (const rec of records) {
-    if (!header) header = rec as ManifestHeader;
-    else onEntry(rec as ManifestEntry);
+  for await (const batch of records) {
+    for (const rec of batch) {
+      if (!header) header = rec as ManifestHeader;
+      else onEntry(rec as ManifestEntry);
+    }
   }
   return header ?? { version: 'v0' };
 }
 
-type Records = AsyncIterable<ManifestHeader | ManifestEntry>;
+/** A manifest's records in batches (readManifestBatches). */
+type Records = AsyncIterable<readonly ManifestRecord[]>;
 
 /** A side of the merge is not in strict walk order: diffManifests then uses diffManifestsInMemory. */
 export class NotInWalkOrder extends Error {}
 
-/** One side of the merge: its header, then the entry under the cursor (undefined at the end). */
+/**
+ * One side of the merge: its header, then the entry under the cursor (undefined at the end). Moving
+ * on awaits only when a batch is used up, not once per entry.
+ */
 class MergeSide {
   header: ManifestHeader = { version: 'v0' };
   entry: ManifestEntry | undefined;
-  private readonly it: AsyncIterator<ManifestHeader | ManifestEntry>;
+  private readonly it: AsyncIterator<readonly ManifestRecord[]>;
+  private batch: readonly ManifestRecord[] = [];
+  private at = 0;
 
   constructor(records: Records) {
     this.it = records[Symbol.asyncIterator]();
   }
 
   async start(): Promise<void> {
-    const first = await this.it.next();
-    if (first.done) return;
-    this.header = first.value as ManifestHeader;
+    const first = await this.next();
+    if (first === undefined) return;
+    this.header = first as ManifestHeader;
     await this.advance();
   }
 
-  async advance(): Promise<void> {
+  /** The next entry under the cursor; a promise only when the next batch has to be read. */
+  advance(): Promise<void> | undefined {
     const prev = this.entry;
-    const r = await this.it.next();
-    this.entry = r.done ? undefined : (r.value as ManifestEntry);
+    const next = this.next();
+    if (next instanceof Promise) return next.then((rec) => this.moveTo(prev, rec));
+    this.moveTo(prev, next);
+    return undefined;
+  }
+
+  private moveTo(prev: ManifestEntry | undefined, rec: ManifestRecord | undefined): void {
+    this.entry = rec as ManifestEntry | undefined;
     if (prev && this.entry && compareWalkOrder(prev.logical_key, this.entry.logical_key) >= 0) throw new NotInWalkOrder(this.entry.logical_key);
   }
 
+  private next(): ManifestRecord | undefined | Promise<ManifestRecord | undefined> {
+    if (this.at < this.batch.length) return this.batch[this.at++];
+    return this.refill();
+  }
+
+  private async refill(): Promise<ManifestRecord | undefined> {
+    for (;;) {
+      const r = await this.it.next();
+      if (r.done) return undefined;
+      if (r.value.length === 0) continue;
+      this.batch = r.value;
+      this.at = 1;
+      return r.value[0];
+    }
+  }
+
   async close(): Promise<void> {
-    await this.it.return?.();
+    await this.it.return?.(undefined);
   }
 }
 
@@ -123,7 +154,9 @@ async function diffStreams(from: Records, to: Records, limit: number): Promise<D
         const changes = changesOf(x!, y!);
         if (changes.length === 0) counts.unchanged++;
         else if (counts.modified++ < limit) modified.push({ logical_key: y!.logical_key, from: side(x!), to: side(y!), changes });
-        await Promise.all([a.advance(), b.advance()]);
+        const pa = a.advance();
+        const pb = b.advance();
+        if (pa || pb) await Promise.all([pa, pb]);
       }
     }
   } finally {
@@ -132,25 +165,32 @@ async function diffStreams(from: Records, to: Records, limit: number): Promise<D
   return { counts, added, removed, modified, headers: { from: a.header, to: b.header } };
 }
 
-/** Metadata compared by its canonical form ('' for none), as metaOf's digests compare. */
-const metaText = (e: ManifestEntry) => (e.meta && Object.keys(e.meta).length ? pyDumps(e.meta) : '');
+const NO_CHANGES: Change[] = [];
+
+/** Metadata compared as its canonical form would compare (no metadata = {}), as metaOf's digests do. */
+function sameMeta(x: ManifestEntry, y: ManifestEntry): boolean {
+  return samePy(x.meta ?? {}, y.meta ?? {});
+}
 
 function changesOf(x: ManifestEntry, y: ManifestEntry): Change[] {
-  const was = side(x);
-  const now = side(y);
-  const changes: Change[] = [];
+  const wasKey = x.physical_keys[0] ?? '';
+  const nowKey = y.physical_keys[0] ?? '';
   // Hashes of different types cannot be compared; then the location tells whether it moved.
-  if (x.hash.type === y.hash.type ? was.hash !== now.hash : was.physicalKey !== now.physicalKey) changes.push('content');
-  if (was.size !== now.size) changes.push('size');
-  if (metaText(x) !== metaText(y)) changes.push('meta');
-  if (changes.length === 0 && was.physicalKey !== now.physicalKey) changes.push('location');
+  const content = x.hash.type === y.hash.type ? x.hash.value !== y.hash.value : wasKey !== nowKey;
+  const size = x.size !== y.size;
+  const meta = !sameMeta(x, y);
+  if (!content && !size && !meta) return wasKey === nowKey ? NO_CHANGES : ['location'];
+  const changes: Change[] = [];
+  if (content) changes.push('content');
+  if (size) changes.push('size');
+  if (meta) changes.push('meta');
   return changes;
 }
 
 /** The older diff (one side in a map): for manifests that are not in walk order. */
 export async function diffManifestsInMemory(
-  from: AsyncIterable<ManifestHeader | ManifestEntry>,
-  to: AsyncIterable<ManifestHeader | ManifestEntry>,
+  from: Records,
+  to: Records,
   limit: number,
 ): Promise<DiffResult> {
   const old = new Map<string, string>();

@@ -472,6 +472,34 @@ function dump(v: PyJson, st: DumpStyle): string {
   return `${out}}`;
 }
 
+/**
+ * Whether pyDumps(a) === pyDumps(b), without writing either out: package_diff compares the
+ * metadata of every entry the two revisions share.
+ */
+export function samePy(a: PyJson, b: PyJson): boolean {
+  if (a === b) return true; // also 0 and -0, which both dump as 0
+  if (typeof a === 'bigint' || typeof b === 'bigint') {
+    // An integral double beyond 2^53 dumps as the same digits as the bigint of its value.
+    const n = typeof a === 'number' ? a : b;
+    const big = typeof a === 'bigint' ? a : b;
+    return typeof n === 'number' && typeof big === 'bigint' && Number.isInteger(n) && BigInt(n) === big;
+  }
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+  if (a instanceof PyFloat || b instanceof PyFloat) {
+    // floatRepr is one to one (shortest round trip): same text exactly when the same double.
+    return a instanceof PyFloat && b instanceof PyFloat && Object.is(a.value, b.value);
+  }
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!samePy(a[i]!, b[i]!)) return false;
+    return true;
+  }
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const k of keys) if (!Object.hasOwn(b, k) || !samePy(a[k]!, b[k]!)) return false;
+  return true;
+}
+
 /** Exactly `json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=True)`. */
 export function pyDumps(value: PyJson): string {
   return dump(value, HASH_STYLE);

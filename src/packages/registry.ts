@@ -9,7 +9,7 @@ import type { BucketAction, RuntimeContext } from '../context.js';
 import { ToolError, deniedOrMissing, fromAwsError } from '../errors.js';
 import { TOP_HASH, SHORT_HASH, parseTopHash } from './names.js';
 import { compareCodePoints } from './pyjson.js';
-import { readManifest, readManifestLines, manifestLines, type ManifestEntry, type ManifestHeader, type ManifestRecord, type RecordWithLine } from './manifest.js';
+import { readManifest, readManifestBatches, readManifestLines, manifestLines, type ManifestEntry, type ManifestHeader, type ManifestRecord, type RecordWithLine } from './manifest.js';
 
 export const NAMED = '.quilt/named_packages/';
 export const MANIFESTS = '.quilt/packages/';
@@ -260,6 +260,11 @@ export async function resolveRevision(ctx: RuntimeContext, bucket: string, name:
  */
 export function streamManifest(ctx: RuntimeContext, bucket: string, hash: string, opts: StreamOptions = {}): AsyncGenerator<ManifestRecord> {
   return streamWith(ctx, bucket, hash, opts, readManifest);
+}
+
+/** streamManifest in batches (see readManifestBatches). */
+export function streamManifestBatches(ctx: RuntimeContext, bucket: string, hash: string, opts: StreamOptions = {}): AsyncGenerator<ManifestRecord[]> {
+  return streamWith(ctx, bucket, hash, opts, readManifestBatches);
 }
 
 /** streamManifest in batches, with each record's line as read (package_update copies unchanged lines). */

@@ -9,7 +9,7 @@ import { packageCatalogUrl, quiltPlusUri } from '../catalog/urls.js';
 import { ToolError } from '../errors.js';
 import type { ManifestEntry, ManifestHeader } from '../packages/manifest.js';
 import { toPlain } from '../packages/pyjson.js';
-import { resolveRevision, streamManifest } from '../packages/registry.js';
+import { resolveRevision, streamManifest, streamManifestBatches } from '../packages/registry.js';
 import { objectContent } from './content.js';
 import type { TemplateResource } from './define.js';
 import { QUILT_SCHEME, parseQuiltUri } from './uris.js';
@@ -36,15 +36,17 @@ export const packageManifestResource: TemplateResource = {
     const first: Array<{ logical_key: string; size: number; uri: string }> = [];
     let files = 0;
     let size = 0;
-    for await (const rec of streamManifest(ctx, q.bucket, hash)) {
-      if (!header) {
-        header = rec as ManifestHeader;
-        continue;
+    for await (const batch of streamManifestBatches(ctx, q.bucket, hash)) {
+      for (const rec of batch) {
+        if (!header) {
+          header = rec as ManifestHeader;
+          continue;
+        }
+        const e = rec as ManifestEntry;
+        files++;
+        size += e.size;
+        if (first.length < SUMMARY_ENTRIES) first.push({ logical_key: e.logical_key, size: e.size, uri: quiltPlusUri(q.bucket, q.name, { hash, path: e.logical_key }) });
       }
-      const e = rec as ManifestEntry;
-      files++;
-      size += e.size;
-      if (first.length < SUMMARY_ENTRIES) first.push({ logical_key: e.logical_key, size: e.size, uri: quiltPlusUri(q.bucket, q.name, { hash, path: e.logical_key }) });
     }
     if (!header) throw new ToolError('upstream_error', `The manifest of ${q.name}@${hash} in ${q.bucket} is empty.`);
     const data = {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { parseBucket } from '../aws/s3-uri.js';
 import { diffManifests, type DiffItem } from '../packages/diff.js';
 import { parsePackageName } from '../packages/names.js';
-import { resolveRevision, streamManifest } from '../packages/registry.js';
+import { resolveRevision, streamManifestBatches } from '../packages/registry.js';
 import { bucketArg } from './args.js';
 import { defineTool } from './define.js';
 import { packageNameArg } from './package-args.js';
@@ -50,7 +50,7 @@ export const packageDiff = defineTool({
     const toBucket = args.to_bucket ? parseBucket(args.to_bucket) : bucket;
     const toName = args.to_name ? parsePackageName(args.to_name) : name;
     const [from, to] = await Promise.all([resolveRevision(ctx, bucket, name, args.from), resolveRevision(ctx, toBucket, toName, args.to)]);
-    const d = await diffManifests({ from: () => streamManifest(ctx, bucket, from), to: () => streamManifest(ctx, toBucket, to) }, args.limit);
+    const d = await diffManifests({ from: () => streamManifestBatches(ctx, bucket, from), to: () => streamManifestBatches(ctx, toBucket, to) }, args.limit);
     const msg = (m: unknown) => (typeof m === 'string' || m === null ? m : undefined);
     const data = {
       from: { bucket, name, top_hash: from, message: msg(d.headers.from.message) },
