@@ -95,7 +95,12 @@ export class AwsClients {
     return this.options.athena ?? { workgroup: undefined, outputLocation: undefined };
   }
 
-  /** Settings shared by every client: explicit, so no client falls back on ambient config. */
+  /**
+   * Settings shared by every client: explicit, so no client falls back on ambient config.
+   * cacheMiddleware: each command class's middleware stack is resolved once per client instead of
+   * on every request (the largest single cost of a small GetObject under load); our middleware is
+   * added when the client is made and never changed afterwards, which is what the option requires.
+   */
   private common(region: string) {
     return {
       region,
@@ -104,6 +109,7 @@ export class AwsClients {
       requestHandler: REQUEST_HANDLER,
       useFipsEndpoint: false,
       useDualstackEndpoint: false,
+      cacheMiddleware: true,
     };
   }
 
