@@ -170,9 +170,11 @@ export async function serveHttp({ config, logger, auth, createServer, tools = al
 
   /** A body too large (declared or sent) or too slow. */
   const refuseBody = (req: http.IncomingMessage, res: http.ServerResponse, err: BodyError): void => {
-    const cors = policy.corsHeaders(req);
+    let cors = policy.corsHeaders(req);
     if (err.status === 408) {
-      // Too slow for the deadline: cut off once answered.
+      // Too slow for the deadline: cut off once answered, and said so, so that a keep-alive client
+      // does not send its next request on a connection being closed (it would see a reset).
+      cors = { ...cors, connection: 'close' };
       res.once('finish', () => {
         req.socket.end();
         setTimeout(() => req.socket.destroy(), 1_000).unref();

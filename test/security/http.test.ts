@@ -89,6 +89,8 @@ describe('the token is checked before the body is read', () => {
     const { answer } = rawRequest(t.server.port, { ...JSON_HEAD, 'content-length': '200' }, '{"jsonrpc":');
     const a = await answer;
     expect(a.status).toBe(408);
+    // Said, so that a keep-alive client does not reuse the connection being closed.
+    expect(a.text).toMatch(/\r\nconnection: close\r\n/i);
     expect(a.ms).toBeGreaterThan(8_000);
     expect(a.ms).toBeLessThan(20_000);
   }, 30_000);
