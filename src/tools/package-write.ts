@@ -234,9 +234,13 @@ export const packageUpdate = defineTool({
         throw new ToolError('conflict', `Package ${name} in ${bucket} is at ${latest.hash}, not ${wanted}.`, 'Browse the latest revision and apply your change to it.');
       }
       const removes = (args.remove ?? []).map((r) => r.replace(/^\/+/, ''));
-      const wf = await loadWorkflow(ctx, bucket, args.workflow);
+      // Both at once (one S3 round trip less); a workflow problem is still the one reported first.
       // Only the header is read before the checks; the entries are streamed once, below.
-      const oldHeader = await readManifestHeader(ctx, bucket, latest.hash);
+      const [wfRead, headerRead] = await Promise.allSettled([loadWorkflow(ctx, bucket, args.workflow), readManifestHeader(ctx, bucket, latest.hash)]);
+      if (wfRead.status === 'rejected') throw wfRead.reason;
+      if (headerRead.status === 'rejected') throw headerRead.reason;
+      const wf = wfRead.value;
+      const oldHeader = headerRead.value;
       const user_meta = args.meta === undefined ? oldHeader.user_meta : userMeta(args.meta, 'meta');
       // The old header's keys keep their places (as in quilt3); the workflow is checked anew.
       const head: ManifestHeader = { ...oldHeader, user_meta, workflow: wf.record, message: args.message ?? null };
