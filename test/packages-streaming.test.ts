@@ -4,7 +4,9 @@
  * merged diff the same result as the map-based one. Memory bounds are measured in
  * `npm run bench:packages`, not here.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +22,13 @@ import {
   type ManifestHeader,
 } from '../src/packages/manifest.js';
 import { PyFloat, parsePyJson } from '../src/packages/pyjson.js';
-import { BaseNotInWalkOrder, Removals, mergeManifest } from '../src/packages/update.js';
+import { BaseNotInWalkOrder, MANIFEST_MEMORY_BYTES, ManifestMemory, Removals, manifestMemory, mergeManifest } from '../src/packages/update.js';
+import { DesktopAuthService } from '../src/auth/desktop.js';
+import { loadConfig } from '../src/config.js';
+import { runWithContext } from '../src/context.js';
+import { silentLogger } from '../src/log.js';
+import type { ToolExtras } from '../src/tools/define.js';
+import { packageUpdate } from '../src/tools/package-write.js';
 import { call, connectStdio, s3Env, type Harness } from './helpers/mcp.js';
 import { startS3, type LocalS3 } from './helpers/s3.js';
 
@@ -214,6 +222,35 @@ describe('streaming package_update', () => {
     expect(got.encode().toString('utf8')).toBe(want.bytes);
   });
 
+  it('bounds the manifest bytes merged at once, all callers together', () => {
+    const memory = new ManifestMemory(100 * 1024 * 1024);
+    const errorOf = (f: () => unknown) => {
+      try {
+        f();
+      } catch (err) {
+        return err as { code?: string; message: string };
+      }
+      throw new Error('expected a refusal');
+    };
+    // Larger than the whole budget: refused for good, saying why and what to do.
+    const huge = errorOf(() => memory.reserve(300 * 1024 * 1024, 'team/big@abc'));
+    expect(huge.code).toBe('too_large');
+    expect(huge.message).toMatch(/Updating team\/big@abc needs 300 MiB of memory for its manifest: package_update rewrites a whole manifest in memory, and this server takes at most 100 MiB/);
+    // Within it, but not with what others hold: refused for now.
+    const first = memory.reserve(60 * 1024 * 1024, 'a');
+    const busy = errorOf(() => memory.reserve(50 * 1024 * 1024, 'b'));
+    expect(busy.code).toBe('throttled');
+    expect(memory.inUse).toBe(60 * 1024 * 1024);
+    first();
+    first(); // releasing twice releases once
+    expect(memory.inUse).toBe(0);
+    const second = memory.reserve(50 * 1024 * 1024, 'b');
+    expect(memory.inUse).toBe(50 * 1024 * 1024);
+    second();
+    // The process-wide budget fits the 1,000,000-entry benchmark manifest (301 MiB).
+    expect(MANIFEST_MEMORY_BYTES).toBeGreaterThan(301 * 1024 * 1024);
+  });
+
   it('matches removal arguments as the per-entry loop did', () => {
     const removes = ['a/', 'a/c/', 'a/c/d.txt', 'a', 'a/b.txt', 'a/', 'data/\u{1F600}.txt', 'dat/', ''];
     const r = new Removals(removes);
@@ -332,4 +369,47 @@ describe('package_update through the server', () => {
       expect(missing.text).toContain('"a/c/"');
     });
   }
+
+  it.each(['walk order', 'out of walk order'])('reserves the manifest memory before reading the base, and gives it back (in process, base in %s)', async (order) => {
+    const home = mkdtempSync(path.join(os.tmpdir(), 'update-home-'));
+    process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
+    process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
+    const config = loadConfig(
+      [],
+      {
+        AWS_ENDPOINT_URL_S3: s3.endpoint,
+        AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+        AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+        AWS_REGION: 'us-east-1',
+        AWS_ACCESS_KEY_ID: 'S3RVER',
+        AWS_CONFIG_FILE: path.join(home, 'config'),
+        AWS_SHARED_CREDENTIALS_FILE: path.join(home, 'credentials'),
+      },
+      { platform: 'linux', homedir: home },
+    );
+    const ctx = await new DesktopAuthService(config, silentLogger).context();
+    const extras: ToolExtras = { signal: new AbortController().signal, progress: async () => {} };
+    const { header, entries } = baseManifest();
+    const baseHash = topHash(header, entries);
+    // Out of walk order, the in-memory fallback reserves more, and must give that back too.
+    const lines = order === 'walk order' ? entries : [...entries].reverse();
+    const name = order === 'walk order' ? 'team/budget' : 'team/budget-unsorted';
+    await s3.put(REG, `.quilt/packages/${baseHash}`, [text(header, []), ...lines.map((e) => text(header, [e]).split('\n')[1] + '\n')].join(''));
+    await s3.put(REG, `.quilt/named_packages/${name}/latest`, baseHash);
+    const update = (message: string) => runWithContext(ctx, () => packageUpdate.handler({ bucket: REG, name, message } as never, ctx, extras));
+    // Other updates hold nearly all of it: refused before anything is written.
+    const others = manifestMemory.reserve(MANIFEST_MEMORY_BYTES - 1000, 'others');
+    const puts = () => s3.requests.filter((q) => q.method === 'PUT').length;
+    const before = puts();
+    try {
+      await expect(update('refused')).rejects.toMatchObject({ code: 'throttled' });
+      expect(puts()).toBe(before);
+      expect(manifestMemory.inUse).toBe(MANIFEST_MEMORY_BYTES - 1000);
+    } finally {
+      others();
+    }
+    await update('accepted');
+    expect(puts()).toBeGreaterThan(before);
+    expect(manifestMemory.inUse).toBe(0);
+  });
 });

@@ -273,6 +273,7 @@ export function streamManifestLines(ctx: RuntimeContext, bucket: string, hash: s
 }
 
 interface StreamOptions {
+  /** Told the manifest's length before anything is read; may throw to refuse it. */
   onSize?: (bytes: number) => void;
 }
 
@@ -284,10 +285,9 @@ async function* streamWith<T>(
   read: (body: AsyncIterable<Uint8Array>) => AsyncGenerator<T>,
 ): AsyncGenerator<T> {
   const key = manifestKey(hash);
-  const body = await withS3(ctx, { bucket, key, action: 'read', verb: 'read the package manifest' }, async (client, { GetObjectCommand }) => {
+  const { body, size } = await withS3(ctx, { bucket, key, action: 'read', verb: 'read the package manifest' }, async (client, { GetObjectCommand }) => {
     const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    if (out.ContentLength !== undefined) opts.onSize?.(out.ContentLength);
-    return out.Body as Readable;
+    return { body: out.Body as Readable, size: out.ContentLength };
   }).catch((err: unknown) => {
     if (err instanceof ToolError && err.code === 'not_found') {
       throw new ToolError('not_found', `There is no package revision ${hash} in ${bucket} (no manifest at ${key}).`, 'Check the hash; package_browse without hash_or_tag shows the latest revision.');
@@ -295,6 +295,8 @@ async function* streamWith<T>(
     throw err;
   });
   try {
+    // Inside the try: onSize may refuse the manifest, and the body is closed either way.
+    if (size !== undefined) opts.onSize?.(size);
     yield* read(body);
   } catch (err) {
     if (err instanceof ToolError) throw err;
@@ -311,10 +313,10 @@ export async function readManifestHeader(ctx: RuntimeContext, bucket: string, ha
 }
 
 /** Header and all entries of a manifest (package_update's fallback for a manifest out of walk order). */
-export async function loadManifest(ctx: RuntimeContext, bucket: string, hash: string) {
+export async function loadManifest(ctx: RuntimeContext, bucket: string, hash: string, opts: StreamOptions = {}) {
   let header: ManifestHeader | undefined;
   const entries: ManifestEntry[] = [];
-  for await (const rec of streamManifest(ctx, bucket, hash)) {
+  for await (const rec of streamManifest(ctx, bucket, hash, opts)) {
     if (!header) header = rec as ManifestHeader;
     else entries.push(rec as ManifestEntry);
   }

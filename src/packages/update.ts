@@ -21,6 +21,54 @@ import {
   type ManifestRecord,
   type RecordWithLine,
 } from './manifest.js';
+import { ToolError } from '../errors.js';
+
+/**
+ * package_update holds each new manifest whole until it is uploaded (its key is its top hash, known
+ * at the end). A process merges at most this many bytes of base manifests at once, all calls
+ * together, so that no caller (in JWT mode, a tenant with a manifest as large as it cares to write)
+ * can take the memory the process shares with everyone else.
+ */
+export const MANIFEST_MEMORY_BYTES = 512 * 1024 * 1024;
+
+const mib = (bytes: number) => `${Math.ceil(bytes / 1024 / 1024)} MiB`;
+
+/** Bytes of manifests being merged, reserved before a merge holds them and released after. */
+export class ManifestMemory {
+  private used = 0;
+
+  constructor(readonly total: number) {}
+
+  get inUse(): number {
+    return this.used;
+  }
+
+  /** Reserves `bytes` for a manifest of `what`, or refuses; the function returned releases them (once). */
+  reserve(bytes: number, what: string): () => void {
+    if (bytes > this.total) {
+      throw new ToolError(
+        'too_large',
+        `Updating ${what} needs ${mib(bytes)} of memory for its manifest: package_update rewrites a whole manifest in memory, and this server takes at most ${mib(this.total)} (a manifest of about ${Math.floor((this.total / 300 / 1e6) * 10) / 10} million entries).`,
+        'Update a package this large with quilt3 on a machine with enough memory.',
+      );
+    }
+    if (this.used + bytes > this.total) {
+      throw new ToolError(
+        'throttled',
+        `Other package updates on this server are holding ${mib(this.used)} of its ${mib(this.total)} for manifests; ${what} needs ${mib(bytes)}.`,
+        'Retry in a minute.',
+      );
+    }
+    this.used += bytes;
+    let held = true;
+    return () => {
+      if (held) this.used -= bytes;
+      held = false;
+    };
+  }
+}
+
+export const manifestMemory = new ManifestMemory(MANIFEST_MEMORY_BYTES);
 
 /** The base manifest is not in strict walk order (not written by quilt3); see mergeManifest's `sorted`. */
 export class BaseNotInWalkOrder extends Error {
