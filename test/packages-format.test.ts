@@ -379,6 +379,12 @@ describe('manifests', () => {
       const bom = new Uint8Array([0xef, 0xbb, 0xbf, ...enc.encode(`${head}\r\n${ok}\r\n`)]);
       expect((await collect(readManifest(pieces(bom, sizes)))).entries.map((e) => e.logical_key), String(sizes)).toEqual(['a']);
     }
+    // A line longer than 16 MiB is refused before it is held whole (one endless line would take the
+    // process's memory); a long line under that is read, though quilt3 would not write it.
+    const long = (bytes: number) => `{"logical_key": "big", "physical_keys": ["s3://b/big"], "size": 1, "hash": {"type": "SHA256", "value": "x"}, "meta": {"blob": "${'x'.repeat(bytes)}"}}`;
+    const endless = await asyncErrorOf(collect(readManifest(pieces(enc.encode(`${head}\n${long(17 * 1024 * 1024)}\n`), [65536]))));
+    expect(endless.message).toMatch(/line 2: longer than 16 MiB \(quilt3 writes at most 1 MB per line\)/);
+    expect((await collect(readManifest(pieces(enc.encode(`${head}\n${long(2_000_000)}\n`), [65536])))).entries).toHaveLength(1);
     // Records before a damaged line come first (reading only the header of a damaged manifest works).
     const seen: string[] = [];
     const damaged = readManifest(pieces(enc.encode(`${head}\n${ok}\n{"logical_key": 5}\n`), [4096]));

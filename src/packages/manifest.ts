@@ -33,6 +33,9 @@ export interface ManifestHeader {
 /** quilt3 refuses to write a manifest line larger than this (S3 Select's record limit). */
 export const MAX_RECORD_BYTES = 1_000_000;
 
+/** The longest manifest line read (16 times what quilt3 writes): see ManifestSplitter.tooLong. */
+export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+
 type PyObject = { [k: string]: PyJson };
 
 function isObject(v: PyJson | undefined): v is PyObject {
@@ -420,18 +423,38 @@ class ManifestSplitter {
   readonly reader = new LineReader();
   // Pieces of a line that continues in the next chunk; joined once its end arrives.
   private carry: Buffer[] = [];
+  private carried = 0;
   private atStart = true;
+
+  private hold(piece: Buffer): void {
+    this.carried += piece.length;
+    this.tooLong(this.carried);
+    this.carry.push(piece);
+  }
+
+  /** Refuses a line before it is held whole: a manifest of one endless line would take the process's memory. */
+  private tooLong(bytes: number): void {
+    if (bytes > MAX_LINE_BYTES) {
+      throw lineError(this.reader.lineNo + 1, `longer than ${MAX_LINE_BYTES / 1024 / 1024} MiB (quilt3 writes at most ${MAX_RECORD_BYTES / 1e6} MB per line)`);
+    }
+  }
+
+  private takeCarry(last: Buffer): Buffer {
+    this.tooLong(this.carried + last.length);
+    this.carry.push(last);
+    const line = Buffer.concat(this.carry);
+    this.carry = [];
+    this.carried = 0;
+    return line;
+  }
 
   push(chunk: Uint8Array, each: Each): void {
     let bytes = asBuffer(chunk);
     if (this.atStart) {
       // A UTF-8 byte order mark at the very start is skipped, as TextDecoder does.
-      if (this.carry.length) {
-        bytes = Buffer.concat([...this.carry, bytes]);
-        this.carry = [];
-      }
+      if (this.carry.length) bytes = this.takeCarry(bytes);
       if (bytes.length < 3) {
-        if (bytes.length) this.carry.push(Buffer.from(bytes));
+        if (bytes.length) this.hold(Buffer.from(bytes));
         return;
       }
       this.atStart = false;
@@ -441,22 +464,17 @@ class ManifestSplitter {
     let nl: number;
     while ((nl = bytes.indexOf(0x0a, start)) !== -1) {
       let line = bytes.subarray(start, nl);
-      if (this.carry.length) {
-        this.carry.push(line);
-        line = Buffer.concat(this.carry);
-        this.carry = [];
-      }
+      if (this.carry.length) line = this.takeCarry(line);
       this.line(line, each);
       start = nl + 1;
     }
     // Copied: the caller may reuse its chunk.
-    if (start < bytes.length) this.carry.push(Buffer.from(bytes.subarray(start)));
+    if (start < bytes.length) this.hold(Buffer.from(bytes.subarray(start)));
   }
 
   end(each: Each): void {
     if (this.carry.length) {
-      const line = Buffer.concat(this.carry);
-      this.carry = [];
+      const line = this.takeCarry(Buffer.alloc(0));
       if (this.atStart && line[0] === 0xef && line[1] === 0xbb && line[2] === 0xbf) this.line(line.subarray(3), each);
       else this.line(line, each);
     }
@@ -464,6 +482,7 @@ class ManifestSplitter {
   }
 
   private line(bytes: Buffer, each: Each): void {
+    this.tooLong(bytes.length);
     if (!isUtf8(bytes)) throw lineError(this.reader.lineNo + 1, 'not valid UTF-8');
     const line = bytes.length && bytes[bytes.length - 1] === 0x0d ? bytes.subarray(0, -1) : bytes;
     const text = line.toString('utf8');
