@@ -370,6 +370,16 @@ describe('package_update through the server', () => {
     });
   }
 
+  it('refuses a pointer or workflow config too large to be one, without reading it', async () => {
+    await s3.put(REG, '.quilt/named_packages/team/huge-pointer/latest', Buffer.alloc(9 * 1024 * 1024, 0x61));
+    const r = await call(h.client, 'package_browse', { bucket: REG, name: 'team/huge-pointer' });
+    expect(r.isError).toBe(true);
+    expect(r.text).toMatch(/s3:\/\/stream-registry\/\.quilt\/named_packages\/team\/huge-pointer\/latest is larger than the 8 MiB a Quilt pointer, workflow config or schema can be; it was not read/);
+    // The server is fine.
+    const status = await call(h.client, 'auth_status');
+    expect(status.isError, status.text).toBe(false);
+  });
+
   it.each(['walk order', 'out of walk order'])('reserves the manifest memory before reading the base, and gives it back (in process, base in %s)', async (order) => {
     const home = mkdtempSync(path.join(os.tmpdir(), 'update-home-'));
     process.env.AWS_ACCESS_KEY_ID = 'S3RVER';

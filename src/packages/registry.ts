@@ -49,12 +49,43 @@ function isPlainDenied(err: unknown): boolean {
   return e?.$metadata?.httpStatusCode === 403 && ['AccessDenied', 'Forbidden', '403', 'UnknownError'].includes(e.name ?? '');
 }
 
+/**
+ * Pointers, workflow configs and their schemas are small. A bucket may hold anything under those
+ * keys (in JWT mode, whatever its tenant wrote), so a larger object is refused, not read into memory.
+ */
+export const MAX_SMALL_OBJECT_BYTES = 8 * 1024 * 1024;
+
+/** The body as text, refused past MAX_SMALL_OBJECT_BYTES (declared or sent). */
+async function smallText(body: Readable | undefined, declared: number | undefined, where: string): Promise<string> {
+  const tooLarge = () =>
+    new ToolError(
+      'too_large',
+      `${where} is larger than the ${MAX_SMALL_OBJECT_BYTES / 1024 / 1024} MiB a Quilt pointer, workflow config or schema can be; it was not read.`,
+      'Check what wrote that object: Quilt writes these as small text files.',
+    );
+  if (!body) return '';
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    if ((declared ?? 0) > MAX_SMALL_OBJECT_BYTES) throw tooLarge();
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_SMALL_OBJECT_BYTES) throw tooLarge();
+      chunks.push(chunk);
+    }
+  } finally {
+    body.destroy();
+  }
+  // As the SDK's transformToString: a byte order mark is dropped, bad bytes become U+FFFD.
+  return new TextDecoder('utf-8').decode(Buffer.concat(chunks));
+}
+
 async function readText(ctx: RuntimeContext, bucket: string, key: string, signal?: AbortSignal): Promise<ObjectText | undefined | typeof DENIED> {
   try {
     return await withS3(ctx, { bucket, key, action: 'read', verb: 'read' }, async (client, { GetObjectCommand }) => {
       try {
         const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
-        const text = (await out.Body?.transformToString('utf-8')) ?? '';
+        const text = await smallText(out.Body as Readable | undefined, out.ContentLength, `s3://${bucket}/${key}`);
         return { text, lastModified: out.LastModified, etag: out.ETag, versionId: out.VersionId };
       } catch (err) {
         if (isPlainDenied(err)) return DENIED;
