@@ -375,9 +375,14 @@ describe('package_update through the server', () => {
     const r = await call(h.client, 'package_browse', { bucket: REG, name: 'team/huge-pointer' });
     expect(r.isError).toBe(true);
     expect(r.text).toMatch(/s3:\/\/stream-registry\/\.quilt\/named_packages\/team\/huge-pointer\/latest is larger than the 8 MiB a Quilt pointer, workflow config or schema can be; it was not read/);
-    // The server is fine.
+    // The server is fine, and package_list lists the bucket, naming the damaged package apart.
     const status = await call(h.client, 'auth_status');
     expect(status.isError, status.text).toBe(false);
+    const list = await call(h.client, 'package_list', { bucket: REG, prefix: 'team/' });
+    expect(list.isError, list.text).toBe(false);
+    expect(list.data.unreadable).toEqual([{ name: 'team/huge-pointer', error: expect.stringMatching(/larger than the 8 MiB/) }]);
+    expect(list.data.packages.map((p: { name: string }) => p.name)).not.toContain('team/huge-pointer');
+    expect(list.text).toMatch(/1 package\(s\) with an unreadable latest pointer:\nteam\/huge-pointer: /);
   });
 
   it.each(['walk order', 'out of walk order'])('reserves the manifest memory before reading the base, and gives it back (in process, base in %s)', async (order) => {
