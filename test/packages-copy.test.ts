@@ -6,21 +6,16 @@
  * copy path with a lowered threshold, pinning to the hashed ETag, and authorization.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DesktopAuthService } from '../src/auth/desktop.js';
-import { loadConfig } from '../src/config.js';
 import type { RuntimeContext } from '../src/context.js';
 import { ToolError } from '../src/errors.js';
-import { silentLogger } from '../src/log.js';
 import { materialize } from '../src/packages/build.js';
 import { chunkedHashOf } from '../src/packages/chunked-hash.js';
 import { copyObject } from '../src/packages/copy.js';
 import { chunkedFromComposite, chunkedFromFullObject, headSource } from '../src/packages/s3-checksum.js';
 import type { ToolExtras } from '../src/tools/define.js';
+import { s3Context } from './helpers/context.js';
 import { call, connectStdio, s3Env, type Harness } from './helpers/mcp.js';
 import { startS3, type LocalS3, type S3Request } from './helpers/s3.js';
 
@@ -213,23 +208,7 @@ describe('copies in process (multipart path, pinning, authorization)', () => {
   const extras: ToolExtras = { signal: new AbortController().signal, progress: async () => {} };
 
   beforeAll(async () => {
-    const home = mkdtempSync(path.join(os.tmpdir(), 'copy-home-'));
-    process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
-    process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
-    const config = loadConfig(
-      [],
-      {
-        AWS_ENDPOINT_URL_S3: s3.endpoint,
-        AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-        AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
-        AWS_REGION: 'us-east-1',
-        AWS_ACCESS_KEY_ID: 'S3RVER',
-        AWS_CONFIG_FILE: path.join(home, 'config'),
-        AWS_SHARED_CREDENTIALS_FILE: path.join(home, 'credentials'),
-      },
-      { platform: 'linux', homedir: home },
-    );
-    ctx = await new DesktopAuthService(config, silentLogger).context();
+    ctx = await s3Context(s3.endpoint);
   });
 
   it('copies above the threshold in parts with UploadPartCopy (threshold lowered for the test)', async () => {

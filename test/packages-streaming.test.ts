@@ -4,9 +4,7 @@
  * merged diff the same result as the map-based one. Memory bounds are measured in
  * `npm run bench:packages`, not here.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,12 +21,10 @@ import {
 } from '../src/packages/manifest.js';
 import { PyFloat, parsePyJson } from '../src/packages/pyjson.js';
 import { BaseNotInWalkOrder, MANIFEST_MEMORY_BYTES, ManifestMemory, Removals, manifestMemory, mergeManifest } from '../src/packages/update.js';
-import { DesktopAuthService } from '../src/auth/desktop.js';
-import { loadConfig } from '../src/config.js';
 import { runWithContext } from '../src/context.js';
-import { silentLogger } from '../src/log.js';
 import type { ToolExtras } from '../src/tools/define.js';
 import { packageUpdate } from '../src/tools/package-write.js';
+import { s3Context } from './helpers/context.js';
 import { call, connectStdio, s3Env, type Harness } from './helpers/mcp.js';
 import { startS3, type LocalS3 } from './helpers/s3.js';
 
@@ -386,23 +382,7 @@ describe('package_update through the server', () => {
   });
 
   it.each(['walk order', 'out of walk order'])('reserves the manifest memory before reading the base, and gives it back (in process, base in %s)', async (order) => {
-    const home = mkdtempSync(path.join(os.tmpdir(), 'update-home-'));
-    process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
-    process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
-    const config = loadConfig(
-      [],
-      {
-        AWS_ENDPOINT_URL_S3: s3.endpoint,
-        AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-        AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
-        AWS_REGION: 'us-east-1',
-        AWS_ACCESS_KEY_ID: 'S3RVER',
-        AWS_CONFIG_FILE: path.join(home, 'config'),
-        AWS_SHARED_CREDENTIALS_FILE: path.join(home, 'credentials'),
-      },
-      { platform: 'linux', homedir: home },
-    );
-    const ctx = await new DesktopAuthService(config, silentLogger).context();
+    const ctx = await s3Context(s3.endpoint);
     const extras: ToolExtras = { signal: new AbortController().signal, progress: async () => {} };
     const { header, entries } = baseManifest();
     const baseHash = topHash(header, entries);
