@@ -5,7 +5,7 @@
  */
 import { ToolError } from '../errors.js';
 import type { ManifestEntry, ManifestHeader, ManifestRecord } from './manifest.js';
-import { compareWalkOrder } from './manifest.js';
+import { compareWalkOrder, eachEntry } from './manifest.js';
 import { compareCodePoints } from './pyjson.js';
 
 export interface BrowseOptions {
@@ -62,7 +62,6 @@ export async function browseManifest(batches: AsyncIterable<readonly ManifestRec
   const dir = opts.path.replace(/^\/+|\/+$/g, '');
   const exact = opts.path.endsWith('/') ? undefined : dir;
   const prefix = dir ? `${dir}/` : '';
-  let header: ManifestHeader | undefined;
   let totalFiles = 0;
   let totalSize = 0;
   let count = 0;
@@ -73,35 +72,28 @@ export async function browseManifest(batches: AsyncIterable<readonly ManifestRec
   const dirs = new Map<string, { files: number; size: number }>();
   const afterCursor = (name: string) => opts.after === undefined || compareNames(name, opts.after) > 0;
 
-  for await (const batch of batches) {
-    for (const rec of batch) {
-      if (!header) {
-        header = rec as ManifestHeader;
-        continue;
-      }
-      const e = rec as ManifestEntry;
-      totalFiles++;
-      totalSize += e.size;
-      if (exact !== undefined && e.logical_key === exact) file = e;
-      if (!e.logical_key.startsWith(prefix)) continue;
-      const rest = e.logical_key.slice(prefix.length);
-      const slash = opts.recursive ? -1 : rest.indexOf('/');
-      if (slash < 0) {
+  const header = await eachEntry(batches, (e) => {
+    totalFiles++;
+    totalSize += e.size;
+    if (exact !== undefined && e.logical_key === exact) file = e;
+    if (!e.logical_key.startsWith(prefix)) return;
+    const rest = e.logical_key.slice(prefix.length);
+    const slash = opts.recursive ? -1 : rest.indexOf('/');
+    if (slash < 0) {
+      count++;
+      if (afterCursor(rest)) files.add({ type: 'file', name: rest, entry: e });
+    } else {
+      const name = rest.slice(0, slash);
+      let d = dirs.get(name);
+      if (!d) {
+        d = { files: 0, size: 0 };
+        dirs.set(name, d);
         count++;
-        if (afterCursor(rest)) files.add({ type: 'file', name: rest, entry: e });
-      } else {
-        const name = rest.slice(0, slash);
-        let d = dirs.get(name);
-        if (!d) {
-          d = { files: 0, size: 0 };
-          dirs.set(name, d);
-          count++;
-        }
-        d.files++;
-        d.size += e.size;
       }
+      d.files++;
+      d.size += e.size;
     }
-  }
+  });
   if (!header) throw new ToolError('upstream_error', 'The package manifest is empty.');
   if (file) return { header, totalFiles, totalSize, count: 1, items: [], more: false, file };
   if (dir && count === 0) {

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ManifestEntry, ManifestHeader, ManifestRecord } from './manifest.js';
-import { compareWalkOrder } from './manifest.js';
+import { compareWalkOrder, eachEntry } from './manifest.js';
 import { pyDumps, samePy } from './pyjson.js';
 
 export type Change = 'content' | 'size' | 'meta' | 'location';
@@ -44,14 +44,7 @@ function unpack(packed: string): { side: Side; type: string; meta: string } {
 }
 
 async function split(records: Records, onEntry: (e: ManifestEntry) => void): Promise<ManifestHeader> {
-  let header: ManifestHeader | undefined;
-  for await (const batch of records) {
-    for (const rec of batch) {
-      if (!header) header = rec as ManifestHeader;
-      else onEntry(rec as ManifestEntry);
-    }
-  }
-  return header ?? { version: 'v0' };
+  return (await eachEntry(records, onEntry)) ?? { version: 'v0' };
 }
 
 /** A manifest's records in batches (readManifestBatches). */

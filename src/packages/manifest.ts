@@ -544,6 +544,21 @@ export function readManifestLines(chunks: AsyncIterable<Uint8Array>): AsyncGener
   return splitManifest(chunks, (rec, bytes, text): RecordWithLine => [rec, bytes, text]);
 }
 
+/**
+ * Walks a manifest's batches (readManifestBatches): the header is returned (undefined when there
+ * were no records at all), each entry goes to `onEntry`, in order, without an await per entry.
+ */
+export async function eachEntry(batches: AsyncIterable<readonly ManifestRecord[]>, onEntry: (e: ManifestEntry) => void): Promise<ManifestHeader | undefined> {
+  let header: ManifestHeader | undefined;
+  for await (const batch of batches) {
+    for (const rec of batch) {
+      if (header === undefined) header = rec as ManifestHeader;
+      else onEntry(rec as ManifestEntry);
+    }
+  }
+  return header;
+}
+
 export function isManifestEntry(v: ManifestHeader | ManifestEntry): v is ManifestEntry {
   return typeof (v as { logical_key?: unknown }).logical_key === 'string';
 }

@@ -7,7 +7,7 @@ import { parsePhysicalKey } from '../packages/physical-keys.js';
 import { checkKey } from '../aws/s3-uri.js';
 import { packageCatalogUrl, quiltPlusUri } from '../catalog/urls.js';
 import { ToolError } from '../errors.js';
-import type { ManifestEntry, ManifestHeader } from '../packages/manifest.js';
+import { eachEntry, type ManifestEntry } from '../packages/manifest.js';
 import { toPlain } from '../packages/pyjson.js';
 import { resolveRevision, streamManifest, streamManifestBatches } from '../packages/registry.js';
 import { objectContent } from './content.js';
@@ -32,22 +32,14 @@ export const packageManifestResource: TemplateResource = {
   async read(uri, ctx) {
     const q = parseQuiltUri(uri);
     const hash = await resolveRevision(ctx, q.bucket, q.name, q.ref);
-    let header: ManifestHeader | undefined;
     const first: Array<{ logical_key: string; size: number; uri: string }> = [];
     let files = 0;
     let size = 0;
-    for await (const batch of streamManifestBatches(ctx, q.bucket, hash)) {
-      for (const rec of batch) {
-        if (!header) {
-          header = rec as ManifestHeader;
-          continue;
-        }
-        const e = rec as ManifestEntry;
-        files++;
-        size += e.size;
-        if (first.length < SUMMARY_ENTRIES) first.push({ logical_key: e.logical_key, size: e.size, uri: quiltPlusUri(q.bucket, q.name, { hash, path: e.logical_key }) });
-      }
-    }
+    const header = await eachEntry(streamManifestBatches(ctx, q.bucket, hash), (e) => {
+      files++;
+      size += e.size;
+      if (first.length < SUMMARY_ENTRIES) first.push({ logical_key: e.logical_key, size: e.size, uri: quiltPlusUri(q.bucket, q.name, { hash, path: e.logical_key }) });
+    });
     if (!header) throw new ToolError('upstream_error', `The manifest of ${q.name}@${hash} in ${q.bucket} is empty.`);
     const data = {
       uri,
