@@ -414,6 +414,9 @@ type Each = (rec: ManifestRecord, bytes: Buffer, text: string) => void;
 
 const asBuffer = (chunk: Uint8Array): Buffer => (Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
 
+/** The bytes without a UTF-8 byte order mark at their start, as TextDecoder reads a stream. */
+const withoutBom = (b: Buffer): Buffer => (b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? b.subarray(3) : b);
+
 /**
  * Splits byte chunks into lines (chunks may split lines and UTF-8 characters anywhere), checks and
  * decodes each line on its own and hands it to a LineReader. Working on bytes keeps each line's
@@ -451,14 +454,14 @@ class ManifestSplitter {
   push(chunk: Uint8Array, each: Each): void {
     let bytes = asBuffer(chunk);
     if (this.atStart) {
-      // A UTF-8 byte order mark at the very start is skipped, as TextDecoder does.
+      // A byte order mark at the very start is skipped (once 3 bytes are in).
       if (this.carry.length) bytes = this.takeCarry(bytes);
       if (bytes.length < 3) {
         if (bytes.length) this.hold(Buffer.from(bytes));
         return;
       }
       this.atStart = false;
-      if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3);
+      bytes = withoutBom(bytes);
     }
     let start = 0;
     let nl: number;
@@ -475,8 +478,7 @@ class ManifestSplitter {
   end(each: Each): void {
     if (this.carry.length) {
       const line = this.takeCarry(Buffer.alloc(0));
-      if (this.atStart && line[0] === 0xef && line[1] === 0xbb && line[2] === 0xbf) this.line(line.subarray(3), each);
-      else this.line(line, each);
+      this.line(this.atStart ? withoutBom(line) : line, each);
     }
     this.reader.finish();
   }
