@@ -21,7 +21,9 @@ import {
   type ManifestRecord,
   type RecordWithLine,
 } from './manifest.js';
+import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
+import { loadManifest, streamManifestLines } from './registry.js';
 
 /**
  * package_update holds each new manifest whole until it is uploaded (its key is its top hash, known
@@ -277,4 +279,49 @@ export async function mergeManifest(
   };
   if (listing) merged.listing = listing;
   return merged;
+}
+
+/**
+ * mergeManifest over the stored revision `hash` of `name` in `bucket`: streamed with its lines, or,
+ * when it is not in walk order (not written by quilt3), loaded and sorted in memory as every
+ * revision was before. The bytes it holds are reserved in manifestMemory before the base is read,
+ * and stay reserved until the caller calls `release` (after the upload); on a failure here they are
+ * released at once.
+ */
+export async function mergeStored(
+  ctx: RuntimeContext,
+  bucket: string,
+  name: string,
+  hash: string,
+  header: ManifestHeader,
+  added: readonly ManifestEntry[],
+  removes: readonly string[],
+  opts: { listing?: boolean } = {},
+): Promise<MergedRevision & { release(): void }> {
+  const releases: Array<() => void> = [];
+  const release = () => releases.forEach((r) => r());
+  const reserve = (bytes: number) => releases.push(manifestMemory.reserve(bytes, `${name}@${hash.slice(0, 12)}`));
+  let baseSize: number | undefined;
+  const merge = { ...opts, sizeHint: () => baseSize };
+  try {
+    try {
+      const base = streamManifestLines(ctx, bucket, hash, {
+        onSize: (n) => {
+          reserve(n);
+          baseSize = n;
+        },
+      });
+      return { ...(await mergeManifest(header, base, added, removes, merge)), release };
+    } catch (err) {
+      if (!(err instanceof BaseNotInWalkOrder)) throw err;
+      ctx.logger.debug('base manifest not in walk order: merging in memory', { bucket, hash });
+      // Its entries as objects take a few times its bytes.
+      const old = await loadManifest(ctx, bucket, hash, { onSize: (n) => reserve(3 * n) });
+      old.entries.sort((x, y) => compareWalkOrder(x.logical_key, y.logical_key));
+      return { ...(await mergeManifest(header, [old.entries], added, removes, { ...merge, sorted: true })), release };
+    }
+  } catch (err) {
+    release();
+    throw err;
+  }
 }

@@ -5,12 +5,12 @@ import { parseBucket, parseS3Uri } from '../aws/s3-uri.js';
 import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
 import { materialize, push, pushEncoded, withPackageLock, type Expected, type Pushed, type Source } from '../packages/build.js';
-import { compareWalkOrder, newManifestHeader, validateLogicalKey, type ManifestEntry, type ManifestHeader } from '../packages/manifest.js';
-import { BaseNotInWalkOrder, manifestMemory, mergeManifest, type MergedRevision } from '../packages/update.js';
+import { newManifestHeader, validateLogicalKey, type ManifestEntry, type ManifestHeader } from '../packages/manifest.js';
+import { mergeStored } from '../packages/update.js';
 import { parsePackageName } from '../packages/names.js';
 import { compileGlobs, MAX_GLOB_LENGTH, MAX_GLOBS } from '../patterns.js';
 import { loadWorkflow } from '../packages/workflow.js';
-import { listKeys, loadManifest, readManifestHeader, readPointer, resolveRevision, streamManifestLines } from '../packages/registry.js';
+import { listKeys, readManifestHeader, readPointer, resolveRevision } from '../packages/registry.js';
 import { bucketArg } from './args.js';
 import { defineTool, type ToolExtras } from './define.js';
 import { entrySource, metaArg, packageNameArg, revisionLinks, userMeta } from './package-args.js';
@@ -248,30 +248,9 @@ export const packageUpdate = defineTool({
       if (wf.record === undefined) delete head.workflow;
       wf.before({ name, message: head.message, userMeta: head.user_meta ?? undefined });
       const added = await materialize(ctx, bucket, name, sources, extras, { copy: args.copy });
-      let baseSize: number | undefined;
-      const opts = { listing: wf.checksEntries, sizeHint: () => baseSize };
-      // The new manifest is held whole until uploaded: its size is reserved before anything is read.
-      const releases: Array<() => void> = [];
-      const reserve = (bytes: number) => releases.push(manifestMemory.reserve(bytes, `${name}@${latest.hash.slice(0, 12)}`));
+      // The new manifest is held whole until uploaded; mergeStored reserves its bytes until then.
+      const merged = await mergeStored(ctx, bucket, name, latest.hash, head, added.entries, removes, { listing: wf.checksEntries });
       try {
-        let merged: MergedRevision;
-        try {
-          const base = streamManifestLines(ctx, bucket, latest.hash, {
-            onSize: (n) => {
-              reserve(n);
-              baseSize = n;
-            },
-          });
-          merged = await mergeManifest(head, base, added.entries, removes, opts);
-        } catch (err) {
-          if (!(err instanceof BaseNotInWalkOrder)) throw err;
-          // Not written by quilt3 (out of order): sorted in memory, as every revision was before.
-          // Its entries as objects take a few times its bytes.
-          ctx.logger.debug('base manifest not in walk order: merging in memory', { bucket, hash: latest.hash });
-          const old = await loadManifest(ctx, bucket, latest.hash, { onSize: (n) => reserve(3 * n) });
-          old.entries.sort((x, y) => compareWalkOrder(x.logical_key, y.logical_key));
-          merged = await mergeManifest(head, [old.entries], added.entries, removes, { ...opts, sorted: true });
-        }
         if (merged.missing.length) {
           throw new ToolError(
             'not_found',
@@ -284,7 +263,7 @@ export const packageUpdate = defineTool({
         const pushed = await pushEncoded(ctx, bucket, name, merged.hash, merged.encode(), latest);
         return committed(ctx, bucket, name, pushed, merged.entries, merged.totalSize);
       } finally {
-        for (const release of releases) release();
+        merged.release();
       }
     });
   },
