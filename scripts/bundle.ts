@@ -79,6 +79,25 @@ function uncoveredCjsImports(meta: Metafile): string[] {
   );
 }
 
+/** The worker entry's output, without extension, relative to the server folder. */
+const WORKER_ENTRY = 'chunks/workflow-worker-main';
+
+/**
+ * workflow-worker.ts starts its worker from `./workflow-worker-main.mjs` beside its own chunk, so the
+ * chunk holding it must sit in the worker entry's folder; fail the build rather than ship a server
+ * whose workflow checks cannot start.
+ */
+function checkWorkerPlacement(meta: Metafile): void {
+  const holders = Object.entries(meta.outputs).filter(([, o]) => Object.keys(o.inputs).some((i) => i.endsWith('src/packages/workflow-worker.ts')));
+  const workerDir = path.posix.dirname(WORKER_ENTRY);
+  for (const [file] of holders) {
+    if (path.posix.basename(path.posix.dirname(file)) !== workerDir) {
+      throw new Error(`src/packages/workflow-worker.ts was bundled into ${file}, not beside ${WORKER_ENTRY}.mjs: its worker would not be found`);
+    }
+  }
+  if (holders.length === 0) throw new Error('src/packages/workflow-worker.ts is not in the bundle');
+}
+
 export interface BundleResult {
   serverDir: string;
   entry: string;
@@ -92,7 +111,9 @@ export async function bundle(outDir: string, opts: { mcpb?: boolean } = {}): Pro
   rmSync(serverDir, { recursive: true, force: true });
   const result = await build({
     absWorkingDir: ROOT,
-    entryPoints: { index: 'src/index.ts' },
+    // The workflow checker's worker is an entry of its own, next to the chunks that start it
+    // (workflow-worker.ts finds it beside itself); checkWorkerPlacement verifies that.
+    entryPoints: { index: 'src/index.ts', [WORKER_ENTRY]: 'src/packages/workflow-worker-main.ts' },
     bundle: true,
     platform: 'node',
     target: 'node22',
@@ -121,6 +142,7 @@ export async function bundle(outDir: string, opts: { mcpb?: boolean } = {}): Pro
   });
   const uncovered = uncoveredCjsImports(result.metafile);
   if (uncovered.length) throw new Error(uncovered.join('\n'));
+  checkWorkerPlacement(result.metafile);
   const metafile = path.join(outDir, 'metafile.json');
   writeFileSync(metafile, JSON.stringify(result.metafile));
   writeFileSync(path.join(outDir, NOTICES), thirdPartyNotices(result.metafile));

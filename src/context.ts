@@ -3,10 +3,10 @@
  * session, and what they may touch. Tools get everything from it, never from the environment, files
  * or globals, so desktop and JWT mode run the same tool code and concurrent users stay apart.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { VerifiedToken } from './auth/verifier.js';
 import type { AwsClients } from './aws/clients.js';
 import type { CatalogAuthKind, CatalogClient } from './catalog/client.js';
+import { callScope, runInCall } from './call-scope.js';
 import type { Cursors } from './cursors.js';
 import { ToolError } from './errors.js';
 import type { Logger } from './log.js';
@@ -39,6 +39,11 @@ export interface CatalogAccess {
 export interface Principal {
   /** Stable id: the JWT `sub`, or the local user in desktop mode. */
   id: string;
+  /**
+   * Who the caller is across issuers (JWT: issuer and sub; two issuers' users with one sub are two
+   * callers): per-caller caps are keyed by it, and cursors bound to it.
+   */
+  key: string;
   /** Extra facts for auth_status / diagnostics (no secrets). */
   details: Record<string, unknown>;
 }
@@ -73,17 +78,20 @@ export interface RuntimeContext {
   insufficientScope?(kind: 'read' | 'write' | 'destructive'): string | undefined;
 }
 
-const storage = new AsyncLocalStorage<RuntimeContext>();
-
-export function runWithContext<T>(ctx: RuntimeContext, fn: () => Promise<T>): Promise<T> {
-  return storage.run(ctx, fn);
+/**
+ * Runs one tool call or resource read in the caller's context (AsyncLocalStorage, call-scope.ts).
+ * `signal` reaches every AWS request the call makes, so a cancelled or hung-up call stops its reads
+ * at once instead of running on for nobody.
+ */
+export function runWithContext<T>(ctx: RuntimeContext, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  return runInCall({ ctx, signal }, fn);
 }
 
 /** The context of the tool call in progress; throws outside one (a bug, not a user error). */
 export function currentContext(): RuntimeContext {
-  const ctx = storage.getStore();
-  if (!ctx) throw new Error('No runtime context: called outside a tool call');
-  return ctx;
+  const scope = callScope();
+  if (!scope) throw new Error('No runtime context: called outside a tool call');
+  return scope.ctx as RuntimeContext;
 }
 
 /** AWS clients of the context, or the reason there are none, as a tool error. */

@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'catalog_error'
   | 'no_catalog'
   | 'upstream_error'
+  | 'cancelled'
   | 'internal';
 
 export class ToolError extends Error {
@@ -118,6 +119,8 @@ export function fromAwsError(err: unknown, target: AwsTarget): ToolError {
     );
   }
   switch (name) {
+    case 'AbortError':
+      return new ToolError('cancelled', 'The call was cancelled (the client cancelled it or went away).');
     case 'NoSuchKey':
       return new ToolError('not_found', `${what} does not exist.`, 'Check the key with bucket_objects_list.');
     case 'NoSuchBucket':
@@ -225,6 +228,8 @@ export function fromAwsError(err: unknown, target: AwsTarget): ToolError {
 /** Any thrown value as a ToolError; bugs become a generic message (details go to the log). */
 export function toToolError(err: unknown): ToolError {
   if (err instanceof ToolError) return err;
+  // A cancelled call's reads end with AbortError (the SDK's, or an aborted signal's reason).
+  if (err instanceof Error && err.name === 'AbortError') return fromAwsError(err, { action: 'complete the request' });
   // Credential providers throw before any request, so their errors carry no $metadata.
   const providerError = err instanceof Error && (err.name === 'CredentialsProviderError' || err.name === 'TokenProviderError');
   if (err && typeof err === 'object' && ('$metadata' in err || networkCode(err) || providerError)) {

@@ -61,7 +61,7 @@ export function toolRunner(tool: AnyTool, { auth, logger }: Pick<ServerDeps, 'au
     };
     try {
       const ctx = extra.ctx ?? (await auth.context({ token: extra.authInfo?.token }));
-      const out = await runWithContext(ctx, () => tool.handler(args as Record<string, unknown>, ctx, extras));
+      const out = await runWithContext(ctx, () => tool.handler(args as Record<string, unknown>, ctx, extras), extra.signal);
       logger.debug('tool call', { tool: tool.name, user: ctx.principal.id, ms: Math.round(performance.now() - started) });
       return {
         content: [{ type: 'text', text: out.text ?? JSON.stringify(out.data) }, ...(out.extraContent ?? [])],
@@ -69,7 +69,7 @@ export function toolRunner(tool: AnyTool, { auth, logger }: Pick<ServerDeps, 'au
       };
     } catch (err) {
       const error = toToolError(err);
-      const level = error.code === 'internal' ? 'error' : 'info';
+      const level = error.code === 'internal' ? 'error' : error.code === 'cancelled' ? 'debug' : 'info';
       logger[level]('tool call failed', {
         tool: tool.name,
         code: error.code,

@@ -4,6 +4,7 @@
  * merged diff the same result as the map-based one. Memory bounds are measured in
  * `npm run bench:packages`, not here.
  */
+import v8 from 'node:v8';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
@@ -20,7 +21,8 @@ import {
   type ManifestHeader,
 } from '../src/packages/manifest.js';
 import { PyFloat, parsePyJson } from '../src/packages/pyjson.js';
-import { BaseNotInWalkOrder, MANIFEST_MEMORY_BYTES, ManifestMemory, Removals, manifestMemory, mergeManifest } from '../src/packages/update.js';
+import { BaseNotInWalkOrder, Removals, mergeManifest } from '../src/packages/update.js';
+import { MemoryBudget, packageMemory, HEAP_SHARE } from '../src/memory.js';
 import { runWithContext } from '../src/context.js';
 import type { ToolExtras } from '../src/tools/define.js';
 import { packageUpdate } from '../src/tools/package-write.js';
@@ -218,33 +220,43 @@ describe('streaming package_update', () => {
     expect(got.encode().toString('utf8')).toBe(want.bytes);
   });
 
-  it('bounds the manifest bytes merged at once, all callers together', () => {
-    const memory = new ManifestMemory(100 * 1024 * 1024);
+  it('bounds the package data held at once, all callers together', () => {
+    const memory = new MemoryBudget(100 * 1024 * 1024);
     const errorOf = (f: () => unknown) => {
       try {
         f();
       } catch (err) {
-        return err as { code?: string; message: string };
+        return err as { code?: string; message: string; hint?: string };
       }
       throw new Error('expected a refusal');
     };
+    const lease = (what: string) => memory.lease({ what, tooLargeHint: 'Use quilt3.' });
     // Larger than the whole budget: refused for good, saying why and what to do.
-    const huge = errorOf(() => memory.reserve(300 * 1024 * 1024, 'team/big@abc'));
+    const huge = errorOf(() => lease('Updating team/big@abc').hold(300 * 1024 * 1024));
     expect(huge.code).toBe('too_large');
-    expect(huge.message).toMatch(/Updating team\/big@abc needs 300 MiB of memory for its manifest: package_update rewrites a whole manifest in memory, and this server takes at most 100 MiB/);
+    expect(huge.message).toBe('Updating team/big@abc needs 300 MiB of memory, more than the 100 MiB this server lets package data take at once.');
+    expect(huge.hint).toBe('Use quilt3.');
     // Within it, but not with what others hold: refused for now.
-    const first = memory.reserve(60 * 1024 * 1024, 'a');
-    const busy = errorOf(() => memory.reserve(50 * 1024 * 1024, 'b'));
+    const first = lease('a');
+    first.hold(60 * 1024 * 1024);
+    const second = lease('b');
+    const busy = errorOf(() => second.hold(50 * 1024 * 1024));
     expect(busy.code).toBe('throttled');
+    expect(busy.message).toMatch(/^b needs 50 MiB of memory; other calls on this server hold 60 MiB of the 100 MiB package data may take\.$/);
     expect(memory.inUse).toBe(60 * 1024 * 1024);
-    first();
-    first(); // releasing twice releases once
+    // A lease grows and shrinks; releasing twice releases once.
+    first.add(10 * 1024 * 1024);
+    first.hold(20 * 1024 * 1024);
+    expect(memory.inUse).toBe(20 * 1024 * 1024);
+    first.release();
+    first.release();
+    first.hold(1); // a released lease holds nothing more
     expect(memory.inUse).toBe(0);
-    const second = memory.reserve(50 * 1024 * 1024, 'b');
+    second.hold(50 * 1024 * 1024);
     expect(memory.inUse).toBe(50 * 1024 * 1024);
-    second();
-    // The process-wide budget fits the 1,000,000-entry benchmark manifest (301 MiB).
-    expect(MANIFEST_MEMORY_BYTES).toBeGreaterThan(301 * 1024 * 1024);
+    second.release();
+    // The process-wide budget is a share of the heap limit: it follows --max-old-space-size.
+    expect(packageMemory.total).toBe(Math.floor(v8.getHeapStatistics().heap_size_limit * HEAP_SHARE));
   });
 
   it('matches removal arguments as the per-entry loop did', () => {
@@ -392,19 +404,20 @@ describe('package_update through the server', () => {
     await s3.put(REG, `.quilt/packages/${baseHash}`, [text(header, []), ...lines.map((e) => text(header, [e]).split('\n')[1] + '\n')].join(''));
     await s3.put(REG, `.quilt/named_packages/${name}/latest`, baseHash);
     const update = (message: string) => runWithContext(ctx, () => packageUpdate.handler({ bucket: REG, name, message } as never, ctx, extras));
-    // Other updates hold nearly all of it: refused before anything is written.
-    const others = manifestMemory.reserve(MANIFEST_MEMORY_BYTES - 1000, 'others');
+    // Other calls hold nearly all of it: refused before anything is written.
+    const others = packageMemory.lease({ what: 'others', tooLargeHint: '' });
+    others.hold(packageMemory.total - 1000);
     const puts = () => s3.requests.filter((q) => q.method === 'PUT').length;
     const before = puts();
     try {
       await expect(update('refused')).rejects.toMatchObject({ code: 'throttled' });
       expect(puts()).toBe(before);
-      expect(manifestMemory.inUse).toBe(MANIFEST_MEMORY_BYTES - 1000);
+      expect(packageMemory.inUse).toBe(packageMemory.total - 1000);
     } finally {
-      others();
+      others.release();
     }
     await update('accepted');
     expect(puts()).toBeGreaterThan(before);
-    expect(manifestMemory.inUse).toBe(0);
+    expect(packageMemory.inUse).toBe(0);
   });
 });

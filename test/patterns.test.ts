@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { ToolError } from '../src/errors.js';
 import { parsePackageName } from '../src/packages/names.js';
-import { compileSchema, parseSchemaText, schemaCacheStats } from '../src/packages/workflow.js';
+import { compileSchema, parseSchemaText, schemaCacheStats } from '../src/packages/workflow-checks.js';
 import { compileGlob, compileGlobs, compileTenantRegex, MAX_REGEX_SUBJECT, newTenantAjv, withRegexBudget } from '../src/patterns.js';
 
 /** The former translation (backtracking RegExp), kept as the reference for what a glob means. */
@@ -238,7 +238,7 @@ describe('workflow schemas', () => {
     expect((await refusedWith(() => schema('{"$async": true, "type": "object"}'))).message).toContain('"$async"');
     expect((await refusedWith(() => schema('{"properties": {"a": {"$async": true}}}'))).message).toContain('"$async"');
     expect((await refusedWith(() => schema('{"$ref": "#/definitions/x"}'))).message).toContain('$ref is not supported');
-    expect((await refusedWith(() => schema(`{"description": "${'x'.repeat(1024 * 1024)}"}`))).message).toContain('larger than 1 MiB');
+    expect((await refusedWith(() => schema(`{"description": "${'x'.repeat(256 * 1024)}"}`))).message).toContain('larger than 256 KiB');
     expect(schema('{"$async": false, "type": "object"}')).toEqual({ $async: false, type: 'object' });
   });
 

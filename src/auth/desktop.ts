@@ -214,6 +214,7 @@ export class DesktopAuthService implements AuthService {
       mode: 'desktop',
       principal: {
         id: user,
+        key: JSON.stringify(['desktop', user]),
         details: {
           quilt3DataDir: dir,
           quilt3Registry: files ? (pickRegistry(files) ?? null) : null,

@@ -179,16 +179,18 @@ export class JwtAuthService implements AuthService {
     };
     const pub = publicClaims(claims);
     const catalog = this.catalogAccess(claims);
+    // One issuer's "alice" is not another's: caps and cursors are keyed by both.
+    const key = JSON.stringify([claims.issuer ?? null, claims.sub]);
     return {
       mode: 'jwt',
-      principal: { id: claims.sub, details: { ...pub, credential_source: aws.source, ...accessSummary(claims, aws, catalog) } },
+      principal: { id: claims.sub, key, details: { ...pub, credential_source: aws.source, ...accessSummary(claims, aws, catalog) } },
       aws,
       catalog,
       logger: this.logger,
       allowedBuckets: claims.buckets?.includes('*') ? undefined : claims.buckets,
       authorize,
       // A cursor works only for the same user with the same grants, at the same catalog.
-      cursors: cursorsFor(this.cursorKey, JSON.stringify(['jwt', claims.sub, claims.buckets ?? null, claims.permissions ?? null, claims.catalogUrl ?? null])),
+      cursors: cursorsFor(this.cursorKey, JSON.stringify(['jwt', key, claims.buckets ?? null, claims.permissions ?? null, claims.catalogUrl ?? null])),
       session: {
         jwtClaims: pub,
         stats: () => this.stats(sts),

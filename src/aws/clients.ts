@@ -8,6 +8,7 @@ import type { AthenaClient } from '@aws-sdk/client-athena';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { AthenaSettings, AwsSettings } from '../config.js';
+import { callSignal } from '../call-scope.js';
 import { lazy } from '../lazy.js';
 import { checkKey } from './s3-uri.js';
 
@@ -55,6 +56,27 @@ function guardKeys(client: S3Client): S3Client {
     },
     { step: 'initialize', name: 'quiltMcpKeyGuard', priority: 'high' },
   );
+  return client;
+}
+
+/**
+ * Options for a request that must run even when the call that sends it is cancelled (stopping an
+ * Athena query; a lookup whose answer other calls share).
+ */
+export const NOT_CANCELLED: { abortSignal?: undefined } = Object.freeze({});
+
+/**
+ * Every request a client sends carries the abort signal of the tool call in progress (call-scope.ts)
+ * unless it names its own, so a cancelled or hung-up call stops its requests and the bodies they
+ * stream, on every code path, instead of reading on for nobody. NOT_CANCELLED opts out.
+ */
+function cancelWithCall<C extends { send: (...args: never[]) => Promise<unknown> }>(client: C): C {
+  const send = client.send.bind(client) as (command: unknown, options?: { abortSignal?: AbortSignal | undefined }) => Promise<unknown>;
+  client.send = ((command: unknown, options?: { abortSignal?: AbortSignal | undefined }) => {
+    if (options === NOT_CANCELLED || options?.abortSignal) return send(command, options);
+    const signal = callSignal();
+    return send(command, signal ? { ...options, abortSignal: signal } : options);
+  }) as C['send'];
   return client;
 }
 
@@ -125,19 +147,17 @@ export class AwsClients {
     if (!client) {
       const { settings } = this.options;
       client = loadS3().then(({ S3Client }) =>
-        guardKeys(
-          new S3Client({
-            ...this.common(region),
-            ...(settings.endpoints.s3 ? { endpoint: settings.endpoints.s3, forcePathStyle: true } : {}),
-            // Real buckets live in many regions; follow S3's redirect instead of failing.
-            followRegionRedirects: followRedirects,
-            ...(settings.requestChecksumCalculation
-              ? { requestChecksumCalculation: settings.requestChecksumCalculation }
-              : {}),
-            ...(settings.responseChecksumValidation
-              ? { responseChecksumValidation: settings.responseChecksumValidation }
-              : {}),
-          }),
+        cancelWithCall(
+          guardKeys(
+            new S3Client({
+              ...this.common(region),
+              ...(settings.endpoints.s3 ? { endpoint: settings.endpoints.s3, forcePathStyle: true } : {}),
+              // Real buckets live in many regions; follow S3's redirect instead of failing.
+              followRegionRedirects: followRedirects,
+              ...(settings.requestChecksumCalculation ? { requestChecksumCalculation: settings.requestChecksumCalculation } : {}),
+              ...(settings.responseChecksumValidation ? { responseChecksumValidation: settings.responseChecksumValidation } : {}),
+            }),
+          ),
         ),
       );
       this.s3Clients.set(cacheKey, client);
@@ -168,12 +188,13 @@ export class AwsClients {
   /** Athena in the default region (one client: queries, workgroups and catalogs are regional). */
   athena(): Promise<AthenaClient> {
     const { settings, defaultRegion } = this.options;
-    return (this.athenaClient ??= loadAthena().then(
-      ({ AthenaClient }) =>
+    return (this.athenaClient ??= loadAthena().then(({ AthenaClient }) =>
+      cancelWithCall(
         new AthenaClient({
           ...this.common(defaultRegion),
           ...(settings.endpoints.athena ? { endpoint: settings.endpoints.athena } : {}),
         }),
+      ),
     ));
   }
 
@@ -192,7 +213,8 @@ export class AwsClients {
         const [{ HeadBucketCommand }, client] = await Promise.all([loadS3(), this.s3(this.options.defaultRegion, { followRedirects: false })]);
         let found: string | undefined;
         try {
-          found = (await client.send(new HeadBucketCommand({ Bucket: bucket }))).BucketRegion;
+          // Shared by every call that asks meanwhile: one caller going away must not fail the others.
+          found = (await client.send(new HeadBucketCommand({ Bucket: bucket }), NOT_CANCELLED)).BucketRegion;
         } catch (err) {
           const headers = (err as { $response?: { headers?: Record<string, string | undefined> } }).$response?.headers;
           found = headers?.['x-amz-bucket-region'];

@@ -1,12 +1,14 @@
 /**
  * A directory view of a manifest in one streaming pass. Memory holds the page being built (at most
  * `limit + 1` files) and one small record per sub-directory of the level shown, never the manifest,
- * so 100,000-entry packages browse in bounded memory.
+ * so 100,000-entry packages browse in bounded memory; both are counted in the call's memory lease,
+ * since a hostile manifest can make either large (a million folders, or long lines).
  */
 import { ToolError } from '../errors.js';
-import type { ManifestEntry, ManifestHeader, ManifestRecord } from './manifest.js';
-import { compareWalkOrder, eachEntry } from './manifest.js';
+import type { ManifestEntry, ManifestHeader, RecordWithLine } from './manifest.js';
+import { compareWalkOrder, isManifestEntry, PARSED_BYTES_PER_LINE_BYTE } from './manifest.js';
 import { compareCodePoints } from './pyjson.js';
+import { SmallestK } from './smallest.js';
 
 export interface BrowseOptions {
   /** A directory ("a/b" or "a/b/") or one logical key; "" is the root. */
@@ -15,10 +17,15 @@ export interface BrowseOptions {
   limit: number;
   /** Only items sorting after this name (directory view) or logical key (recursive). */
   after?: string | undefined;
+  /** Told how many bytes the files kept and folder records take (a MemoryLease); may refuse. */
+  memory?: { hold(bytes: number): void } | undefined;
 }
 
+/** Bytes a folder record takes: its name and a small object in a Map. */
+const dirBytes = (name: string) => 2 * name.length + 96;
+
 export type BrowseItem =
-  | { type: 'file'; name: string; entry: ManifestEntry }
+  | { type: 'file'; name: string; entry: ManifestEntry; bytes?: number }
   | { type: 'dir'; name: string; files: number; size: number };
 
 export interface BrowseResult {
@@ -35,30 +42,8 @@ export interface BrowseResult {
   file?: ManifestEntry;
 }
 
-/** Keeps the `cap` smallest items in order; input that is already sorted costs one comparison each. */
-class SmallestK<T> {
-  readonly items: T[] = [];
-  constructor(
-    private readonly cap: number,
-    private readonly cmp: (a: T, b: T) => number,
-  ) {}
-  add(x: T): void {
-    const a = this.items;
-    if (a.length >= this.cap && this.cmp(x, a[a.length - 1] as T) >= 0) return;
-    let lo = 0;
-    let hi = a.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.cmp(a[mid] as T, x) <= 0) lo = mid + 1;
-      else hi = mid;
-    }
-    a.splice(lo, 0, x);
-    if (a.length > this.cap) a.pop();
-  }
-}
-
-/** `batches`: the manifest's records in batches (readManifestBatches). */
-export async function browseManifest(batches: AsyncIterable<readonly ManifestRecord[]>, opts: BrowseOptions): Promise<BrowseResult> {
+/** `batches`: the manifest's records with their lines, in batches (readManifestLines). */
+export async function browseManifest(batches: AsyncIterable<readonly RecordWithLine[]>, opts: BrowseOptions): Promise<BrowseResult> {
   const dir = opts.path.replace(/^\/+|\/+$/g, '');
   const exact = opts.path.endsWith('/') ? undefined : dir;
   const prefix = dir ? `${dir}/` : '';
@@ -71,29 +56,46 @@ export async function browseManifest(batches: AsyncIterable<readonly ManifestRec
   const files = new SmallestK<BrowseItem>(opts.limit + 1, byName);
   const dirs = new Map<string, { files: number; size: number }>();
   const afterCursor = (name: string) => opts.after === undefined || compareNames(name, opts.after) > 0;
+  let held = 0;
+  const hold = (delta: number) => {
+    held += delta;
+    opts.memory?.hold(held);
+  };
 
-  const header = await eachEntry(batches, (e) => {
-    totalFiles++;
-    totalSize += e.size;
-    if (exact !== undefined && e.logical_key === exact) file = e;
-    if (!e.logical_key.startsWith(prefix)) return;
-    const rest = e.logical_key.slice(prefix.length);
-    const slash = opts.recursive ? -1 : rest.indexOf('/');
-    if (slash < 0) {
-      count++;
-      if (afterCursor(rest)) files.add({ type: 'file', name: rest, entry: e });
-    } else {
-      const name = rest.slice(0, slash);
-      let d = dirs.get(name);
-      if (!d) {
-        d = { files: 0, size: 0 };
-        dirs.set(name, d);
-        count++;
+  let header: ManifestHeader | undefined;
+  for await (const batch of batches) {
+    for (const [rec, bytes] of batch) {
+      if (!isManifestEntry(rec)) {
+        header ??= rec;
+        continue;
       }
-      d.files++;
-      d.size += e.size;
+      const e = rec;
+      totalFiles++;
+      totalSize += e.size;
+      if (exact !== undefined && e.logical_key === exact) file = e;
+      if (!e.logical_key.startsWith(prefix)) continue;
+      const rest = e.logical_key.slice(prefix.length);
+      const slash = opts.recursive ? -1 : rest.indexOf('/');
+      if (slash < 0) {
+        count++;
+        if (!afterCursor(rest)) continue;
+        const item: BrowseItem = { type: 'file', name: rest, entry: e, bytes: bytes.length * PARSED_BYTES_PER_LINE_BYTE };
+        const dropped = files.add(item);
+        if (dropped !== item) hold((item.bytes ?? 0) - (dropped?.type === 'file' ? (dropped.bytes ?? 0) : 0));
+      } else {
+        const name = rest.slice(0, slash);
+        let d = dirs.get(name);
+        if (!d) {
+          hold(dirBytes(name));
+          d = { files: 0, size: 0 };
+          dirs.set(name, d);
+          count++;
+        }
+        d.files++;
+        d.size += e.size;
+      }
     }
-  });
+  }
   if (!header) throw new ToolError('upstream_error', 'The package manifest is empty.');
   if (file) return { header, totalFiles, totalSize, count: 1, items: [], more: false, file };
   if (dir && count === 0) {

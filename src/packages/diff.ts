@@ -2,12 +2,14 @@
  * Differences between two manifests. Both are streamed in walk order (as quilt3 writes them) and
  * merged, so memory holds the listed items only, however large the manifests; a manifest out of
  * order (not written by quilt3) is compared the older way, one side held as a compact map
- * (logical key -> hash, size, meta digest) and the other streamed against it.
+ * (logical key -> hash, size, meta digest) and the other streamed against it. What either holds
+ * is counted in the call's memory lease (a hostile manifest may be large and out of order on purpose).
  */
 import { createHash } from 'node:crypto';
 import type { ManifestEntry, ManifestHeader, ManifestRecord } from './manifest.js';
 import { compareWalkOrder, eachEntry } from './manifest.js';
 import { pyDumps, samePy } from './pyjson.js';
+import { SmallestK } from './smallest.js';
 
 export type Change = 'content' | 'size' | 'meta' | 'location';
 
@@ -49,6 +51,15 @@ async function split(records: Records, onEntry: (e: ManifestEntry) => void): Pro
 
 /** A manifest's records in batches (readManifestBatches). */
 type Records = AsyncIterable<readonly ManifestRecord[]>;
+
+/** Told how many bytes the diff holds (a MemoryLease); may refuse. */
+type Memory = { hold(bytes: number): void } | undefined;
+
+/** Bytes a listed item takes: its strings and objects. */
+const itemBytes = (i: DiffItem) => 2 * (i.logical_key.length + (i.from?.physicalKey.length ?? 0) + (i.to?.physicalKey.length ?? 0)) + 400;
+
+/** Bytes an entry of the in-memory map takes: key, packed string and the Map's slot. */
+const mapBytes = (key: string, packed: string) => 2 * (key.length + packed.length) + 96;
 
 /** A side of the merge is not in strict walk order: diffManifests then uses diffManifestsInMemory. */
 export class NotInWalkOrder extends Error {}
@@ -114,23 +125,30 @@ class MergeSide {
  * Lists are capped at `limit` items each (in walk order); counts are always complete. `open`
  * gives each side's records (called again for the in-memory fallback).
  */
-export async function diffManifests(open: { from: () => Records; to: () => Records }, limit: number): Promise<DiffResult> {
+export async function diffManifests(open: { from: () => Records; to: () => Records }, limit: number, memory?: Memory): Promise<DiffResult> {
   try {
-    return await diffStreams(open.from(), open.to(), limit);
+    return await diffStreams(open.from(), open.to(), limit, memory);
   } catch (err) {
     if (!(err instanceof NotInWalkOrder)) throw err;
-    return diffManifestsInMemory(open.from(), open.to(), limit);
+    memory?.hold(0);
+    return diffManifestsInMemory(open.from(), open.to(), limit, memory);
   }
 }
 
 /** The merge of two manifests in walk order: memory holds `limit` items per kind, not the manifests. */
-async function diffStreams(from: Records, to: Records, limit: number): Promise<DiffResult> {
+async function diffStreams(from: Records, to: Records, limit: number, memory: Memory): Promise<DiffResult> {
   const a = new MergeSide(from);
   const b = new MergeSide(to);
   const added: DiffItem[] = [];
   const removed: DiffItem[] = [];
   const modified: DiffItem[] = [];
   const counts = { added: 0, removed: 0, modified: 0, unchanged: 0 };
+  let held = 0;
+  const list = (items: DiffItem[], item: DiffItem) => {
+    held += itemBytes(item);
+    memory?.hold(held);
+    items.push(item);
+  };
   try {
     await Promise.all([a.start(), b.start()]);
     while (a.entry || b.entry) {
@@ -138,15 +156,15 @@ async function diffStreams(from: Records, to: Records, limit: number): Promise<D
       const y = b.entry;
       const c = !x ? 1 : !y ? -1 : compareWalkOrder(x.logical_key, y.logical_key);
       if (c < 0) {
-        if (counts.removed++ < limit) removed.push({ logical_key: x!.logical_key, from: side(x!) });
+        if (counts.removed++ < limit) list(removed, { logical_key: x!.logical_key, from: side(x!) });
         await a.advance();
       } else if (c > 0) {
-        if (counts.added++ < limit) added.push({ logical_key: y!.logical_key, to: side(y!) });
+        if (counts.added++ < limit) list(added, { logical_key: y!.logical_key, to: side(y!) });
         await b.advance();
       } else {
         const changes = changesOf(x!, y!);
         if (changes.length === 0) counts.unchanged++;
-        else if (counts.modified++ < limit) modified.push({ logical_key: y!.logical_key, from: side(x!), to: side(y!), changes });
+        else if (counts.modified++ < limit) list(modified, { logical_key: y!.logical_key, from: side(x!), to: side(y!), changes });
         const pa = a.advance();
         const pb = b.advance();
         if (pa || pb) await Promise.all([pa, pb]);
@@ -180,24 +198,40 @@ function changesOf(x: ManifestEntry, y: ManifestEntry): Change[] {
   return changes;
 }
 
-/** The older diff (one side in a map): for manifests that are not in walk order. */
-export async function diffManifestsInMemory(
-  from: Records,
-  to: Records,
-  limit: number,
-): Promise<DiffResult> {
+/**
+ * The older diff (one side in a map): for manifests that are not in walk order. The map is counted
+ * in `memory` as it grows; the lists keep the `limit` first items in walk order.
+ */
+export async function diffManifestsInMemory(from: Records, to: Records, limit: number, memory?: Memory): Promise<DiffResult> {
   const old = new Map<string, string>();
-  const fromHeader = await split(from, (e) => old.set(e.logical_key, pack(e)));
-  const added: DiffItem[] = [];
-  const modified: DiffItem[] = [];
-  let unchanged = 0;
+  let mapHeld = 0;
+  let listHeld = 0;
+  const report = () => memory?.hold(mapHeld + listHeld);
+  const fromHeader = await split(from, (e) => {
+    const packed = pack(e);
+    const was = old.get(e.logical_key);
+    mapHeld += mapBytes(e.logical_key, packed) - (was === undefined ? 0 : mapBytes(e.logical_key, was));
+    old.set(e.logical_key, packed);
+    report();
+  });
+  const byKey = (a: DiffItem, b: DiffItem) => compareWalkOrder(a.logical_key, b.logical_key);
+  const lists = { added: new SmallestK<DiffItem>(limit, byKey), removed: new SmallestK<DiffItem>(limit, byKey), modified: new SmallestK<DiffItem>(limit, byKey) };
+  const counts = { added: 0, removed: 0, modified: 0, unchanged: 0 };
+  const list = (kind: keyof typeof lists, item: DiffItem) => {
+    counts[kind]++;
+    const dropped = lists[kind].add(item);
+    if (dropped === item) return;
+    listHeld += itemBytes(item) - (dropped ? itemBytes(dropped) : 0);
+    report();
+  };
   const toHeader = await split(to, (e) => {
     const packed = old.get(e.logical_key);
     if (packed === undefined) {
-      added.push({ logical_key: e.logical_key, to: side(e) });
+      list('added', { logical_key: e.logical_key, to: side(e) });
       return;
     }
     old.delete(e.logical_key);
+    mapHeld -= mapBytes(e.logical_key, packed);
     const was = unpack(packed);
     const now = side(e);
     const changes: Change[] = [];
@@ -206,17 +240,15 @@ export async function diffManifestsInMemory(
     if (was.side.size !== now.size) changes.push('size');
     if (was.meta !== metaOf(e)) changes.push('meta');
     if (changes.length === 0 && was.side.physicalKey !== now.physicalKey) changes.push('location');
-    if (changes.length) modified.push({ logical_key: e.logical_key, from: was.side, to: now, changes });
-    else unchanged++;
+    if (changes.length) list('modified', { logical_key: e.logical_key, from: was.side, to: now, changes });
+    else counts.unchanged++;
   });
-  const removed: DiffItem[] = [...old].map(([logical_key, v]) => ({ logical_key, from: unpack(v).side }));
-  const byKey = (a: DiffItem, b: DiffItem) => compareWalkOrder(a.logical_key, b.logical_key);
-  const cap = (xs: DiffItem[]) => xs.sort(byKey).slice(0, limit);
+  for (const [logical_key, v] of old) list('removed', { logical_key, from: unpack(v).side });
   return {
-    counts: { added: added.length, removed: removed.length, modified: modified.length, unchanged },
-    added: cap(added),
-    removed: cap(removed),
-    modified: cap(modified),
+    counts,
+    added: lists.added.items,
+    removed: lists.removed.items,
+    modified: lists.modified.items,
     headers: { from: fromHeader, to: toHeader },
   };
 }

@@ -33,8 +33,21 @@ export interface ManifestHeader {
 /** quilt3 refuses to write a manifest line larger than this (S3 Select's record limit). */
 export const MAX_RECORD_BYTES = 1_000_000;
 
-/** The longest manifest line read (16 times what quilt3 writes): see ManifestSplitter.tooLong. */
-export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+/**
+ * The longest manifest line read: 1 MiB, the record limit of S3 Select (which the Quilt catalog reads
+ * manifests with), a little above what quilt3 writes. A line is parsed in one piece on the event
+ * loop every tenant shares, and hostile shapes (hundreds of thousands of floats or tiny arrays) cost
+ * up to a few hundred milliseconds per MiB, so a longer line is refused before it is held.
+ */
+export const MAX_LINE_BYTES = 1024 * 1024;
+
+/** Memory a reader reports for what it holds at the moment (a MemoryLease, memory.ts). */
+export interface ReadMemory {
+  hold(bytes: number): void;
+}
+
+/** Bytes of memory a line's record takes once parsed, per byte of the line (strings and objects). */
+export const PARSED_BYTES_PER_LINE_BYTE = 4;
 
 type PyObject = { [k: string]: PyJson };
 
@@ -412,6 +425,9 @@ export type RecordWithLine = readonly [ManifestRecord, Buffer, string];
 
 type Each = (rec: ManifestRecord, bytes: Buffer, text: string) => void;
 
+/** Lines at least this long are counted in the reader's memory (shorter ones are a chunk's worth at most). */
+const LONG_LINE_BYTES = 64 * 1024;
+
 const asBuffer = (chunk: Uint8Array): Buffer => (Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
 
 /** The bytes without a UTF-8 byte order mark at their start, as TextDecoder reads a stream. */
@@ -428,17 +444,38 @@ class ManifestSplitter {
   private carry: Buffer[] = [];
   private carried = 0;
   private atStart = true;
+  /** Bytes of long lines parsed into the batch being built (a batch is handed on per chunk). */
+  private parsedLong = 0;
+
+  constructor(private readonly memory: ReadMemory | undefined) {}
 
   private hold(piece: Buffer): void {
     this.carried += piece.length;
     this.tooLong(this.carried);
     this.carry.push(piece);
+    // A line spread over chunks: held as pieces, then joined, decoded and parsed.
+    if (this.carried >= LONG_LINE_BYTES) this.report();
+  }
+
+  /** Tells the memory what a long line in the making and the batch's long records take. */
+  private report(): void {
+    this.memory?.hold(this.carried * (2 + PARSED_BYTES_PER_LINE_BYTE) + this.parsedLong * PARSED_BYTES_PER_LINE_BYTE);
+  }
+
+  /** A new chunk: the previous batch was handed on (what the consumer keeps, it counts itself). */
+  private newBatch(): void {
+    if (this.parsedLong === 0) return;
+    this.parsedLong = 0;
+    this.report();
   }
 
   /** Refuses a line before it is held whole: a manifest of one endless line would take the process's memory. */
   private tooLong(bytes: number): void {
     if (bytes > MAX_LINE_BYTES) {
-      throw lineError(this.reader.lineNo + 1, `longer than ${MAX_LINE_BYTES / 1024 / 1024} MiB (quilt3 writes at most ${MAX_RECORD_BYTES / 1e6} MB per line)`);
+      throw lineError(
+        this.reader.lineNo + 1,
+        `longer than ${MAX_LINE_BYTES / 1024 / 1024} MiB (quilt3 writes at most ${MAX_RECORD_BYTES / 1e6} MB per line, and the Quilt catalog reads at most 1 MiB)`,
+      );
     }
   }
 
@@ -452,6 +489,7 @@ class ManifestSplitter {
   }
 
   push(chunk: Uint8Array, each: Each): void {
+    this.newBatch();
     let bytes = asBuffer(chunk);
     if (this.atStart) {
       // A byte order mark at the very start is skipped (once 3 bytes are in).
@@ -485,6 +523,10 @@ class ManifestSplitter {
 
   private line(bytes: Buffer, each: Each): void {
     this.tooLong(bytes.length);
+    if (bytes.length >= LONG_LINE_BYTES) {
+      this.parsedLong += bytes.length;
+      this.report();
+    }
     if (!isUtf8(bytes)) throw lineError(this.reader.lineNo + 1, 'not valid UTF-8');
     const line = bytes.length && bytes[bytes.length - 1] === 0x0d ? bytes.subarray(0, -1) : bytes;
     const text = line.toString('utf8');
@@ -498,8 +540,12 @@ class ManifestSplitter {
  * chunk rather than per record: a 100,000-entry manifest is ~500 chunks). Records read before a
  * bad line come before its error.
  */
-async function* splitManifest<T>(chunks: AsyncIterable<Uint8Array>, make: (rec: ManifestRecord, bytes: Buffer, text: string) => T): AsyncGenerator<T[]> {
-  const split = new ManifestSplitter();
+async function* splitManifest<T>(
+  chunks: AsyncIterable<Uint8Array>,
+  make: (rec: ManifestRecord, bytes: Buffer, text: string) => T,
+  memory: ReadMemory | undefined,
+): AsyncGenerator<T[]> {
+  const split = new ManifestSplitter(memory);
   let out: T[] = [];
   const each: Each = (rec, bytes, text) => void out.push(make(rec, bytes, text));
   let failed = false;
@@ -512,15 +558,20 @@ async function* splitManifest<T>(chunks: AsyncIterable<Uint8Array>, make: (rec: 
       error = err;
     }
   };
-  for await (const chunk of chunks) {
-    run(() => split.push(chunk, each));
+  try {
+    for await (const chunk of chunks) {
+      run(() => split.push(chunk, each));
+      if (out.length) yield out;
+      out = [];
+      if (failed) throw error;
+    }
+    run(() => split.end(each));
     if (out.length) yield out;
-    out = [];
     if (failed) throw error;
+  } finally {
+    // Done, or the consumer stopped: the reader holds nothing any more.
+    memory?.hold(0);
   }
-  run(() => split.end(each));
-  if (out.length) yield out;
-  if (failed) throw error;
 }
 
 /**
@@ -528,8 +579,8 @@ async function* splitManifest<T>(chunks: AsyncIterable<Uint8Array>, make: (rec: 
  * characters anywhere. Directory-metadata lines (no physical_keys) are skipped: quilt3 leaves
  * them out of the top hash and this model has no place for them.
  */
-export async function* readManifest(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<ManifestRecord> {
-  for await (const batch of splitManifest(chunks, (rec) => rec)) yield* batch;
+export async function* readManifest(chunks: AsyncIterable<Uint8Array>, memory?: ReadMemory): AsyncGenerator<ManifestRecord> {
+  for await (const batch of splitManifest(chunks, (rec) => rec, memory)) yield* batch;
 }
 
 /**
@@ -537,13 +588,13 @@ export async function* readManifest(chunks: AsyncIterable<Uint8Array>): AsyncGen
  * await per record (several promises each, more with AsyncLocalStorage active) costs more than
  * handling the record.
  */
-export function readManifestBatches(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<ManifestRecord[]> {
-  return splitManifest(chunks, (rec) => rec);
+export function readManifestBatches(chunks: AsyncIterable<Uint8Array>, memory?: ReadMemory): AsyncGenerator<ManifestRecord[]> {
+  return splitManifest(chunks, (rec) => rec, memory);
 }
 
 /** readManifest in batches (one per chunk read), each record with its line as read (see RecordWithLine). */
-export function readManifestLines(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<RecordWithLine[]> {
-  return splitManifest(chunks, (rec, bytes, text): RecordWithLine => [rec, bytes, text]);
+export function readManifestLines(chunks: AsyncIterable<Uint8Array>, memory?: ReadMemory): AsyncGenerator<RecordWithLine[]> {
+  return splitManifest(chunks, (rec, bytes, text): RecordWithLine => [rec, bytes, text], memory);
 }
 
 /**

@@ -144,11 +144,22 @@ function setKey(obj: PyObject, key: string, value: PyJson): void {
   else obj[key] = value;
 }
 
+/**
+ * Python refuses to turn a decimal text of more digits than this into an int (sys.int_info
+ * default_max_str_digits, CVE-2020-10735): converting one is quadratic, and reading and writing
+ * it back would hold the event loop for seconds per million digits. So does this parser.
+ */
+export const MAX_INT_DIGITS = 4300;
+
 function intFromLiteral(lit: string): number | bigint {
   // Up to 15 digits always fits a double exactly; longer ones may not.
   if (lit.length <= 15) {
     const n = Number(lit);
     return n === 0 ? 0 : n;
+  }
+  const digits = lit.length - (lit.charCodeAt(0) === 0x2d ? 1 : 0);
+  if (digits > MAX_INT_DIGITS) {
+    throw new Error(`Exceeds the limit (${MAX_INT_DIGITS} digits) for integer string conversion: value has ${digits} digits`);
   }
   const big = BigInt(lit);
   return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;

@@ -8,8 +8,8 @@ import { withS3 } from '../aws/s3.js';
 import type { BucketAction, RuntimeContext } from '../context.js';
 import { ToolError, deniedOrMissing, fromAwsError } from '../errors.js';
 import { TOP_HASH, SHORT_HASH, parseTopHash } from './names.js';
-import { compareCodePoints } from './pyjson.js';
-import { readManifest, readManifestBatches, readManifestLines, manifestLines, type ManifestEntry, type ManifestHeader, type ManifestRecord, type RecordWithLine } from './manifest.js';
+import { packageMemory } from '../memory.js';
+import { readManifest, readManifestBatches, readManifestLines, manifestLines, type ManifestEntry, type ManifestHeader, type ManifestRecord, type ReadMemory, type RecordWithLine } from './manifest.js';
 
 export const NAMED = '.quilt/named_packages/';
 export const MANIFESTS = '.quilt/packages/';
@@ -39,6 +39,8 @@ export interface GetTextOptions {
    * conditional write anyway set this; others get an error that states the ambiguity.
    */
   deniedMeansAbsent?: boolean;
+  /** Largest object read (default MAX_SMALL_OBJECT_BYTES), and what such an object is, for the refusal. */
+  limit?: { bytes: number; what: string };
 }
 
 const DENIED = Symbol('denied');
@@ -55,22 +57,26 @@ function isPlainDenied(err: unknown): boolean {
  */
 export const MAX_SMALL_OBJECT_BYTES = 8 * 1024 * 1024;
 
-/** The body as text, refused past MAX_SMALL_OBJECT_BYTES (declared or sent). */
-async function smallText(body: Readable | undefined, declared: number | undefined, where: string): Promise<string> {
+const SMALL_OBJECT = { bytes: MAX_SMALL_OBJECT_BYTES, what: 'a Quilt pointer, workflow config or schema' };
+
+const sizeText = (bytes: number) => (bytes >= 1024 * 1024 ? `${bytes / 1024 / 1024} MiB` : `${bytes / 1024} KiB`);
+
+/** The body as text, refused past the limit (declared or sent). */
+async function smallText(body: Readable | undefined, declared: number | undefined, where: string, limit = SMALL_OBJECT): Promise<string> {
   const tooLarge = () =>
     new ToolError(
       'too_large',
-      `${where} is larger than the ${MAX_SMALL_OBJECT_BYTES / 1024 / 1024} MiB a Quilt pointer, workflow config or schema can be; it was not read.`,
+      `${where} is larger than the ${sizeText(limit.bytes)} ${limit.what} can be; it was not read.`,
       'Check what wrote that object: Quilt writes these as small text files.',
     );
   if (!body) return '';
   const chunks: Buffer[] = [];
   let size = 0;
   try {
-    if ((declared ?? 0) > MAX_SMALL_OBJECT_BYTES) throw tooLarge();
+    if ((declared ?? 0) > limit.bytes) throw tooLarge();
     for await (const chunk of body as AsyncIterable<Buffer>) {
       size += chunk.length;
-      if (size > MAX_SMALL_OBJECT_BYTES) throw tooLarge();
+      if (size > limit.bytes) throw tooLarge();
       chunks.push(chunk);
     }
   } finally {
@@ -80,12 +86,12 @@ async function smallText(body: Readable | undefined, declared: number | undefine
   return new TextDecoder('utf-8').decode(Buffer.concat(chunks));
 }
 
-async function readText(ctx: RuntimeContext, bucket: string, key: string, signal?: AbortSignal): Promise<ObjectText | undefined | typeof DENIED> {
+async function readText(ctx: RuntimeContext, bucket: string, key: string, signal?: AbortSignal, limit?: GetTextOptions['limit']): Promise<ObjectText | undefined | typeof DENIED> {
   try {
     return await withS3(ctx, { bucket, key, action: 'read', verb: 'read' }, async (client, { GetObjectCommand }) => {
       try {
         const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
-        const text = await smallText(out.Body as Readable | undefined, out.ContentLength, `s3://${bucket}/${key}`);
+        const text = await smallText(out.Body as Readable | undefined, out.ContentLength, `s3://${bucket}/${key}`, limit);
         return { text, lastModified: out.LastModified, etag: out.ETag, versionId: out.VersionId };
       } catch (err) {
         if (isPlainDenied(err)) return DENIED;
@@ -100,7 +106,7 @@ async function readText(ctx: RuntimeContext, bucket: string, key: string, signal
 
 /** A small object's text, or undefined when it does not exist. */
 export async function getText(ctx: RuntimeContext, bucket: string, key: string, signal?: AbortSignal, opts: GetTextOptions = {}): Promise<ObjectText | undefined> {
-  const got = await readText(ctx, bucket, key, signal ?? opts.signal);
+  const got = await readText(ctx, bucket, key, signal ?? opts.signal, opts.limit);
   if (got !== DENIED) return got;
   if (opts.deniedMeansAbsent ?? OPTIONAL_KEYS.has(key)) {
     ctx.logger.debug('403 on a key expected to be missing: read as absent (no s3:ListBucket?)', { bucket, key });
@@ -205,30 +211,66 @@ export interface ListedPackage {
   modified?: Date | undefined;
   /** Timestamp pointers. */
   revisions: number;
+  /** The last pointer key listed for it: a listing that goes on starts after it. */
+  lastKey: string;
 }
 
+/** Pointer keys `<user>/<name>/<tag>` under NAMED. */
+const POINTER = /^([^/]+\/[^/]+)\/([^/]+)$/;
+
 /**
- * The packages of a registry (those with a `latest` pointer), sorted by name, from one listing of
- * their pointers. With `max`, stops after that many pointer keys and says so.
+ * The packages of a registry (those with a `latest` pointer), from a listing of their pointers, in
+ * the order S3 lists keys (by name followed by "/", code point by code point). A package's pointers
+ * are listed together, so the listing is aggregated as it goes and memory holds the packages
+ * returned, never the registry's pointer keys: at most `limit` packages after the key `startAfter`
+ * (`more`: others follow), stopping after `max` keys (`truncated`).
  */
 export async function listPackages(
   ctx: RuntimeContext,
   bucket: string,
-  { prefix = '', max, signal }: { prefix?: string; max?: number; signal?: AbortSignal } = {},
-): Promise<{ packages: ListedPackage[]; scanned: number; truncated: boolean }> {
-  const { keys, truncated } = await listKeys(ctx, bucket, `${NAMED}${prefix}`, { max, signal });
-  const byName = new Map<string, ListedPackage>();
-  for (const k of keys) {
-    const m = /^([^/]+\/[^/]+)\/([^/]+)$/.exec(k.key.slice(NAMED.length));
-    if (!m) continue;
-    const [, name = '', tag = ''] = m;
-    const p = byName.get(name) ?? { name, revisions: 0 };
-    if (tag === 'latest') p.modified = k.lastModified;
-    else if (/^\d+$/.test(tag)) p.revisions++;
-    byName.set(name, p);
-  }
-  const packages = [...byName.values()].filter((p) => p.modified).sort((a, b) => compareCodePoints(a.name, b.name));
-  return { packages, scanned: keys.length, truncated };
+  { prefix = '', max = Infinity, limit = Infinity, startAfter, signal }: { prefix?: string; max?: number; limit?: number; startAfter?: string | undefined; signal?: AbortSignal | undefined } = {},
+): Promise<{ packages: ListedPackage[]; scanned: number; truncated: boolean; more: boolean }> {
+  const scan = `${NAMED}${prefix}`;
+  return withS3(ctx, { bucket, key: scan, action: 'list', verb: 'list the objects of' }, async (client, { ListObjectsV2Command }) => {
+    const found: ListedPackage[] = [];
+    let current: ListedPackage | undefined;
+    let scanned = 0;
+    const close = () => {
+      if (current?.modified) found.push(current);
+      current = undefined;
+    };
+    const done = (truncated: boolean) => ({ packages: found.slice(0, limit), scanned, truncated, more: found.length > limit });
+    let token: string | undefined;
+    do {
+      const out = await client.send(
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: scan, ContinuationToken: token, StartAfter: token ? undefined : startAfter, MaxKeys: 1000 }),
+        { abortSignal: signal },
+      );
+      for (const o of out.Contents ?? []) {
+        if (o.Key === undefined) continue;
+        if (scanned >= max) {
+          close();
+          return done(true);
+        }
+        scanned++;
+        const m = POINTER.exec(o.Key.slice(NAMED.length));
+        if (!m) continue;
+        const [, name = '', tag = ''] = m;
+        if (current?.name !== name) {
+          close();
+          // One package past the page says that more follow.
+          if (found.length > limit) return done(false);
+          current = { name, revisions: 0, lastKey: o.Key };
+        }
+        current.lastKey = o.Key;
+        if (tag === 'latest') current.modified = o.LastModified;
+        else if (/^\d+$/.test(tag)) current.revisions++;
+      }
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+    close();
+    return done(false);
+  });
 }
 
 /**
@@ -313,7 +355,7 @@ async function* streamWith<T>(
   bucket: string,
   hash: string,
   opts: StreamOptions,
-  read: (body: AsyncIterable<Uint8Array>) => AsyncGenerator<T>,
+  read: (body: AsyncIterable<Uint8Array>, memory: ReadMemory) => AsyncGenerator<T>,
 ): AsyncGenerator<T> {
   const key = manifestKey(hash);
   const { body, size } = await withS3(ctx, { bucket, key, action: 'read', verb: 'read the package manifest' }, async (client, { GetObjectCommand }) => {
@@ -325,15 +367,21 @@ async function* streamWith<T>(
     }
     throw err;
   });
+  // Long lines being read count against the process's memory for package data (memory.ts).
+  const lease = packageMemory.lease({
+    what: `Reading the manifest of revision ${hash.slice(0, 12)} in ${bucket}`,
+    tooLargeHint: 'The manifest has lines far longer than quilt3 writes; check what wrote it.',
+  });
   try {
     // Inside the try: onSize may refuse the manifest, and the body is closed either way.
     if (size !== undefined) opts.onSize?.(size);
-    yield* read(body);
+    yield* read(body, lease);
   } catch (err) {
     if (err instanceof ToolError) throw err;
     throw fromAwsError(err, { action: 'read the package manifest', bucket, key });
   } finally {
     body.destroy();
+    lease.release();
   }
 }
 

@@ -22,55 +22,9 @@ import {
   type RecordWithLine,
 } from './manifest.js';
 import type { RuntimeContext } from '../context.js';
-import { ToolError } from '../errors.js';
+import { packageMemory } from '../memory.js';
+import type { ReadMemory } from './manifest.js';
 import { loadManifest, streamManifestLines } from './registry.js';
-
-/**
- * package_update holds each new manifest whole until it is uploaded (its key is its top hash, known
- * at the end). A process merges at most this many bytes of base manifests at once, all calls
- * together, so that no caller (in JWT mode, a tenant with a manifest as large as it cares to write)
- * can take the memory the process shares with everyone else.
- */
-export const MANIFEST_MEMORY_BYTES = 512 * 1024 * 1024;
-
-const mib = (bytes: number) => `${Math.ceil(bytes / 1024 / 1024)} MiB`;
-
-/** Bytes of manifests being merged, reserved before a merge holds them and released after. */
-export class ManifestMemory {
-  private used = 0;
-
-  constructor(readonly total: number) {}
-
-  get inUse(): number {
-    return this.used;
-  }
-
-  /** Reserves `bytes` for a manifest of `what`, or refuses; the function returned releases them (once). */
-  reserve(bytes: number, what: string): () => void {
-    if (bytes > this.total) {
-      throw new ToolError(
-        'too_large',
-        `Updating ${what} needs ${mib(bytes)} of memory for its manifest: package_update rewrites a whole manifest in memory, and this server takes at most ${mib(this.total)} (a manifest of about ${Math.floor((this.total / 300 / 1e6) * 10) / 10} million entries).`,
-        'Update a package this large with quilt3 on a machine with enough memory.',
-      );
-    }
-    if (this.used + bytes > this.total) {
-      throw new ToolError(
-        'throttled',
-        `Other package updates on this server are holding ${mib(this.used)} of its ${mib(this.total)} for manifests; ${what} needs ${mib(bytes)}.`,
-        'Retry in a minute.',
-      );
-    }
-    this.used += bytes;
-    let held = true;
-    return () => {
-      if (held) this.used -= bytes;
-      held = false;
-    };
-  }
-}
-
-export const manifestMemory = new ManifestMemory(MANIFEST_MEMORY_BYTES);
 
 /** The base manifest is not in strict walk order (not written by quilt3); see mergeManifest's `sorted`. */
 export class BaseNotInWalkOrder extends Error {
@@ -151,7 +105,11 @@ class ManifestBuffer {
   private pending = '';
   private readonly slots: { at: number; entry: ManifestEntry }[] = [];
 
-  constructor(private readonly sizeHint: () => number | undefined) {}
+  constructor(
+    private readonly sizeHint: () => number | undefined,
+    /** Told the bytes allocated (both buffers while growing), before they are. */
+    private readonly memory: (bytes: number) => void,
+  ) {}
 
   write(text: string): void {
     this.pending += text;
@@ -186,11 +144,20 @@ class ManifestBuffer {
   /** The buffer, with room for `size` bytes in all. */
   private reserve(size: number): Buffer {
     // Allocated at the first write: the base's length is known once its GET has answered.
-    const buf = (this.buf ??= Buffer.allocUnsafe(Math.max(BATCH, (this.sizeHint() ?? 0) + (1 << 20))));
+    if (!this.buf) {
+      const first = Math.max(BATCH, (this.sizeHint() ?? 0) + (1 << 20));
+      this.memory(first);
+      this.buf = Buffer.allocUnsafe(first);
+    }
+    const buf = this.buf;
     if (size <= buf.length) return buf;
-    const next = Buffer.allocUnsafe(Math.max(size, Math.ceil(buf.length * 1.5)));
+    // A base written more compactly than quilt3 writes grows when written again: count it.
+    const grown = Math.max(size, Math.ceil(buf.length * 1.5));
+    this.memory(buf.length + grown);
+    const next = Buffer.allocUnsafe(grown);
     buf.copy(next, 0, 0, this.used);
     this.buf = next;
+    this.memory(grown);
     return next;
   }
 
@@ -228,14 +195,24 @@ export async function mergeManifest(
   base: AsyncIterable<readonly (ManifestRecord | RecordWithLine)[]> | Iterable<readonly (ManifestRecord | RecordWithLine)[]>,
   added: readonly ManifestEntry[],
   removes: readonly string[],
-  opts: { listing?: boolean; sorted?: boolean; sizeHint?: () => number | undefined } = {},
+  opts: { listing?: boolean; sorted?: boolean; sizeHint?: () => number | undefined; memory?: ReadMemory } = {},
 ): Promise<MergedRevision> {
   const adds = [...added].sort((a, b) => compareWalkOrder(a.logical_key, b.logical_key));
   const replaced = new Set(adds.map((e) => e.logical_key));
   const removals = new Removals(removes);
   const hasher = new TopHasher(header);
+  // What the merge holds: the new manifest's buffer, and the listing when one is asked for.
+  let bufferBytes = 0;
+  let listingBytes = 0;
+  const report = () => opts.memory?.hold(bufferBytes + listingBytes);
   // Room for the base's bytes, a new header and the added lines (it grows if that is not enough).
-  const out = new ManifestBuffer(() => (opts.sizeHint?.() ?? 0) + 2048 * adds.length);
+  const out = new ManifestBuffer(
+    () => (opts.sizeHint?.() ?? 0) + 2048 * adds.length,
+    (bytes) => {
+      bufferBytes = bytes;
+      report();
+    },
+  );
   out.write(headerLine(header));
   let entries = 0;
   let totalSize = 0;
@@ -244,7 +221,11 @@ export async function mergeManifest(
     hasher.add(e); // also checks walk order, duplicates and file/directory clashes
     entries++;
     totalSize += e.size;
-    listing?.push({ logical_key: e.logical_key, size: e.size });
+    if (listing) {
+      listing.push({ logical_key: e.logical_key, size: e.size });
+      listingBytes += 2 * e.logical_key.length + 64;
+      if ((listing.length & 1023) === 0) report();
+    }
   };
   const emitAdded = (e: ManifestEntry) => {
     count(e);
@@ -284,9 +265,10 @@ export async function mergeManifest(
 /**
  * mergeManifest over the stored revision `hash` of `name` in `bucket`: streamed with its lines, or,
  * when it is not in walk order (not written by quilt3), loaded and sorted in memory as every
- * revision was before. The bytes it holds are reserved in manifestMemory before the base is read,
- * and stay reserved until the caller calls `release` (after the upload); on a failure here they are
- * released at once.
+ * revision was before. What it holds (the new manifest's bytes, growth included; the loaded entries)
+ * is counted in the process's memory for package data (memory.ts), the base's length before it is
+ * read, and stays counted until the caller calls `release` (after the upload); on a failure here it
+ * is released at once.
  */
 export async function mergeStored(
   ctx: RuntimeContext,
@@ -298,16 +280,25 @@ export async function mergeStored(
   removes: readonly string[],
   opts: { listing?: boolean } = {},
 ): Promise<MergedRevision & { release(): void }> {
-  const releases: Array<() => void> = [];
-  const release = () => releases.forEach((r) => r());
-  const reserve = (bytes: number) => releases.push(manifestMemory.reserve(bytes, `${name}@${hash.slice(0, 12)}`));
+  const lease = () =>
+    packageMemory.lease({
+      what: `Updating ${name}@${hash.slice(0, 12)}`,
+      tooLargeHint: 'package_update rewrites a whole manifest in memory: update a package this large with quilt3 on a machine with enough memory.',
+    });
+  const buffer = lease();
+  const loaded = lease();
+  const release = () => {
+    buffer.release();
+    loaded.release();
+  };
   let baseSize: number | undefined;
-  const merge = { ...opts, sizeHint: () => baseSize };
+  const merge = { ...opts, sizeHint: () => baseSize, memory: buffer };
   try {
     try {
       const base = streamManifestLines(ctx, bucket, hash, {
         onSize: (n) => {
-          reserve(n);
+          // Before a byte is read: the new manifest will be about as large as the base.
+          buffer.hold(n + (1 << 20));
           baseSize = n;
         },
       });
@@ -316,7 +307,7 @@ export async function mergeStored(
       if (!(err instanceof BaseNotInWalkOrder)) throw err;
       ctx.logger.debug('base manifest not in walk order: merging in memory', { bucket, hash });
       // Its entries as objects take a few times its bytes.
-      const old = await loadManifest(ctx, bucket, hash, { onSize: (n) => reserve(3 * n) });
+      const old = await loadManifest(ctx, bucket, hash, { onSize: (n) => loaded.hold(3 * n) });
       old.entries.sort((x, y) => compareWalkOrder(x.logical_key, y.logical_key));
       return { ...(await mergeManifest(header, [old.entries], added, removes, { ...merge, sorted: true })), release };
     }

@@ -60,11 +60,17 @@ export function registerResources(server: McpServer, { auth, logger, resources }
   // Nothing to subscribe to, and the set of resources (templates) never changes while running.
   proto.registerCapabilities({ resources: { listChanged: false } });
 
-  const run = async <T>(method: string, token: string | undefined, uri: string | undefined, fn: (ctx: RuntimeContext) => Promise<T>): Promise<T> => {
+  const run = async <T>(
+    method: string,
+    token: string | undefined,
+    uri: string | undefined,
+    signal: AbortSignal,
+    fn: (ctx: RuntimeContext) => Promise<T>,
+  ): Promise<T> => {
     const started = performance.now();
     try {
       const ctx = await auth.context({ token });
-      const out = await runWithContext(ctx, () => fn(ctx));
+      const out = await runWithContext(ctx, () => fn(ctx), signal);
       logger.debug(method, { user: ctx.principal.id, ms: Math.round(performance.now() - started) });
       return out;
     } catch (err) {
@@ -79,7 +85,7 @@ export function registerResources(server: McpServer, { auth, logger, resources }
   };
 
   proto.setRequestHandler(ListResourcesRequestSchema, (request, extra) =>
-    run('resources/list', extra.authInfo?.token, undefined, (ctx) => listResources(ctx, resources, request.params?.cursor, extra.signal)),
+    run('resources/list', extra.authInfo?.token, undefined, extra.signal, (ctx) => listResources(ctx, resources, request.params?.cursor, extra.signal)),
   );
 
   proto.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({
@@ -105,7 +111,7 @@ export function registerResources(server: McpServer, { auth, logger, resources }
         { uri: uri.slice(0, 200), reason: 'not_found' },
       );
     }
-    const contents = await run('resources/read', extra.authInfo?.token, uri, (ctx) => resource.read(uri, ctx, { signal: extra.signal }));
+    const contents = await run('resources/read', extra.authInfo?.token, uri, extra.signal, (ctx) => resource.read(uri, ctx, { signal: extra.signal }));
     return { contents };
   });
 }

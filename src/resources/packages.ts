@@ -7,6 +7,7 @@ import { parsePhysicalKey } from '../packages/physical-keys.js';
 import { checkKey } from '../aws/s3-uri.js';
 import { packageCatalogUrl, quiltPlusUri } from '../catalog/urls.js';
 import { ToolError } from '../errors.js';
+import { withLease } from '../memory.js';
 import { eachEntry, type ManifestEntry } from '../packages/manifest.js';
 import { toPlain } from '../packages/pyjson.js';
 import { resolveRevision, streamManifest, streamManifestBatches } from '../packages/registry.js';
@@ -35,10 +36,18 @@ export const packageManifestResource: TemplateResource = {
     const first: Array<{ logical_key: string; size: number; uri: string }> = [];
     let files = 0;
     let size = 0;
-    const header = await eachEntry(streamManifestBatches(ctx, q.bucket, hash), (e) => {
-      files++;
-      size += e.size;
-      if (first.length < SUMMARY_ENTRIES) first.push({ logical_key: e.logical_key, size: e.size, uri: quiltPlusUri(q.bucket, q.name, { hash, path: e.logical_key }) });
+    // The entries shown are counted in the process's memory for package data (keys can be long).
+    const header = await withLease({ what: `Reading ${q.name}@${hash.slice(0, 12)}`, tooLargeHint: 'Page through it with package_browse instead.' }, (memory) => {
+      let held = 0;
+      return eachEntry(streamManifestBatches(ctx, q.bucket, hash), (e) => {
+        files++;
+        size += e.size;
+        if (first.length >= SUMMARY_ENTRIES) return;
+        const item = { logical_key: e.logical_key, size: e.size, uri: quiltPlusUri(q.bucket, q.name, { hash, path: e.logical_key }) };
+        held += 2 * (item.logical_key.length + item.uri.length) + 96;
+        memory.hold(held);
+        first.push(item);
+      });
     });
     if (!header) throw new ToolError('upstream_error', `The manifest of ${q.name}@${hash} in ${q.bucket} is empty.`);
     const data = {

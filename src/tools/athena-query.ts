@@ -1,7 +1,7 @@
 import type { AthenaClient } from '@aws-sdk/client-athena';
 import { z } from 'zod';
 import { DEFAULT_CATALOG, defaultWorkgroup, fromAthenaError, withAthena } from '../aws/athena.js';
-import type { AthenaModule } from '../aws/clients.js';
+import { NOT_CANCELLED, type AthenaModule } from '../aws/clients.js';
 import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
 import { formatBytes } from '../format.js';
@@ -93,9 +93,10 @@ async function waitForQuery(
     await sleep(Math.min(delay, Math.max(0, deadline - performance.now())), stopOn);
     delay = Math.min(POLL_MAX_MS, delay * POLL_FACTOR);
   }
-  // Timed out or cancelled: stop the query, whatever the outcome of that call.
+  // Timed out or cancelled: stop the query, whatever the outcome of that call (sent even though the
+  // call is cancelled: that is when it matters most).
   const stopped = await client
-    .send(new sdk.StopQueryExecutionCommand({ QueryExecutionId: id }))
+    .send(new sdk.StopQueryExecutionCommand({ QueryExecutionId: id }), NOT_CANCELLED)
     .then(() => true)
     .catch(() => false);
   const how = stopped ? 'it was stopped' : 'stopping it failed, so it may still be running';

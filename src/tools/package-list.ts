@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { checkKey, parseBucket } from '../aws/s3-uri.js';
 import { mapBounded } from '../concurrency.js';
-import { compareCodePoints } from '../packages/pyjson.js';
 import { NAMED, listPackages, readPointer } from '../packages/registry.js';
 import { ToolError } from '../errors.js';
 import { bucketArg, isoDate } from './args.js';
@@ -43,10 +42,10 @@ export const packageList = defineTool({
   async handler(args, ctx) {
     const bucket = parseBucket(args.bucket);
     const prefix = checkKey((args.prefix ?? '').replace(/^\/+/, ''), 'Prefix');
-    const after = openCursor(ctx, 'package_list', args.cursor, ['after'], { bucket, prefix })?.after;
-    const listed = (await listPackages(ctx, bucket, { prefix })).packages;
-    const names = listed.filter((p) => after === undefined || compareCodePoints(p.name, after) > 0);
-    const page = names.slice(0, args.limit);
+    const startAfter = openCursor(ctx, 'package_list', args.cursor, ['start_after'], { bucket, prefix })?.start_after;
+    // One page of packages, aggregated from the pointer listing as it goes (not the whole registry).
+    const listed = await listPackages(ctx, bucket, { prefix, limit: args.limit, startAfter });
+    const page = listed.packages;
     const unreadable: { name: string; error: string }[] = [];
     const packages = await mapBounded(page, 8, async ({ name, modified, revisions }) => {
       let latest: Awaited<ReturnType<typeof readPointer>>;
@@ -67,13 +66,13 @@ export const packageList = defineTool({
       ? `\n${unreadable.length} package(s) with an unreadable latest pointer:\n${unreadable.map((u) => `${u.name}: ${u.error}`).join('\n')}`
       : '';
     const extra = unreadable.length ? { unreadable } : {};
-    const next_cursor = names.length > page.length ? ctx.cursors.seal('package_list', { bucket, prefix, after: page[page.length - 1]!.name }) : undefined;
+    const next_cursor = listed.more ? ctx.cursors.seal('package_list', { bucket, prefix, start_after: page[page.length - 1]!.lastKey }) : undefined;
     const lines = found.map((p) => `${p.name}  ${p.top_hash.slice(0, 12)}  ${p.modified ?? ''}  (${p.revisions} revision${p.revisions === 1 ? '' : 's'})`);
     if (found.length === 0 && unreadable.length === 0) {
       // A real, empty answer (the listing succeeded); failures above are errors, never this.
       return {
         data: { bucket, packages: [], next_cursor },
-        text: `No packages${prefix ? ` starting "${prefix}"` : ''} in ${bucket}${after ? ' after the cursor' : ''} (nothing under s3://${bucket}/${NAMED}${prefix}).`,
+        text: `No packages${prefix ? ` starting "${prefix}"` : ''} in ${bucket}${startAfter ? ' after the cursor' : ''} (nothing under s3://${bucket}/${NAMED}${prefix}).`,
       };
     }
     return {

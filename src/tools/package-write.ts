@@ -68,10 +68,10 @@ async function commit(
   const { bucket, name } = target;
   const wf = await loadWorkflow(ctx, bucket, target.workflow);
   const head = makeHeader(wf.record);
-  wf.before({ name, message: head.message, userMeta: head.user_meta ?? undefined });
+  await wf.before({ name, message: head.message, userMeta: head.user_meta ?? undefined });
   const added = await materialize(ctx, bucket, name, sources, extras, { copy: target.copy });
   const entries = [...kept, ...added.entries];
-  wf.after(entries);
+  await wf.after(entries);
   await added.store();
   const pushed = await push(ctx, bucket, name, head, entries, target.expected);
   return committed(ctx, bucket, name, pushed, entries.length, entries.reduce((n, e) => n + e.size, 0));
@@ -246,7 +246,7 @@ export const packageUpdate = defineTool({
       const head: ManifestHeader = { ...oldHeader, user_meta, workflow: wf.record, message: args.message ?? null };
       if (user_meta === undefined) delete head.user_meta;
       if (wf.record === undefined) delete head.workflow;
-      wf.before({ name, message: head.message, userMeta: head.user_meta ?? undefined });
+      await wf.before({ name, message: head.message, userMeta: head.user_meta ?? undefined });
       const added = await materialize(ctx, bucket, name, sources, extras, { copy: args.copy });
       // The new manifest is held whole until uploaded; mergeStored reserves its bytes until then.
       const merged = await mergeStored(ctx, bucket, name, latest.hash, head, added.entries, removes, { listing: wf.checksEntries });
@@ -258,7 +258,7 @@ export const packageUpdate = defineTool({
             'See the files with package_browse.',
           );
         }
-        if (merged.listing) wf.after(merged.listing);
+        if (merged.listing) await wf.after(merged.listing);
         await added.store();
         const pushed = await pushEncoded(ctx, bucket, name, merged.hash, merged.encode(), latest);
         return committed(ctx, bucket, name, pushed, merged.entries, merged.totalSize);

@@ -21,6 +21,7 @@ import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { AuthService } from '../auth/service.js';
 import type { RuntimeContext } from '../context.js';
 import type { Config } from '../config.js';
+import { RequestWork, runRequest } from '../call-scope.js';
 import { ToolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { redact } from '../redact.js';
@@ -253,7 +254,7 @@ export async function serveHttp({ config, logger, auth, createServer, tools = al
       try {
         ctx = await auth.context({ token });
         authInfo = { token, clientId: ctx.principal.id, scopes: [] };
-        caller = `user:${ctx.principal.id}`;
+        caller = `user:${ctx.principal.key}`;
       } catch (err) {
         lingerAfter(req, res);
         if (err instanceof ToolError && err.code === 'unauthorized') return deny(req, res, 'invalid_token', err.message, cors);
@@ -273,8 +274,20 @@ export async function serveHttp({ config, logger, auth, createServer, tools = al
       const whose = caller === '(no token)' ? 'requests without a token are' : 'of your requests are';
       return jsonRpcError(res, 503, -32000, `Server busy: too many ${whose} in progress; retry shortly.`, { ...cors, 'retry-after': '1' });
     }
-    res.once('close', release);
+    // The slot is held until the response is closed AND every handler the request started has ended:
+    // a caller that hangs up must not free its slot while its work runs on (the work is cancelled
+    // when the response closes, so it ends soon after).
+    const work = new RequestWork();
+    res.once('close', () => void work.idle().then(release));
+    await runRequest(work, () => serveAdmitted(req, res, { token, authInfo, ctx, limit, cors }));
+  };
 
+  /** The rest of a request once it holds a slot: the body, then the answer. */
+  const serveAdmitted = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    { token, authInfo, ctx, limit, cors }: { token: string | undefined; authInfo: AuthInfo | undefined; ctx: RuntimeContext | undefined; limit: number; cors: Headers },
+  ) => {
     let text: string;
     try {
       text = await readBody(req, limit);

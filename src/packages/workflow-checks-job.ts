@@ -1,0 +1,28 @@
+/** One workflow check as a message to the checking worker, and what it answers. */
+import type { ErrorCode } from '../errors.js';
+import { checkAgainst, parseConfigText, schemaValidator, type SchemaSource } from './workflow-checks.js';
+
+export type CheckJob =
+  /** The config's text, parsed (WorkflowConfig). */
+  | { op: 'config'; text: string; where: string }
+  /** A schema compiled, to refuse a bad one before any data is read. */
+  | { op: 'schema'; schema: SchemaSource }
+  /** Data checked against a schema. */
+  | { op: 'check'; schema: SchemaSource; data: unknown; what: string };
+
+export type CheckReply =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: { code: ErrorCode | 'internal'; message: string; hint: string | undefined } };
+
+export async function runCheckJob(job: CheckJob): Promise<unknown> {
+  switch (job.op) {
+    case 'config':
+      return parseConfigText(job.text, job.where);
+    case 'schema':
+      await schemaValidator(job.schema);
+      return null;
+    case 'check':
+      await checkAgainst(job.schema, job.data, job.what);
+      return null;
+  }
+}
