@@ -124,6 +124,16 @@ describe('the MCP bundle (.mcpb)', () => {
     expect(r.isError, `${r.text}\n${stderr()}`).toBe(false);
     expect(r.data.text).toBe('hello from the bundle\n');
     expect(built.expandTrace(readFileSync(trace, 'utf8'))).toContain('@aws-sdk/client-s3');
+
+    // Workflow checks run in the bundle's own worker thread (chunks/workflow-worker-main.mjs).
+    await s3.put(BUCKET, '.quilt/s.json', '{"type": "object", "required": ["a"]}');
+    await s3.put(BUCKET, '.quilt/workflows/config.yml', ['version: "1"', 'workflows:', '  w:', '    name: w', '    metadata_schema: s', 'schemas:', '  s:', `    url: s3://${BUCKET}/.quilt/s.json`].join('\n'));
+    const entries = [{ logical_key: 'a.txt', text: 'a' }];
+    const refused = await call(client, 'package_create', { bucket: BUCKET, name: 'bundle/wf', entries, workflow: 'w' });
+    expect(refused.isError).toBe(true);
+    expect(refused.text).toContain("Workflow check failed: Metadata failed validation: (root) must have required property 'a'.");
+    const made = await call(client, 'package_create', { bucket: BUCKET, name: 'bundle/wf', entries, workflow: 'w', meta: { a: 1 } });
+    expect(made.isError, `${made.text}\n${stderr()}`).toBe(false);
   });
 });
 

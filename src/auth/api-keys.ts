@@ -7,6 +7,9 @@
  *
  * Identities are cached by the key's SHA-256 digest (never the key) in a bounded LRU for a few
  * minutes, so a revoked key stops working within that time; concurrent first uses share one call.
+ * Refused keys are remembered for a minute too, so repeating an unknown key costs the registry one
+ * call, not one per request; lookups are made once (no retries: the caller is not known yet), on a
+ * few sockets of their own, so they cannot take the connections tenants' catalog calls use.
  */
 import { createHash } from 'node:crypto';
 import { CatalogClient } from '../catalog/client.js';
@@ -17,6 +20,12 @@ import { Lru } from '../lru.js';
 /** The b64token characters of RFC 6750 after the `qk_` prefix. */
 const API_KEY = /^qk_[A-Za-z0-9._~+/=-]{8,1024}$/;
 export const API_KEY_TTL_MS = 5 * 60_000;
+/** How long a refused key is answered from memory. */
+export const REFUSED_KEY_TTL_MS = 60_000;
+/** The registry's time to answer who a key belongs to. */
+const LOOKUP_TIMEOUT_MS = 5_000;
+
+const digestOf = (key: string) => createHash('sha256').update(key).digest('hex');
 
 export function isQuiltApiKey(raw: string): boolean {
   return raw.startsWith('qk_');
@@ -37,8 +46,9 @@ export const apiKeyRefusedHint =
 
 export class ApiKeyExchange {
   private readonly cache = new Lru<string, ApiKeyIdentity>(10_000);
+  private readonly refusedKeys = new Lru<string, { error: ToolError; until: number }>(10_000);
   private readonly inFlight = new Map<string, Promise<ApiKeyIdentity>>();
-  readonly stats = { exchanges: 0, refused: 0 };
+  readonly stats = { exchanges: 0, refused: 0, refusedFromMemory: 0 };
 
   constructor(
     private readonly catalogUrl: string,
@@ -46,21 +56,41 @@ export class ApiKeyExchange {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** Whether the answer for this key is known without asking the registry (a well-formed key only). */
+  known(key: string): boolean {
+    if (!API_KEY.test(key)) return true;
+    const digest = digestOf(key);
+    const now = this.now();
+    return (this.cache.get(digest)?.until ?? 0) > now || (this.refusedKeys.get(digest)?.until ?? 0) > now;
+  }
+
   /** Who the key belongs to, per its registry; an `unauthorized` ToolError when it refuses the key. */
   identify(key: string): Promise<ApiKeyIdentity> {
     if (!API_KEY.test(key)) {
       return Promise.reject(new ToolError('unauthorized', 'The bearer starts with qk_ but is not a well-formed Quilt API key.', apiKeyRefusedHint));
     }
-    const digest = createHash('sha256').update(key).digest('hex');
+    const digest = digestOf(key);
+    const now = this.now();
     const hit = this.cache.get(digest);
-    if (hit && hit.until > this.now()) return Promise.resolve(hit);
+    if (hit && hit.until > now) return Promise.resolve(hit);
+    const refused = this.refusedKeys.get(digest);
+    if (refused && refused.until > now) {
+      this.stats.refusedFromMemory++;
+      return Promise.reject(refused.error);
+    }
     let pending = this.inFlight.get(digest);
     if (!pending) {
       pending = this.exchange(key)
-        .then((identity) => {
-          this.cache.set(digest, identity);
-          return identity;
-        })
+        .then(
+          (identity) => {
+            this.cache.set(digest, identity);
+            return identity;
+          },
+          (err: unknown) => {
+            if (err instanceof ToolError && err.code === 'unauthorized') this.refusedKeys.set(digest, { error: err, until: this.now() + REFUSED_KEY_TTL_MS });
+            throw err;
+          },
+        )
         .finally(() => this.inFlight.delete(digest));
       this.inFlight.set(digest, pending);
     }
@@ -69,7 +99,12 @@ export class ApiKeyExchange {
 
   private async exchange(key: string): Promise<ApiKeyIdentity> {
     this.stats.exchanges++;
-    const client = new CatalogClient(this.catalogUrl, this.registry, { kind: 'api key', token: async () => key, refusedHint: apiKeyRefusedHint });
+    const client = new CatalogClient(
+      this.catalogUrl,
+      this.registry,
+      { kind: 'api key', token: async () => key, refusedHint: apiKeyRefusedHint },
+      { retries: 0, timeoutMs: LOOKUP_TIMEOUT_MS, pool: 'lookups' },
+    );
     let me: MeData['me'];
     try {
       ({ me } = await client.graphql<MeData>(ME));

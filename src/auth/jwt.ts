@@ -100,6 +100,13 @@ export class JwtAuthService implements AuthService {
     };
   }
 
+  needsLookup(token: string): boolean {
+    const bare = token.trim().replace(/^Bearer\s+/i, '');
+    if (!this.apiKeys || !isQuiltApiKey(bare)) return false;
+    const cached = this.tokens.get(digest(token));
+    return !(cached && cached.until > this.now()) && !this.apiKeys.known(bare);
+  }
+
   async context(request: RequestAuth): Promise<RuntimeContext> {
     const raw = request.token ?? this.config.jwt.token;
     if (!raw) {
@@ -193,7 +200,8 @@ export class JwtAuthService implements AuthService {
       cursors: cursorsFor(this.cursorKey, JSON.stringify(['jwt', key, claims.buckets ?? null, claims.permissions ?? null, claims.catalogUrl ?? null])),
       session: {
         jwtClaims: pub,
-        stats: () => this.stats(sts),
+        // The caller's own session only: counters of the whole process move with other tenants' work.
+        stats: () => this.callerStats(claims, aws, sts),
         checkToken: (raw) => this.gate.admit(raw),
       },
       insufficientScope: (kind) => missingScope(claims, kind),
@@ -215,6 +223,7 @@ export class JwtAuthService implements AuthService {
       roleArn,
       sub: claims.sub,
       tags: claims.sessionTags,
+      tokenDigest: digest(raw),
       ...(this.config.jwt.webIdentity ? { webIdentity: { token: raw, expiresAt: claims.expiresAt } } : {}),
     };
   }
@@ -222,7 +231,8 @@ export class JwtAuthService implements AuthService {
   private awsAccess(claims: JwtClaims, request: AssumeRoleRequest | undefined): AwsAccess {
     if (request) {
       const { roleArn } = request;
-      const key = `sts:${cacheKey(request)}`;
+      // Per token: the credentials are shared through the broker's cache, but STS's refusal is remembered per token.
+      const key = `sts:${cacheKey(request)}\n${request.tokenDigest ?? ''}`;
       let entry = this.clients.get(key);
       if (!entry) {
         entry = {
@@ -311,7 +321,19 @@ export class JwtAuthService implements AuthService {
     return this.gate.policy.registryOf(catalog);
   }
 
-  stats(request?: AssumeRoleRequest): Record<string, unknown> {
+  /** What one caller may see of its own session. */
+  private callerStats(claims: JwtClaims, aws: AwsAccess, request: AssumeRoleRequest | undefined): Record<string, unknown> {
+    return {
+      mode: 'jwt',
+      token_expires_at: claims.expiresAt.toISOString(),
+      credential_source: aws.source,
+      ...(request ? { sts_credentials_expire_at: this.broker.expiryOf(request)?.toISOString() ?? null } : {}),
+      process_wide: "not shown: cache sizes and token and STS counts of the whole process move with other callers' work; operators read them from the server's metrics and logs",
+    };
+  }
+
+  /** Figures of the whole process, for operators (never handed to a caller). */
+  stats(): Record<string, unknown> {
     return {
       mode: 'jwt',
       tokens_verified: this.counters.verified,
@@ -320,7 +342,6 @@ export class JwtAuthService implements AuthService {
       aws_client_cache: this.clients.stats(),
       sts: { ...this.broker.stats },
       ...(this.apiKeys ? { api_keys: { ...this.apiKeys.stats } } : {}),
-      ...(request ? { caller_sts_expiry: this.broker.expiryOf(request)?.toISOString() ?? null } : {}),
     };
   }
 }

@@ -16,6 +16,12 @@ export interface AuthService {
   readonly mode: AuthMode;
   /** The runtime context for one request; rejects (with a ToolError) when the caller is not allowed in. */
   context(request: RequestAuth): Promise<RuntimeContext>;
+  /**
+   * Whether resolving this bearer would call another service (a Quilt API key not known yet): the
+   * HTTP transport then gives the lookup a slot of its own first, so unknown keys cannot make the
+   * server call out without limit.
+   */
+  needsLookup?(token: string): boolean;
 }
 
 export async function createAuthService(config: Config, logger: Logger): Promise<AuthService> {

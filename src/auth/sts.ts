@@ -18,6 +18,8 @@ import { fromAwsError, ToolError } from '../errors.js';
 import type { Logger } from '../log.js';
 
 const REFRESH_MARGIN_MS = 5 * 60_000;
+/** How long STS's refusal to assume a role for a token is answered from memory. */
+export const REFUSED_TTL_MS = 60_000;
 
 export interface AssumeRoleRequest {
   roleArn: string;
@@ -25,6 +27,8 @@ export interface AssumeRoleRequest {
   tags: Record<string, string>;
   /** AssumeRoleWithWebIdentity with the caller's token (raw JWT), instead of AssumeRole. */
   webIdentity?: { token: string; expiresAt: Date } | undefined;
+  /** The digest of the token asking: a refusal is remembered for that token only. */
+  tokenDigest?: string | undefined;
 }
 
 /** STS allows [\w+=,.@-] in session names and source identities. */
@@ -47,11 +51,15 @@ export interface StsStats {
   misses: number;
   assumeRoleCalls: number;
   webIdentityCalls: number;
+  /** Requests answered with a refusal STS gave for the same request within REFUSED_TTL_MS. */
+  refusedFromMemory: number;
 }
 
 export class StsBroker {
   private readonly cache = new Map<string, AwsCredentials>();
   private readonly inFlight = new Map<string, Promise<AwsCredentials>>();
+  /** STS's refusals (access denied) per token, so a refused token's every request does not call STS again. */
+  private readonly refused = new Map<string, { error: ToolError; until: number }>();
   private client: Promise<STSClient> | undefined;
   private anonymousClient: Promise<STSClient> | undefined;
   /**
@@ -60,7 +68,7 @@ export class StsBroker {
    * would be someone else's keys.
    */
   private readonly ownCredentials: CredentialProvider;
-  readonly stats: StsStats = { cached: 0, hits: 0, misses: 0, assumeRoleCalls: 0, webIdentityCalls: 0 };
+  readonly stats: StsStats = { cached: 0, hits: 0, misses: 0, assumeRoleCalls: 0, webIdentityCalls: 0, refusedFromMemory: 0 };
 
   constructor(
     private readonly settings: AwsSettings,
@@ -137,6 +145,12 @@ export class StsBroker {
       this.stats.hits++;
       return pending;
     }
+    const refusalKey = `${key}\n${r.tokenDigest ?? ''}`;
+    const refused = this.refused.get(refusalKey);
+    if (refused && refused.until > this.now()) {
+      this.stats.refusedFromMemory++;
+      return Promise.reject(refused.error);
+    }
     this.stats.misses++;
     pending = this.assume(r).then(
       (creds) => {
@@ -144,7 +158,16 @@ export class StsBroker {
         this.cache.set(key, creds);
         if (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value as string);
         this.stats.cached = this.cache.size;
+        this.refused.delete(refusalKey);
         return creds;
+      },
+      (err: unknown) => {
+        if (err instanceof ToolError && err.code === 'access_denied') {
+          this.refused.delete(refusalKey);
+          this.refused.set(refusalKey, { error: err, until: this.now() + REFUSED_TTL_MS });
+          if (this.refused.size > this.maxEntries) this.refused.delete(this.refused.keys().next().value as string);
+        }
+        throw err;
       },
     ).finally(() => this.inFlight.delete(key));
     this.inFlight.set(key, pending);

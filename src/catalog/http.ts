@@ -18,6 +18,16 @@ const AGENTS: Record<string, http.Agent> = {
   'https:': new https.Agent({ keepAlive: true, maxSockets: 64 }),
 };
 
+/**
+ * Sockets for looking up who a bearer belongs to (Quilt API keys) before the caller is known: few,
+ * and apart from AGENTS, so a flood of unknown keys queues here instead of taking the connections
+ * tenants' catalog calls use.
+ */
+const LOOKUP_AGENTS: Record<string, http.Agent> = {
+  'http:': new http.Agent({ keepAlive: true, maxSockets: 8 }),
+  'https:': new https.Agent({ keepAlive: true, maxSockets: 8 }),
+};
+
 /** Catalog and registry answers are small JSON; anything larger is not a Quilt catalog's answer. */
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
@@ -36,9 +46,17 @@ class RequestCancelled extends Error {}
  * aborts, ResponseTooLarge, or the network error. A timer and one abort listener rather than
  * AbortSignal.timeout/any, which cost more than the rest of the request's JavaScript.
  */
-function send(url: URL, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number, cancel: AbortSignal | undefined): Promise<Answer> {
+function send(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: string | undefined,
+  timeoutMs: number,
+  cancel: AbortSignal | undefined,
+  pool: RequestOptions['pool'],
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const agent = AGENTS[url.protocol];
+    const agent = (pool === 'lookups' ? LOOKUP_AGENTS : AGENTS)[url.protocol];
     if (!agent) return reject(Object.assign(new Error(`unsupported protocol ${url.protocol}`), { code: 'ERR_INVALID_PROTOCOL' }));
     if (cancel?.aborted) return reject(new RequestCancelled());
     let settled = false;
@@ -108,6 +126,8 @@ export interface RequestOptions {
   /** Names the service in messages: "Quilt registry", "Quilt catalog". */
   service: string;
   signal?: AbortSignal | undefined;
+  /** Which sockets to use: the shared ones, or the few for lookups before a caller is known. */
+  pool?: 'shared' | 'lookups' | undefined;
 }
 
 /** The origin and path of a URL, never its query (which may hold credentials). */
@@ -130,7 +150,7 @@ export async function requestJson<T = unknown>(url: string, opts: RequestOptions
     if (attempt > 0) await sleep(Math.min(2_000, 150 * 4 ** (attempt - 1)) * (0.75 + Math.random() / 2));
     let res: Answer;
     try {
-      res = await send(new URL(url), opts.method ?? 'GET', { accept: 'application/json', ...opts.headers }, opts.body, timeoutMs, opts.signal);
+      res = await send(new URL(url), opts.method ?? 'GET', { accept: 'application/json', ...opts.headers }, opts.body, timeoutMs, opts.signal, opts.pool);
     } catch (err) {
       if (err instanceof ResponseTooLarge) {
         throw new ToolError(

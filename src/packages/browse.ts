@@ -9,6 +9,7 @@ import type { ManifestEntry, ManifestHeader, RecordWithLine } from './manifest.j
 import { compareWalkOrder, isManifestEntry, PARSED_BYTES_PER_LINE_BYTE } from './manifest.js';
 import { compareCodePoints } from './pyjson.js';
 import { SmallestK } from './smallest.js';
+import { Turns } from '../turns.js';
 
 export interface BrowseOptions {
   /** A directory ("a/b" or "a/b/") or one logical key; "" is the root. */
@@ -101,11 +102,15 @@ export async function browseManifest(batches: AsyncIterable<readonly RecordWithL
   if (dir && count === 0) {
     throw new ToolError('not_found', `The package has no file or directory "${dir}".`, 'Browse without a path to see the top level.');
   }
-  const merged = files.items;
+  // The page: the smallest names among the files kept and the folders (a package may have a million).
+  const page = new SmallestK<BrowseItem>(opts.limit + 1, byName);
+  for (const f of files.items) page.add(f);
+  const turns = new Turns();
+  let n = 0;
   for (const [name, d] of dirs) {
-    if (afterCursor(name)) merged.push({ type: 'dir', name, ...d });
+    if (afterCursor(name)) page.add({ type: 'dir', name, ...d });
+    if ((++n & 4095) === 0) await turns.next();
   }
-  merged.sort(byName);
-  const items = merged.slice(0, opts.limit);
-  return { header, totalFiles, totalSize, count, items, more: merged.length > opts.limit };
+  const items = page.items.slice(0, opts.limit);
+  return { header, totalFiles, totalSize, count, items, more: page.items.length > opts.limit };
 }

@@ -5,6 +5,7 @@
 import { isUtf8 } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
 import { ToolError } from '../errors.js';
+import { Turns } from '../turns.js';
 import { compareCodePointsAt, fileKeys, parsePyJson, PyFloat, pyDumps, pyDumpsForFile, type PyJson } from './pyjson.js';
 
 export interface EntryHash {
@@ -558,12 +559,16 @@ async function* splitManifest<T>(
       error = err;
     }
   };
+  const turns = new Turns();
   try {
     for await (const chunk of chunks) {
       run(() => split.push(chunk, each));
       if (out.length) yield out;
       out = [];
       if (failed) throw error;
+      // The batch was handled (while this generator waited at `yield`): let others run if that took a while.
+      const turn = turns.next();
+      if (turn) await turn;
     }
     run(() => split.end(each));
     if (out.length) yield out;

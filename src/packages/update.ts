@@ -22,7 +22,10 @@ import {
   type RecordWithLine,
 } from './manifest.js';
 import type { RuntimeContext } from '../context.js';
+import { callSignal } from '../call-scope.js';
 import { packageMemory } from '../memory.js';
+import { manifestWorkSlots } from './manifest-work.js';
+import { sortInTurns } from '../turns.js';
 import type { ReadMemory } from './manifest.js';
 import { loadManifest, streamManifestLines } from './registry.js';
 
@@ -285,11 +288,14 @@ export async function mergeStored(
       what: `Updating ${name}@${hash.slice(0, 12)}`,
       tooLargeHint: 'package_update rewrites a whole manifest in memory: update a package this large with quilt3 on a machine with enough memory.',
     });
+  // A slot of the caller's for manifest work (manifest-work.ts), held with the memory until `release`.
+  const slot = await manifestWorkSlots.slot(ctx.principal.key, callSignal());
   const buffer = lease();
   const loaded = lease();
   const release = () => {
     buffer.release();
     loaded.release();
+    slot();
   };
   let baseSize: number | undefined;
   const merge = { ...opts, sizeHint: () => baseSize, memory: buffer };
@@ -308,7 +314,7 @@ export async function mergeStored(
       ctx.logger.debug('base manifest not in walk order: merging in memory', { bucket, hash });
       // Its entries as objects take a few times its bytes.
       const old = await loadManifest(ctx, bucket, hash, { onSize: (n) => loaded.hold(3 * n) });
-      old.entries.sort((x, y) => compareWalkOrder(x.logical_key, y.logical_key));
+      await sortInTurns(old.entries, (x, y) => compareWalkOrder(x.logical_key, y.logical_key));
       return { ...(await mergeManifest(header, [old.entries], added, removes, { ...merge, sorted: true })), release };
     }
   } catch (err) {

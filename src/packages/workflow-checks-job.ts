@@ -1,10 +1,10 @@
 /** One workflow check as a message to the checking worker, and what it answers. */
 import type { ErrorCode } from '../errors.js';
-import { checkAgainst, parseConfigText, schemaValidator, type SchemaSource } from './workflow-checks.js';
+import { checkAgainst, schemaValidator, selectWorkflow, type SchemaSource } from './workflow-checks.js';
 
 export type CheckJob =
-  /** The config's text, parsed (WorkflowConfig). */
-  | { op: 'config'; text: string; where: string }
+  /** The workflow a push uses, from the config's text (SelectedWorkflow). */
+  | { op: 'select'; text: string; where: string; bucket: string; workflow: string | null | undefined }
   /** A schema compiled, to refuse a bad one before any data is read. */
   | { op: 'schema'; schema: SchemaSource }
   /** Data checked against a schema. */
@@ -16,8 +16,8 @@ export type CheckReply =
 
 export async function runCheckJob(job: CheckJob): Promise<unknown> {
   switch (job.op) {
-    case 'config':
-      return parseConfigText(job.text, job.where);
+    case 'select':
+      return selectWorkflow(job.text, job.where, job.bucket, job.workflow);
     case 'schema':
       await schemaValidator(job.schema);
       return null;

@@ -43,6 +43,59 @@ export interface WorkflowConfig {
   schemas?: Record<string, { url: string }>;
 }
 
+/** A failed workflow check, in words a person can act on. */
+export const workflowFailure = (msg: string, hint?: string) => new ToolError('invalid_input', `Workflow check failed: ${msg}`, hint);
+
+/** A config's workflow ids for a message: a few, and how many more (a config may hold thousands). */
+const listIds = (ids: readonly string[]) => (ids.length > 20 ? `${ids.slice(0, 20).join(', ')} and ${ids.length - 20} more` : ids.join(', '));
+
+/** The workflow a push uses, as the worker hands it back: small, whatever the config's size. */
+export interface SelectedWorkflow {
+  /** null: none (allowed by the config). */
+  id: string | null;
+  spec: WorkflowSpec;
+  /** The URLs of the schemas the spec names. */
+  schemaUrls: Record<string, string>;
+}
+
+const str = (v: unknown) => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined);
+
+/**
+ * The bucket's workflow for a push, from its config's text: `workflow` undefined = the config's
+ * default; null = none (allowed only when the config does not require one).
+ */
+export async function selectWorkflow(text: string, where: string, bucket: string, workflow: string | null | undefined): Promise<SelectedWorkflow> {
+  const config = await parseConfigText(text, where);
+  const id = workflow === undefined ? (str(config.default_workflow) ?? null) : workflow;
+  const ids = Object.keys(config.workflows);
+  let raw: Record<string, unknown> = {};
+  if (id === null) {
+    if (config.is_workflow_required ?? true) {
+      throw workflowFailure(`${bucket} requires a workflow, and none was given.`, `Pass workflow as one of: ${listIds(ids)}.`);
+    }
+  } else if (!Object.hasOwn(config.workflows, id)) {
+    throw workflowFailure(`${bucket} has no workflow "${id}".`, `Use one of: ${listIds(ids)}.`);
+  } else {
+    const w = config.workflows[id] as unknown;
+    raw = w && typeof w === 'object' ? (w as Record<string, unknown>) : {};
+  }
+  // Only the fields a check reads, typed: the rest of a config stays in the worker.
+  const spec: WorkflowSpec = {};
+  if (str(raw.name) !== undefined) spec.name = str(raw.name);
+  if (raw.is_message_required) spec.is_message_required = true;
+  if (str(raw.handle_pattern) !== undefined) spec.handle_pattern = str(raw.handle_pattern);
+  if (str(raw.metadata_schema) !== undefined) spec.metadata_schema = str(raw.metadata_schema);
+  if (str(raw.entries_schema) !== undefined) spec.entries_schema = str(raw.entries_schema);
+  const schemaUrls: Record<string, string> = {};
+  for (const sid of [spec.metadata_schema, spec.entries_schema]) {
+    if (sid === undefined || Object.hasOwn(schemaUrls, sid)) continue;
+    const url = str((config.schemas?.[sid] as { url?: unknown } | undefined)?.url);
+    if (!url) throw new ToolError('upstream_error', `The workflows config names schema "${sid}" but has no URL for it in "schemas".`);
+    schemaUrls[sid] = url;
+  }
+  return { id, spec, schemaUrls };
+}
+
 /** The config's text as a version 1 workflows config; `where` names it in errors. */
 export async function parseConfigText(text: string, where: string): Promise<WorkflowConfig> {
   if (Buffer.byteLength(text, 'utf8') > MAX_CONFIG_BYTES) {

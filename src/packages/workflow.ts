@@ -14,7 +14,7 @@ import type { ManifestEntry } from './manifest.js';
 import { compareWalkOrder } from './manifest.js';
 import { toPlain, type PyJson } from './pyjson.js';
 import { getText } from './registry.js';
-import { MAX_CONFIG_BYTES, MAX_SCHEMA_BYTES, type SchemaSource, type WorkflowConfig, type WorkflowSpec } from './workflow-checks.js';
+import { MAX_CONFIG_BYTES, MAX_SCHEMA_BYTES, workflowFailure, type SchemaSource, type SelectedWorkflow } from './workflow-checks.js';
 import { workflowChecks } from './workflow-worker.js';
 
 export const WORKFLOW_CONFIG = '.quilt/workflows/config.yml';
@@ -30,11 +30,9 @@ export interface WorkflowCheck {
   record: { [k: string]: PyJson } | undefined;
 }
 
-const fail = (msg: string, hint?: string) => new ToolError('invalid_input', `Workflow check failed: ${msg}`, hint);
+const fail = workflowFailure;
 
-async function loadSchema(ctx: RuntimeContext, config: WorkflowConfig, id: string): Promise<{ source: SchemaSource; pk: string }> {
-  const url = config.schemas?.[id]?.url;
-  if (!url) throw new ToolError('upstream_error', `The workflows config names schema "${id}" but has no URL for it in "schemas".`);
+async function loadSchema(ctx: RuntimeContext, id: string, url: string): Promise<{ source: SchemaSource; pk: string }> {
   const loc = parsePhysicalKey(url);
   const obj = await getText(ctx, loc.bucket, loc.key, undefined, { limit: { bytes: MAX_SCHEMA_BYTES, what: 'a workflow metadata schema' } });
   if (!obj) throw new ToolError('upstream_error', `Could not load schema "${id}": ${url} does not exist.`);
@@ -57,30 +55,16 @@ export async function loadWorkflow(ctx: RuntimeContext, bucket: string, workflow
     return { before: async () => undefined, after: async () => undefined, checksEntries: false, record: undefined };
   }
   const where = `s3://${bucket}/${WORKFLOW_CONFIG}`;
-  const config = (await workflowChecks.run(ctx.principal.key, { op: 'config', text: obj.text, where }, callSignal())) as WorkflowConfig;
-  const id = workflow === undefined ? (config.default_workflow ?? null) : workflow;
-  const ids = Object.keys(config.workflows);
-  let spec: WorkflowSpec = {};
-  if (id === null) {
-    if (config.is_workflow_required ?? true) {
-      throw fail(`${bucket} requires a workflow, and none was given.`, `Pass workflow as one of: ${ids.join(', ')}.`);
-    }
-  } else if (!(id in config.workflows)) {
-    throw fail(`${bucket} has no workflow "${id}".`, `Use one of: ${ids.join(', ')}.`);
-  } else {
-    spec = config.workflows[id] ?? {};
-  }
+  const { id, spec, schemaUrls } = (await workflowChecks.run(ctx.principal.key, { op: 'select', text: obj.text, where, bucket, workflow }, callSignal())) as SelectedWorkflow;
   const loaded = new Map<string, { source: SchemaSource; pk: string }>();
-  for (const sid of [spec.metadata_schema, spec.entries_schema]) {
-    if (sid && !loaded.has(sid)) loaded.set(sid, await loadSchema(ctx, config, sid));
-  }
+  for (const [sid, url] of Object.entries(schemaUrls)) loaded.set(sid, await loadSchema(ctx, sid, url));
   const record: { [k: string]: PyJson } = {
     id,
     config: formatPhysicalKey({ bucket, key: WORKFLOW_CONFIG, versionId: obj.versionId }),
   };
   if (loaded.size) record['schemas'] = Object.fromEntries([...loaded].map(([sid, s]) => [sid, s.pk]));
   // Searched for in the name (not anchored), as before; RE2 reads Python's (?P<n>...) groups too.
-  const pattern: Matcher | undefined = spec.handle_pattern ? await compileTenantRegex(String(spec.handle_pattern), `Workflow "${id}" handle_pattern`) : undefined;
+  const pattern: Matcher | undefined = spec.handle_pattern ? await compileTenantRegex(spec.handle_pattern, `Workflow "${id}" handle_pattern`) : undefined;
   const check = (schema: SchemaSource, data: unknown, what: string) =>
     workflowChecks.run(ctx.principal.key, { op: 'check', schema, data, what }, callSignal()).then(() => undefined);
   return {

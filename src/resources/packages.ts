@@ -7,7 +7,7 @@ import { parsePhysicalKey } from '../packages/physical-keys.js';
 import { checkKey } from '../aws/s3-uri.js';
 import { packageCatalogUrl, quiltPlusUri } from '../catalog/urls.js';
 import { ToolError } from '../errors.js';
-import { withLease } from '../memory.js';
+import { manifestWork } from '../packages/manifest-work.js';
 import { eachEntry, type ManifestEntry } from '../packages/manifest.js';
 import { toPlain } from '../packages/pyjson.js';
 import { resolveRevision, streamManifest, streamManifestBatches } from '../packages/registry.js';
@@ -37,7 +37,7 @@ export const packageManifestResource: TemplateResource = {
     let files = 0;
     let size = 0;
     // The entries shown are counted in the process's memory for package data (keys can be long).
-    const header = await withLease({ what: `Reading ${q.name}@${hash.slice(0, 12)}`, tooLargeHint: 'Page through it with package_browse instead.' }, (memory) => {
+    const header = await manifestWork(ctx, { what: `Reading ${q.name}@${hash.slice(0, 12)}`, tooLargeHint: 'Page through it with package_browse instead.' }, (memory) => {
       let held = 0;
       return eachEntry(streamManifestBatches(ctx, q.bucket, hash), (e) => {
         files++;
@@ -83,20 +83,19 @@ export const packageEntryResource: TemplateResource = {
     const q = parseQuiltUri(uri);
     const path = q.path ?? '';
     const hash = await resolveRevision(ctx, q.bucket, q.name, q.ref);
-    let entry: ManifestEntry | undefined;
-    let header = true;
     // Manifests are sorted by logical key, but an old or foreign one may not be: scan to the end
     // or the match (leaving the loop early closes the S3 stream).
-    for await (const rec of streamManifest(ctx, q.bucket, hash)) {
-      if (header) {
-        header = false;
-        continue;
+    const entry = await manifestWork(ctx, { what: `Reading ${q.name}@${hash.slice(0, 12)}`, tooLargeHint: 'Read the file with bucket_object_text instead.' }, async () => {
+      let header = true;
+      for await (const rec of streamManifest(ctx, q.bucket, hash)) {
+        if (header) {
+          header = false;
+          continue;
+        }
+        if ((rec as ManifestEntry).logical_key === path) return rec as ManifestEntry;
       }
-      if ((rec as ManifestEntry).logical_key === path) {
-        entry = rec as ManifestEntry;
-        break;
-      }
-    }
+      return undefined;
+    });
     if (!entry) {
       throw new ToolError(
         'not_found',

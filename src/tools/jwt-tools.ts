@@ -75,8 +75,8 @@ export const sessionDiagnostics = defineTool({
   name: 'session_diagnostics',
   title: 'Session diagnostics',
   description:
-    "The auth service's caches (verified tokens, AWS clients, STS credentials) with sizes and hit rates, and when the caller's " +
-    'STS credentials expire. For operators checking that a deployment caches as it should.',
+    "The caller's own session: when its token and its AWS (STS) credentials expire and where the credentials come from. " +
+    "In JWT mode it shows nothing of other callers or of the whole process (those figures are the operator's, in the server's metrics and logs).",
   toolset: 'auth',
   kind: 'read',
   openWorld: false,

@@ -7,7 +7,7 @@ import type { ManifestEntry } from '../packages/manifest.js';
 import { parsePackageName, parseTopHash } from '../packages/names.js';
 import { toPlain } from '../packages/pyjson.js';
 import { resolveRevision, streamManifestLines } from '../packages/registry.js';
-import { withLease } from '../memory.js';
+import { manifestWork } from '../packages/manifest-work.js';
 import { bucketArg } from './args.js';
 import { defineTool } from './define.js';
 import { openCursor, packageNameArg, hashOrTagArg, revisionLinks } from './package-args.js';
@@ -90,7 +90,8 @@ export const packageBrowse = defineTool({
     const cur = openCursor(ctx, 'package_browse', args.cursor, ['hash', 'after'], listing);
     // A cursor pins the revision it started on, so pages stay consistent when latest moves.
     const hash = cur ? parseTopHash(cur.hash ?? '') : await resolveRevision(ctx, bucket, name, args.hash_or_tag);
-    const r = await withLease(
+    const r = await manifestWork(
+      ctx,
       { what: `Browsing ${name}@${hash.slice(0, 12)}`, tooLargeHint: 'Browse a path deeper in the package, or with a smaller limit.' },
       (memory) => browseManifest(streamManifestLines(ctx, bucket, hash), { path, recursive: args.recursive, limit: args.limit, after: cur?.after, memory }),
     );

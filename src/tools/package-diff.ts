@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { parseBucket } from '../aws/s3-uri.js';
 import { diffManifests, type DiffItem } from '../packages/diff.js';
+import { manifestWork } from '../packages/manifest-work.js';
 import { parsePackageName } from '../packages/names.js';
 import { resolveRevision, streamManifestBatches } from '../packages/registry.js';
-import { withLease } from '../memory.js';
 import { bucketArg } from './args.js';
 import { defineTool } from './define.js';
 import { packageNameArg } from './package-args.js';
@@ -51,7 +51,8 @@ export const packageDiff = defineTool({
     const toBucket = args.to_bucket ? parseBucket(args.to_bucket) : bucket;
     const toName = args.to_name ? parsePackageName(args.to_name) : name;
     const [from, to] = await Promise.all([resolveRevision(ctx, bucket, name, args.from), resolveRevision(ctx, toBucket, toName, args.to)]);
-    const d = await withLease(
+    const d = await manifestWork(
+      ctx,
       {
         what: `Comparing ${name}@${from.slice(0, 12)} with ${toName}@${to.slice(0, 12)}`,
         tooLargeHint: 'One of the revisions is not in the order quilt3 writes, so it is compared in memory, and it is too large for that here; compare it with quilt3.',

@@ -97,7 +97,9 @@ export const tabulatorQuery = defineTool({
   description:
     "Run one read-only SQL statement (Trino SQL, as athena_query_execute) against a bucket's tabulator tables: the query runs in the " +
     'tabulator\'s Athena data catalog with the bucket as database, so `SELECT * FROM "my_table" LIMIT 10` works unqualified. ' +
-    'Writes and table functions are refused. tabulator_tables_list shows the tables and columns.',
+    'Writes and table functions are refused. tabulator_tables_list shows the tables and columns. ' +
+    "In JWT mode the token is checked for read access to `bucket` only: the SQL may name other databases (buckets) or catalogs, and what " +
+    "those return is decided by the assumed role's IAM policy (Athena, Glue, S3) and the tabulator's own access checks, as for athena_query_execute.",
   toolset: 'athena',
   kind: 'read',
   idempotent: false,

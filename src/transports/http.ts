@@ -55,6 +55,8 @@ const SESSION_ID = /^[\x21-\x7e]{1,256}$/;
 /** Methods a client sends before it has a token. */
 const PUBLIC_METHODS = new Set(['initialize', 'notifications/initialized', 'ping', 'tools/list']);
 const MCP_PATH = '/mcp';
+/** The admission key shared by every bearer being looked up before its caller is known. */
+const LOOKUPS = '(bearer lookups)';
 
 type Headers = Record<string, string>;
 
@@ -251,6 +253,18 @@ export async function serveHttp({ config, logger, auth, createServer, tools = al
       }
       caller = 'desktop';
     } else if (token !== undefined) {
+      // A bearer that must be looked up elsewhere (an unknown Quilt API key) first takes a slot of
+      // the lookups' own: together they hold at most a caller's share, so unknown keys cannot make
+      // the server call out without limit before anyone is known.
+      let lookup: (() => void) | undefined;
+      if (auth.needsLookup?.(token)) {
+        lookup = admission.tryAcquire(LOOKUPS);
+        if (!lookup) {
+          counters.busy++;
+          lingerAfter(req, res);
+          return jsonRpcError(res, 503, -32000, 'Server busy: too many sign-ins with Quilt API keys are in progress; retry shortly.', { ...cors, 'retry-after': '1' });
+        }
+      }
       try {
         ctx = await auth.context({ token });
         authInfo = { token, clientId: ctx.principal.id, scopes: [] };
@@ -261,6 +275,8 @@ export async function serveHttp({ config, logger, auth, createServer, tools = al
         const e = err instanceof ToolError ? err : new ToolError('internal', 'Token verification failed.');
         logger.error('Token verification failed', { error: e.message });
         return jsonRpcError(res, 503, -32000, e.message, cors);
+      } finally {
+        lookup?.();
       }
     }
 

@@ -40,6 +40,8 @@ export interface LocalCatalog {
   revokeAccessToken(token: string): void;
   /** The next `times` requests to `path` answer with `status`. */
   failNext(path: string, status: number, times?: number): void;
+  /** Milliseconds every request to a path waits before it is answered (a slow registry). */
+  delays: Map<string, number>;
   /**
    * The next `times` requests to `path` get no reply: the connection is reset. With `after` (the
    * default) the request is processed first (a refresh token is spent and a new one issued, then
@@ -95,6 +97,7 @@ export async function startCatalog(): Promise<LocalCatalog> {
       for (let i = 0; i < times; i++) list.push(status);
       failures.set(path, list);
     },
+    delays: new Map(),
     credentialsFor: (user) => ({
       AccessKeyId: 'S3RVER',
       SecretAccessKey: 'S3RVER',
@@ -140,6 +143,8 @@ export async function startCatalog(): Promise<LocalCatalog> {
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(value));
       };
+      const delay = catalog.delays.get(url.pathname);
+      if (delay) await new Promise((r) => setTimeout(r, delay));
       const failure = failures.get(url.pathname)?.shift();
       if (failure) return json(failure, { message: `injected failure ${failure}` });
       // A qk_ bearer is an API key: valid until it expires or is revoked; anything else is a session access token.

@@ -31,6 +31,8 @@ export interface LocalS3 {
   endpoint: string;
   /** Every request that reached the endpoint (through the proxy when there is one). */
   requests: S3Request[];
+  /** Requests whose answer is not finished yet (removed once the response is closed). */
+  open: Set<S3Request>;
   client: S3Client;
   put(bucket: string, key: string, body: string | Uint8Array, contentType?: string): Promise<void>;
   /**
@@ -250,9 +252,12 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
   }
 
   // The proxy always runs: it records requests (tests assert "no AWS call was made") and plays IAM.
+  const open = new Set<S3Request>();
   const proxy = http.createServer(async (req, res) => {
     const r = describe(req);
     requests.push(r);
+    open.add(r);
+    res.once('close', () => open.delete(r));
     req.pause();
     if (opts.before) await opts.before(r);
     const refusal = opts.deny?.(r);
@@ -356,6 +361,7 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
   return {
     endpoint,
     requests,
+    open,
     client,
     async put(bucket, key, body, contentType) {
       await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }));

@@ -51,6 +51,8 @@ export interface LocalSts {
   identityCalls: Array<{ accessKeyId: string | undefined }>;
   /** The next `times` AssumeRole calls fail this way. */
   failNext(kind: StsFailure, times?: number): void;
+  /** Roles whose trust policy refuses the server: every AssumeRole of one answers AccessDenied. */
+  refusedRoles: Set<string>;
   /** Access key id handed out for a role (default S3RVER, which s3rver accepts). */
   accessKeyFor: (roleArn: string) => string;
   /** ARN reported by GetCallerIdentity for an access key id. */
@@ -82,6 +84,7 @@ export async function startSts(): Promise<LocalSts> {
     failNext(kind, times = 1) {
       for (let i = 0; i < times; i++) failures.push(kind);
     },
+    refusedRoles: new Set(),
     accessKeyFor: () => 'S3RVER',
     identities: new Map([['S3RVER', 'arn:aws:iam::123456789012:user/local-tester']]),
     issued: new Map(),
@@ -178,7 +181,7 @@ export async function startSts(): Promise<LocalSts> {
         transitiveTagKeys,
         callerAccessKeyId,
       });
-      const failure = failures.shift();
+      const failure = sts.refusedRoles.has(roleArn) ? 'AccessDenied' : failures.shift();
       if (failure === 'slow') await new Promise((r) => setTimeout(r, 3000));
       else if (failure === 'AccessDenied') {
         return send(403, errorBody('AccessDenied', `User is not authorized to perform: sts:AssumeRole on resource: ${roleArn}`));

@@ -119,3 +119,36 @@ export async function refused(client: Client, tool: string, args: Record<string,
   }
   return r;
 }
+
+/**
+ * Runs `hostile` while `client` calls a cheap tool back to back: bucket_objects_list of its own
+ * bucket, or with `serverOnly` catalog_uri, which calls no other service (where the hostile calls
+ * load the local S3, which shares the test's process, its wait would measure that instead of the
+ * server). Returns the hostile result, the longest of those calls and any that failed.
+ */
+export async function whileOthersCall<T>(
+  client: Client,
+  bucket: string,
+  hostile: () => Promise<T>,
+  { serverOnly = false }: { serverOnly?: boolean } = {},
+): Promise<{ result: T; worstMs: number; calls: number; failures: string[] }> {
+  const probe = () => (serverOnly ? call(client, 'catalog_uri', { bucket, path: 'alpha/own.txt' }) : call(client, 'bucket_objects_list', { bucket, max_keys: 5 }));
+  await probe(); // warm
+  let done = false;
+  const running = hostile().finally(() => (done = true));
+  let worstMs = 0;
+  let calls = 0;
+  const failures: string[] = [];
+  while (!done || calls < 5) {
+    const started = performance.now();
+    try {
+      const r = await probe();
+      if (r.isError) failures.push(r.text);
+    } catch (err) {
+      failures.push(String(err));
+    }
+    worstMs = Math.max(worstMs, performance.now() - started);
+    calls++;
+  }
+  return { result: await running, worstMs, calls, failures };
+}
