@@ -409,7 +409,9 @@ describe('catalog tools', () => {
     const r = await call(h.client, 'discover_permissions', { buckets: ['quilt-sandbox', 'no-such-bucket'] });
     expect(r.isError, r.text).toBe(false);
     expect(r.data.buckets[0]).toMatchObject({ bucket: 'quilt-sandbox', list: 'yes', read: 'yes', write: 'yes', source: 'probe' });
-    expect(r.data.buckets[1]).toMatchObject({ bucket: 'no-such-bucket', list: 'unknown', detail: expect.stringContaining('does not exist') });
+    // The bucket is named as it was given (it used to read `Bucket "?" does not exist`).
+    expect(r.data.buckets[1]).toMatchObject({ bucket: 'no-such-bucket', list: 'unknown', detail: 'Bucket "no-such-bucket" does not exist.' });
+    expect(r.text).toContain('Bucket "no-such-bucket" does not exist');
     await h.close();
     const client = await jwtClient({ sub: 'x', role_arn: 'arn:aws:iam::123456789012:role/r', buckets: ['quilt-demo'], permissions: ['s3:ListBucket', 's3:GetObject'] });
     const before = s3.requests.length;

@@ -41,8 +41,8 @@ function fromClaims(ctx: RuntimeContext, bucket: string): BucketAccess | null {
   };
 }
 
-const denied = (err: unknown) => {
-  const e = fromAwsError(err, { action: 'probe' });
+const denied = (err: unknown, bucket: string) => {
+  const e = fromAwsError(err, { action: 'probe', bucket });
   return e.code === 'access_denied' ? 'no' : e;
 };
 
@@ -61,7 +61,7 @@ async function probe(ctx: RuntimeContext, bucket: string): Promise<BucketAccess>
     out.list = 'yes';
     sampleKey = page.Contents?.[0]?.Key;
   } catch (err) {
-    const d = denied(err);
+    const d = denied(err, bucket);
     if (d instanceof ToolError) throw d; // no such bucket, expired credentials...: the whole answer is wrong
     out.list = d;
   }
@@ -70,7 +70,7 @@ async function probe(ctx: RuntimeContext, bucket: string): Promise<BucketAccess>
       await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: sampleKey }), opts());
       out.read = 'yes';
     } catch (err) {
-      const d = denied(err);
+      const d = denied(err, bucket);
       out.read = d instanceof ToolError ? 'unknown' : d;
     }
   } else {
@@ -83,7 +83,7 @@ async function probe(ctx: RuntimeContext, bucket: string): Promise<BucketAccess>
       .send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: mpu.Key, UploadId: mpu.UploadId }), opts())
       .catch((err: unknown) => ctx.logger.debug('write probe abort failed', { bucket, error: toToolError(err).message }));
   } catch (err) {
-    const d = denied(err);
+    const d = denied(err, bucket);
     out.write = d instanceof ToolError ? 'unknown' : d;
   }
   if (notes.length) out.detail = notes.join('; ');
