@@ -7,8 +7,11 @@ import type { z } from 'zod';
 import type { RuntimeContext } from '../context.js';
 
 export type ToolKind = 'read' | 'write' | 'destructive';
-/** `admin` tools (catalog administration) are offered only when MCP_TOOLSETS names `admin`. */
-export type Toolset = 'auth' | 'buckets' | 'packages' | 'search' | 'catalog' | 'athena' | 'admin';
+/**
+ * `admin` tools (catalog administration) are offered only when MCP_TOOLSETS names `admin`;
+ * `diagnostics` (operators' token and cache checks) in JWT mode, or when MCP_TOOLSETS names it.
+ */
+export type Toolset = 'auth' | 'buckets' | 'packages' | 'search' | 'catalog' | 'athena' | 'diagnostics' | 'admin';
 
 export interface ToolExtras {
   /** Aborted when the client cancels the request. */

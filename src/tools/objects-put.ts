@@ -6,10 +6,11 @@ import { mapBounded } from '../concurrency.js';
 import { guessContentType } from '../content-type.js';
 import { bucketArg } from './args.js';
 import { defineTool } from './define.js';
+import { strictObject } from './schema.js';
 
 const CONCURRENCY = 4;
 
-const item = z.object({
+const item = strictObject({
   key: z.string().min(1).max(1024).describe('Object key, e.g. "reports/summary.md"'),
   text: z.string().optional().describe('Content as text (stored as UTF-8)'),
   base64: z.string().optional().describe('Content as base64, for binary data'),

@@ -5,6 +5,7 @@ import type { CursorKind } from '../cursors.js';
 import { packageCatalogUrl, quiltPlusUri } from '../catalog/urls.js';
 import { ToolError } from '../errors.js';
 import { fromPlain, type PyJson } from '../packages/pyjson.js';
+import { strictObject } from './schema.js';
 
 export const packageNameArg = z.string().min(3).max(256).describe('Package name "user/name", e.g. "team/dataset"');
 
@@ -20,7 +21,7 @@ export const metaArg = z
 
 export const logicalKeyArg = z.string().min(1).max(1024).describe('Path inside the package, e.g. "data/table.csv"');
 
-export const entrySource = z.object({
+export const entrySource = strictObject({
   logical_key: logicalKeyArg,
   s3_uri: z.string().optional().describe('Existing object to include (s3://bucket/key[?versionId=...]); it is referenced, not copied'),
   text: z.string().optional().describe('Content to store as a new object next to the package'),
