@@ -69,7 +69,7 @@ export function toolRunner(tool: AnyTool, { auth, logger }: Pick<ServerDeps, 'au
       logger.debug('tool call', { tool: tool.name, user: ctx.principal.id, ms: Math.round(performance.now() - started) });
       return {
         content: [{ type: 'text', text: out.text ?? JSON.stringify(out.data) }, ...(out.extraContent ?? [])],
-        structuredContent: out.data as Record<string, unknown>,
+        ...(tool.output ? { structuredContent: out.data as Record<string, unknown> } : {}),
       };
     } catch (err) {
       const error = toToolError(err);
@@ -95,7 +95,7 @@ function listEntry(tool: AnyTool): Tool {
       title: tool.title,
       description: tool.description,
       inputSchema: jsonSchemaOf(toolInputSchema(tool), 'input') as Tool['inputSchema'],
-      outputSchema: jsonSchemaOf(z.object(tool.output), 'output') as Tool['outputSchema'],
+      ...(tool.output ? { outputSchema: jsonSchemaOf(z.object(tool.output), 'output') as Tool['outputSchema'] } : {}),
       annotations: annotationsFor(tool),
     };
     listed.set(tool, entry);

@@ -1,14 +1,15 @@
 /** Argument schemas shared by several tools, so each is described the same way everywhere. */
 import { z } from 'zod';
 
-export const bucketArg = z
-  .string()
-  .min(1)
-  .describe('Bucket name, e.g. "my-bucket" (an "s3://my-bucket" URI is accepted too)');
+export const bucketArg = z.string().min(1).describe('Bucket name (or s3://bucket)');
 
-export const objectUriArg = z
-  .string()
-  .min(1)
-  .describe('Object URI: s3://bucket/path/to/key (append ?versionId=... for a specific version)');
+export const objectUriArg = z.string().min(1).describe('s3://bucket/key, optionally with ?versionId=...');
+
+export const cursorArg = z.string().optional().describe('next_cursor of the previous call');
 
 export const isoDate = (d: Date | undefined): string | undefined => (d ? d.toISOString() : undefined);
+
+/** The lines of a text answer, the notes (every one also a field of the structured answer) last. */
+export function lines(...parts: Array<string | readonly (string | undefined)[] | undefined>): string {
+  return parts.flatMap((p) => (p === undefined ? [] : typeof p === 'string' ? [p] : p.filter((x): x is string => x !== undefined))).join('\n');
+}

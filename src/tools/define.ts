@@ -25,12 +25,15 @@ export type ExtraContent = { type: 'image'; data: string; mimeType: string };
 
 export interface ToolOutput<O> {
   data: O;
-  /** Short text for the model and the person; defaults to compact JSON of `data`. */
+  /**
+   * The text for the model and the person; defaults to compact JSON of `data`. It carries every
+   * value a next call needs (URIs, hashes, cursors) and every note of `data`.
+   */
   text?: string;
   extraContent?: ExtraContent[];
 }
 
-export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape> {
+export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape = {}> {
   name: string;
   title: string;
   description: string;
@@ -41,7 +44,11 @@ export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape
   /** Talks to services outside this process (default true). */
   openWorld?: boolean;
   input: I;
-  output: O;
+  /**
+   * The structured result's schema. A tool whose answer is bulk content (an object's bytes) has
+   * none: its text is the whole answer, so the content reaches every client once.
+   */
+  output?: O;
   handler(
     args: z.infer<z.ZodObject<I>>,
     ctx: RuntimeContext,
@@ -49,7 +56,7 @@ export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape
   ): Promise<ToolOutput<z.infer<z.ZodObject<O>>>>;
 }
 
-export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape>(
+export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape = {}>(
   def: ToolDefinition<I, O>,
 ): ToolDefinition<I, O> {
   return def;

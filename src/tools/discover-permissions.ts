@@ -94,12 +94,11 @@ export const discoverPermissions = defineTool({
   name: 'discover_permissions',
   title: 'Discover bucket permissions',
   description:
-    'For each bucket, can the caller list, read and write? In JWT mode from the token\'s buckets and permissions; otherwise ' +
-    'by cheap probes (list one key, read its metadata, start and abort an upload). Defaults to the buckets you can see (at most 25).',
+    "For each bucket: can you list, read and write it? From the token's claims in JWT mode, else by cheap probes (list a key, read its metadata, start and abort an upload).",
   toolset: 'buckets',
   // The write probe starts (and aborts) a multipart upload: not a read, so not offered read-only.
   kind: 'write',
-  input: { buckets: z.array(z.string()).max(MAX_PROBED).optional().describe('Buckets to check (default: bucket_list)') },
+  input: { buckets: z.array(z.string()).max(MAX_PROBED).optional().describe('Buckets to check (default: those you can see, at most 25)') },
   output: {
     buckets: z.array(
       z.object({

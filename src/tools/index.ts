@@ -16,6 +16,7 @@ import { packageBrowse } from './package-browse.js';
 import { packageDelete } from './package-delete.js';
 import { packageDiff } from './package-diff.js';
 import { packageList } from './package-list.js';
+import { packageRevisions } from './package-revisions.js';
 import { packageCreate, packageCreateFromS3, packageUpdate } from './package-write.js';
 import { searchCatalogTool } from './search-catalog.js';
 import { searchSuggest } from './search-suggest.js';
@@ -93,6 +94,7 @@ export const allTools: readonly AnyTool[] = [
   bucketObjectsPut,
   discoverPermissions,
   packageList,
+  packageRevisions,
   packageBrowse,
   packageDiff,
   packageCreate,

@@ -7,7 +7,7 @@ import type { ManifestEntry } from '../packages/manifest.js';
 import { parsePackageName, parseTopHash } from '../packages/names.js';
 import { toPlain } from '../packages/pyjson.js';
 import { resolveRevision, streamManifestBatches } from '../packages/registry.js';
-import { bucketArg } from './args.js';
+import { bucketArg, cursorArg, lines } from './args.js';
 import { defineTool } from './define.js';
 import { openCursor, packageNameArg, hashOrTagArg, revisionLinks } from './package-args.js';
 
@@ -22,6 +22,9 @@ const item = z.object({
   s3_uri: z.string().optional().describe('The same object as an s3:// URI the bucket_object_* tools take'),
   user_meta: z.unknown().optional(),
 });
+
+/** JSON on one line, for metadata in a text. */
+const oneLine = (v: unknown) => JSON.stringify(v);
 
 const userMetaOf = (e: ManifestEntry) => {
   const m = e.meta && typeof e.meta === 'object' ? e.meta['user_meta'] : undefined;
@@ -51,19 +54,17 @@ export const packageBrowse = defineTool({
   name: 'package_browse',
   title: 'Browse a package',
   description:
-    "Show a Quilt package revision like a directory: its message and metadata, then the files and folders at a path (or every file " +
-    'below it with recursive=true), each with size, hash and location (s3_uri, readable with bucket_object_text). Give a file\'s logical key as path to see that one entry. ' +
-    'Pages through large packages with next_cursor.',
+    'Show a package revision like a directory: message and metadata, then the files and folders at path (recursive: every file below), each with size, location (s3_uri, for bucket_object_text) and metadata.',
   toolset: 'packages',
   kind: 'read',
   input: {
     bucket: bucketArg,
     name: packageNameArg,
     hash_or_tag: hashOrTagArg,
-    path: z.string().optional().describe('Folder ("data/") or file ("data/table.csv") inside the package; default: top level'),
-    recursive: z.boolean().default(false).describe('List every file below path instead of one level'),
-    limit: z.number().int().min(1).max(1000).default(100).describe('Items per page (1-1000, default 100)'),
-    cursor: z.string().optional().describe('next_cursor of the previous page'),
+    path: z.string().optional().describe('Folder ("data/") or file inside the package (default: top level)'),
+    recursive: z.boolean().default(false).describe('Every file below path, not one level'),
+    limit: z.number().int().min(1).max(1000).default(100).describe('Items per page'),
+    cursor: cursorArg,
   },
   output: {
     bucket: z.string(),
@@ -78,6 +79,7 @@ export const packageBrowse = defineTool({
     count: z.number().describe('Items at this path'),
     items: z.array(item),
     next_cursor: z.string().optional(),
+    note: z.string().optional().describe('How to get the next page'),
     quilt_uri: z.string(),
     catalog_url: z.string().optional(),
   },
@@ -114,11 +116,24 @@ export const packageBrowse = defineTool({
       count: r.count,
       items,
       next_cursor,
+      note: next_cursor ? `More items: call again with cursor="${next_cursor}".` : undefined,
       ...revisionLinks(ctx, bucket, name, hash, path || undefined),
     };
-    const head = `${name}@${hash.slice(0, 12)} in ${bucket}: ${count(r.totalFiles, 'file')}, ${formatBytes(r.totalSize)}${data.message ? ` — "${data.message}"` : ''}`;
-    const lines = items.map((i) => (i.type === 'dir' ? `${i.logical_key}  (${count(i.files, 'file')}, ${formatBytes(i.size)})` : `${i.logical_key}  ${formatBytes(i.size)}`));
-    const shown = r.file ? `${path}:` : `${path || '/'}: ${r.count} item(s)${next_cursor ? `, showing ${items.length} (more: pass next_cursor)` : ''}`;
-    return { data, text: [head, shown, ...lines].join('\n') };
+    const meta = (label: string, v: unknown) => (v === undefined || v === null || (typeof v === 'object' && Object.keys(v).length === 0) ? undefined : `${label}: ${oneLine(v)}`);
+    const row = (i: (typeof items)[number]) =>
+      i.type === 'dir'
+        ? `${i.logical_key}  (${count(i.files, 'file')}, ${formatBytes(i.size)})`
+        : [`${i.logical_key}  ${i.size} B  ${i.s3_uri ?? i.physical_key ?? ''}`, meta('  meta', i.user_meta)].filter(Boolean).join('');
+    const text = lines(
+      `${name}@${hash} in ${bucket}: ${count(r.totalFiles, 'file')}, ${formatBytes(r.totalSize)}`,
+      data.message ? `message: ${oneLine(data.message)}` : undefined,
+      meta('metadata', data.user_meta),
+      meta('workflow', data.workflow),
+      [data.quilt_uri, data.catalog_url],
+      r.file ? `${path}:` : `${path || '/'}: ${r.count} item(s)${next_cursor ? `, ${items.length} shown` : ''} (files: logical key, bytes, location, metadata):`,
+      items.map(row),
+      data.note,
+    );
+    return { data, text };
   },
 });

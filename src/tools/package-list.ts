@@ -4,7 +4,8 @@ import { mapBounded } from '../concurrency.js';
 import { compareCodePoints } from '../packages/pyjson.js';
 import { NAMED, listPackages, readPointer } from '../packages/registry.js';
 import { ToolError } from '../errors.js';
-import { bucketArg, isoDate } from './args.js';
+import { count } from '../format.js';
+import { bucketArg, cursorArg, isoDate, lines } from './args.js';
 import { defineTool } from './define.js';
 import { openCursor, revisionLinks } from './package-args.js';
 
@@ -12,15 +13,14 @@ export const packageList = defineTool({
   name: 'package_list',
   title: 'List packages',
   description:
-    'List the Quilt packages in a bucket (its .quilt/named_packages registry, read straight from S3, no catalog needed): ' +
-    'name, latest top hash, when latest was set, number of revisions, links.',
+    "List the Quilt packages of a bucket's registry (read from S3, no catalog needed): name, latest top hash, when it was set, number of revisions.",
   toolset: 'packages',
   kind: 'read',
   input: {
     bucket: bucketArg,
-    prefix: z.string().optional().describe('Only names starting with this, e.g. "team/" or "team/data"'),
-    limit: z.number().int().min(1).max(1000).default(100).describe('Packages per page (1-1000, default 100)'),
-    cursor: z.string().optional().describe('next_cursor of the previous page'),
+    prefix: z.string().optional().describe('Name prefix, e.g. "team/"'),
+    limit: z.number().int().min(1).max(1000).default(100).describe('Packages per page'),
+    cursor: cursorArg,
   },
   output: {
     bucket: z.string(),
@@ -39,6 +39,7 @@ export const packageList = defineTool({
       .optional()
       .describe('Packages whose latest pointer is not a pointer (damaged, or too large to be one): listed apart, not failing the rest'),
     next_cursor: z.string().optional(),
+    note: z.string().optional().describe('How to get the next page'),
   },
   async handler(args, ctx) {
     const bucket = parseBucket(args.bucket);
@@ -64,21 +65,22 @@ export const packageList = defineTool({
     });
     const found = packages.filter((p) => p !== undefined);
     const damaged = unreadable.length
-      ? `\n${unreadable.length} package(s) with an unreadable latest pointer:\n${unreadable.map((u) => `${u.name}: ${u.error}`).join('\n')}`
+      ? `${unreadable.length} package(s) with an unreadable latest pointer:\n${unreadable.map((u) => `${u.name}: ${u.error}`).join('\n')}`
       : '';
     const extra = unreadable.length ? { unreadable } : {};
     const next_cursor = names.length > page.length ? ctx.cursors.seal('package_list', { bucket, prefix, after: page[page.length - 1]!.name }) : undefined;
-    const lines = found.map((p) => `${p.name}  ${p.top_hash.slice(0, 12)}  ${p.modified ?? ''}  (${p.revisions} revision${p.revisions === 1 ? '' : 's'})`);
+    const note = next_cursor ? `More packages: call again with cursor="${next_cursor}".` : undefined;
+    const rows = found.map((p) => `${p.name}  ${p.top_hash}  ${p.modified ?? ''}  (${count(p.revisions, 'revision')})`);
     if (found.length === 0 && unreadable.length === 0) {
       // A real, empty answer (the listing succeeded); failures above are errors, never this.
       return {
-        data: { bucket, packages: [], next_cursor },
-        text: `No packages${prefix ? ` starting "${prefix}"` : ''} in ${bucket}${after ? ' after the cursor' : ''} (nothing under s3://${bucket}/${NAMED}${prefix}).`,
+        data: { bucket, packages: [], next_cursor, note },
+        text: lines(`No packages${prefix ? ` starting "${prefix}"` : ''} in ${bucket}${after ? ' after the cursor' : ''} (nothing under s3://${bucket}/${NAMED}${prefix}).`, note),
       };
     }
     return {
-      data: { bucket, packages: found, ...extra, next_cursor },
-      text: `${found.length} package(s) in ${bucket}${next_cursor ? ' (more: pass next_cursor)' : ''}:\n${lines.join('\n')}${damaged}`,
+      data: { bucket, packages: found, ...extra, next_cursor, note },
+      text: lines(`${found.length} package(s) in ${bucket} (name, latest top hash, set at):`, rows, damaged || undefined, note),
     };
   },
 });

@@ -11,7 +11,7 @@ import { parsePackageName } from '../packages/names.js';
 import { compileGlobs, MAX_GLOB_LENGTH, MAX_GLOBS } from '../patterns.js';
 import { loadWorkflow } from '../packages/workflow.js';
 import { listKeys, readManifestHeader, readPointer, resolveRevision } from '../packages/registry.js';
-import { bucketArg } from './args.js';
+import { bucketArg, lines } from './args.js';
 import { defineTool, type ToolExtras } from './define.js';
 import { entrySource, metaArg, packageNameArg, revisionLinks, userMeta } from './package-args.js';
 
@@ -33,12 +33,9 @@ const result = {
 const copyArg = z
   .boolean()
   .default(false)
-  .describe(
-    'Copy each S3 source into the registry bucket at <name>/<logical key> (server-side, as quilt3 push does) and point the package at the copies. ' +
-      'Default false: reference the sources where they are',
-  );
+  .describe('Copy S3 sources into the registry bucket at <name>/<logical key> (as quilt3 push does); default: reference them in place');
 
-const messageArg = z.string().max(10_000).optional().describe('Commit message of the revision');
+const messageArg = z.string().max(10_000).optional().describe('Commit message');
 
 function sourcesOf(entries: z.infer<typeof entrySource>[]): Source[] {
   return entries.map((e) => {
@@ -50,11 +47,8 @@ function sourcesOf(entries: z.infer<typeof entrySource>[]): Source[] {
   });
 }
 
-const workflowArg = z
-  .string()
-  .nullable()
-  .optional()
-  .describe("Bucket workflow id (from .quilt/workflows/config.yml); omit for the bucket's default, null for none when allowed");
+const workflowArg = z.string().nullable().optional().describe("Bucket workflow id; omit for the bucket's default, null for none");
+const forceArg = z.boolean().default(false).describe('Replace an existing package with a revision of only these files');
 
 /** Checks the bucket's workflow, hashes the sources, then stores and pushes: nothing is written before every check passed. */
 async function commit(
@@ -81,7 +75,7 @@ function committed(ctx: RuntimeContext, bucket: string, name: string, pushed: Pu
   const data = { bucket, name, top_hash: pushed.hash, tag: pushed.tag, entries, total_size, ...revisionLinks(ctx, bucket, name, pushed.hash) };
   return {
     data,
-    text: `Committed ${name}@${pushed.hash} to ${bucket} (${count(entries, 'entry', 'entries')}, ${formatBytes(total_size)}).\n${data.quilt_uri}${data.catalog_url ? `\n${data.catalog_url}` : ''}`,
+    text: lines(`Committed ${name}@${pushed.hash} to ${bucket}, tag ${pushed.tag} (${count(entries, 'entry', 'entries')}, ${formatBytes(total_size)}).`, [data.quilt_uri, data.catalog_url]),
   };
 }
 
@@ -103,19 +97,17 @@ export const packageCreate = defineTool({
   name: 'package_create',
   title: 'Create a package',
   description:
-    'Create a Quilt package revision from S3 objects (referenced in place by default, or copied into the registry bucket with copy=true) and/or text (stored next to the package). ' +
-      'S3 objects are checksummed once, without a download when S3 already holds a usable SHA-256 checksum. ' +
-    'Writes the manifest and the latest and timestamp pointers exactly as quilt3 does. Refuses to replace an existing package unless force=true.',
+    'Create a package from S3 objects (referenced in place, or copied with copy=true) and/or text (stored next to it), written as quilt3 writes it. Refuses an existing package unless force=true.',
   toolset: 'packages',
   kind: 'write',
   input: {
     bucket: bucketArg,
     name: packageNameArg,
-    entries: z.array(entrySource).min(1).max(1000).describe('Files of the package (1-1000); each has s3_uri or text'),
+    entries: z.array(entrySource).min(1).max(1000).describe('Files; each has s3_uri or text'),
     message: messageArg,
     meta: metaArg,
     workflow: workflowArg,
-    force: z.boolean().default(false).describe('Make a new revision even when the package exists'),
+    force: forceArg,
     copy: copyArg,
   },
   output: result,
@@ -137,22 +129,21 @@ export const packageCreateFromS3 = defineTool({
   name: 'package_create_from_s3',
   title: 'Package an S3 prefix',
   description:
-    'Create a Quilt package from every object under an S3 prefix (optionally filtered by include/exclude globs such as "**/*.csv"). ' +
-    'Objects are referenced in place (or copied into the registry bucket with copy=true) and checksummed once; logical keys are the keys relative to the prefix.',
+    'Create a package from every object under an S3 prefix (include/exclude globs such as "**/*.csv" filter them); logical keys are relative to the prefix.',
   toolset: 'packages',
   kind: 'write',
   input: {
-    bucket: bucketArg.describe('Registry bucket the package is written to'),
+    bucket: bucketArg.describe('Registry bucket (or s3://bucket)'),
     name: packageNameArg,
-    source_uri_prefix: z.string().describe('s3://bucket/prefix/ whose objects become the package'),
-    include: z.array(z.string().max(MAX_GLOB_LENGTH)).max(MAX_GLOBS).optional().describe('Globs of keys to take (relative to the prefix); default all'),
+    source_uri_prefix: z.string().describe('s3://bucket/prefix/ to package'),
+    include: z.array(z.string().max(MAX_GLOB_LENGTH)).max(MAX_GLOBS).optional().describe('Globs of keys to take (default: all)'),
     exclude: z.array(z.string().max(MAX_GLOB_LENGTH)).max(MAX_GLOBS).optional().describe('Globs of keys to leave out'),
     message: messageArg,
     meta: metaArg,
     workflow: workflowArg,
-    force: z.boolean().default(false).describe('Make a new revision even when the package exists'),
+    force: forceArg,
     copy: copyArg,
-    max_objects: z.number().int().min(1).max(100_000).default(10_000).describe('Refuse prefixes with more objects than this'),
+    max_objects: z.number().int().min(1).max(100_000).default(10_000).describe('Refuse prefixes with more objects'),
   },
   output: result,
   async handler(args, ctx, extras) {
@@ -200,20 +191,19 @@ export const packageUpdate = defineTool({
   name: 'package_update',
   title: 'Update a package',
   description:
-    'Make a new revision of an existing package: the latest revision (or `base`) with files added or replaced and files or folders removed, ' +
-    'optionally a new message and metadata. If someone else moved latest meanwhile, nothing is committed and the conflict is reported.',
+    'Make a new revision of a package: latest with files added or replaced, files or folders removed, a new message or metadata. Refused if latest moved meanwhile.',
   toolset: 'packages',
   kind: 'write',
   input: {
     bucket: bucketArg,
     name: packageNameArg,
-    add: z.array(entrySource).max(1000).optional().describe('Files to add or replace (each has s3_uri or text)'),
-    remove: z.array(z.string()).max(1000).optional().describe('Logical keys to remove; a key ending in "/" removes a folder'),
+    add: z.array(entrySource).max(1000).optional().describe('Files to add or replace; each has s3_uri or text'),
+    remove: z.array(z.string()).max(1000).optional().describe('Logical keys to remove ("dir/" removes a folder)'),
     message: messageArg,
-    meta: metaArg.describe('New package metadata (replaces the old); omit to keep it'),
+    meta: metaArg.describe('New package metadata, replacing the old (omit to keep it)'),
     workflow: workflowArg,
-    base: z.string().optional().describe('Top hash the change is based on (default: current latest); the update fails if latest is different'),
-    copy: copyArg.describe('Copy the added S3 sources into the registry bucket at <name>/<logical key> (server-side) and point the entries at the copies; default false: reference them in place'),
+    base: z.string().optional().describe('Top hash the change is based on (default: latest); refused if latest differs'),
+    copy: copyArg,
   },
   output: result,
   async handler(args, ctx, extras) {
@@ -231,7 +221,11 @@ export const packageUpdate = defineTool({
         throw new ToolError('not_found', `Package ${name} does not exist in ${bucket}.`, 'Create it with package_create; see existing ones with package_list.');
       }
       if (wanted && wanted !== latest.hash) {
-        throw new ToolError('conflict', `Package ${name} in ${bucket} is at ${latest.hash}, not ${wanted}.`, 'Browse the latest revision and apply your change to it.');
+        throw new ToolError(
+          'conflict',
+          `Package ${name} in ${bucket} is at ${latest.hash}, not ${wanted}; nothing was committed.`,
+          `package_revisions(bucket="${bucket}", name="${name}") lists its revisions: apply the change to latest (omit base), after package_diff(from="${wanted}") shows what changed since.`,
+        );
       }
       const removes = (args.remove ?? []).map((r) => r.replace(/^\/+/, ''));
       // Both at once (one S3 round trip less); a workflow problem is still the one reported first.

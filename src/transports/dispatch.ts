@@ -120,7 +120,7 @@ export class SharedServer {
   constructor(server: McpServer, tools: readonly DirectTool[]) {
     this.connected = server.connect(this.transport).then(() => void (this.ready = true));
     this.tools = new Map(
-      tools.map(({ tool, run }) => [tool.name, { name: tool.name, input: toolInputSchema(tool), output: normalizeObjectSchema(tool.output), run }]),
+      tools.map(({ tool, run }) => [tool.name, { name: tool.name, input: toolInputSchema(tool), output: tool.output ? normalizeObjectSchema(tool.output) : undefined, run }]),
     );
   }
 
