@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkReadStatement, convertValue, markdownTable } from '../src/tools/athena-sql.js';
+import { checkReadStatement, convertValue, markdownCell } from '../src/tools/athena-sql.js';
 import { fixtureCatalog, startAthena, type LocalAthena } from './helpers/athena.js';
 import { signToken, TEST_SECRET } from './helpers/http.js';
 import { call, connectStdio, isolatedEnv, type Harness } from './helpers/mcp.js';
@@ -217,7 +217,9 @@ describe('queries', () => {
     const polls = athena.callsOf('GetQueryExecution').filter((c) => c.params.QueryExecutionId === r.data.query_execution_id);
     expect(polls.length).toBe(3);
     expect(r.text).toMatch(/^\| species \| n \| avg_score \|\n\|---\|---\|---\|\n\| setosa \| \d+ \| /);
-    expect(r.text).toContain('3 row(s)');
+    expect(r.text).toContain('Rows 1-3, ');
+    expect(r.text).toContain(`Query id ${r.data.query_execution_id}, workgroup primary; full result at ${r.data.output_location}.`);
+    expect(r.text).toContain('Column types: species varchar, n bigint, avg_score double.');
   });
 
   it('converts values by column type: integers, doubles, decimals, booleans, NULL, unsafe bigints stay strings', async () => {
@@ -241,9 +243,23 @@ describe('queries', () => {
     expect(pages.length).toBe(2);
     expect(pages.every((p) => (p.params.MaxResults as number) <= 1000)).toBe(true);
     expect(pages[1]?.params.NextToken).toBeTruthy();
-    expect(r.text).toContain('1000 row(s) shown; more exist (max_rows=1000)');
-    // The text shows 20 rows; everything is in the structured result.
-    expect(r.text.split('\n').filter((l) => l.startsWith('| ')).length).toBe(21);
+    // The text carries every row returned (header + 1,000), and the way to the rest.
+    expect(r.text.split('\n').filter((l) => l.startsWith('| ')).length).toBe(1001);
+    expect(r.text).toContain('| 1000 | sample-1000 |');
+    expect(r.text).toContain(`Rows 1-1000 shown; more exist: call again with the same query and cursor="${r.data.next_cursor}"`);
+    // The cursor reads on from row 1,001 without running the query again.
+    const starts = athena.callsOf('StartQueryExecution').length;
+    const more = await sql('SELECT id, name FROM samples ORDER BY id', { max_rows: 1000, cursor: r.data.next_cursor });
+    expect(more.isError, more.text).toBe(false);
+    expect(athena.callsOf('StartQueryExecution').length).toBe(starts);
+    expect(more.data).toMatchObject({ query_execution_id: r.data.query_execution_id, first_row: 1001, row_count: 500, truncated: false });
+    expect(more.data.rows[0]).toEqual({ id: 1001, name: 'sample-1001' });
+    expect(more.data.rows[499]).toEqual({ id: 1500, name: 'sample-1500' });
+    expect(more.text).toContain('Rows 1001-1500 (continued)');
+    // Another query's text with this cursor is refused.
+    const other = await sql('SELECT id FROM samples', { cursor: r.data.next_cursor });
+    expect(other.isError).toBe(true);
+    expect(other.text).toContain('The cursor belongs to another query.');
   });
 
   it('returns exactly max_rows without truncation when that is all there is, and a small default page', async () => {
@@ -300,6 +316,20 @@ describe('queries', () => {
     expect(insert.text).toContain('read-only statements (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, VALUES)');
     expect(insert.text).toContain('starts with "INSERT"');
     expect((await sql('SELECT 1; DROP TABLE samples')).text).toContain('one statement');
+    expect(athena.calls.length).toBe(before);
+  });
+
+  it('names a typo in the first keyword as a syntax error, not as a write (nothing is sent)', async () => {
+    const before = athena.calls.length;
+    const typo = await sql('SELEC * FROM samples');
+    expect(typo.isError).toBe(true);
+    expect(typo.text).toContain('Syntax error: "SELEC" is not a SQL statement (did you mean SELECT?); the query was not sent to Athena.');
+    expect(typo.text).toContain('Fix: Fix the SQL (Trino SQL): a statement starts with SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, VALUES.');
+    expect(typo.text).not.toContain('writes');
+    expect((await sql('EXPLAIN SELCT 1')).text).toContain('"SELCT" is not a SQL statement (did you mean SELECT?)');
+    expect((await sql('frobnicate the table')).text).toMatch(/Syntax error: "FROBNICATE" is not a SQL statement; /);
+    // A real write keyword is still refused as a write.
+    expect((await sql('DELETE FROM samples')).text).toContain('starts with "DELETE"');
     expect(athena.calls.length).toBe(before);
   });
 
@@ -618,6 +648,7 @@ describe('statement check and value conversion (pure)', () => {
     expect(convertValue(undefined, 'varchar')).toBe(null);
     expect(convertValue('', 'varchar')).toBe('');
     expect(convertValue('2024-01-02', 'date')).toBe('2024-01-02');
-    expect(markdownTable(['a', 'b'], [{ a: 'x|y', b: null }, { a: 'line\nbreak', b: 2 }])).toBe('| a | b |\n|---|---|\n| x\\|y | null |\n| line break | 2 |');
+    // Cells are whole (the text carries every row it returns), one line each.
+    expect(['x|y', null, 'line\nbreak', 2, 'a\\b'].map(markdownCell)).toEqual(['x\\|y', 'null', 'line\\nbreak', '2', 'a\\\\b']);
   });
 });

@@ -8,8 +8,8 @@ const catalogArg = z
   .min(1)
   .max(256)
   .default(DEFAULT_CATALOG)
-  .describe('Data catalog; "AwsDataCatalog" (Glue) unless you use another, e.g. a Quilt tabulator catalog "<stack>-tabulator"');
-const databaseArg = z.string().min(1).max(255).describe('Database (schema) name, e.g. "default"; athena_databases_list shows them');
+  .describe('Data catalog (AwsDataCatalog is Glue)');
+const databaseArg = z.string().min(1).max(255).describe('Database, e.g. "default"');
 
 /** More would flood the model's context; a filter (`expression`) is the way to the rest. */
 const MAX_DATABASES = 1000;
@@ -18,7 +18,7 @@ const MAX_TABLES = 500;
 export const athenaDatabasesList = defineTool({
   name: 'athena_databases_list',
   title: 'List Athena databases',
-  description: 'List the databases of an Athena data catalog (default "AwsDataCatalog", the Glue catalog) with their descriptions.',
+  description: 'List the databases of an Athena data catalog, with their descriptions.',
   toolset: 'athena',
   kind: 'read',
   input: { catalog: catalogArg },
@@ -52,15 +52,13 @@ export const athenaDatabasesList = defineTool({
 export const athenaTablesList = defineTool({
   name: 'athena_tables_list',
   title: 'List Athena tables',
-  description:
-    'List the tables of an Athena database: name, type, number of columns and partition keys. ' +
-    '`expression` filters names with a pattern such as "sales*".',
+  description: 'List the tables of an Athena database: type, number of columns, partition keys.',
   toolset: 'athena',
   kind: 'read',
   input: {
     database: databaseArg,
     catalog: catalogArg,
-    expression: z.string().min(1).max(256).optional().describe('Only tables whose names match this pattern, e.g. "sales*" (* is any text)'),
+    expression: z.string().min(1).max(256).optional().describe('Name pattern, e.g. "sales*"'),
   },
   output: {
     catalog: z.string(),
@@ -125,14 +123,12 @@ const columnShape = z.object({ name: z.string(), type: z.string(), comment: z.st
 export const athenaTableSchema = defineTool({
   name: 'athena_table_schema',
   title: 'Athena table schema',
-  description:
-    'The schema of one Athena table: columns with types and comments, partition keys, data location and format. ' +
-    'Read it before writing a query with athena_query_execute.',
+  description: "One Athena table's columns (types, comments), partition keys, location and format: read it before a query.",
   toolset: 'athena',
   kind: 'read',
   input: {
     database: databaseArg,
-    table: z.string().min(1).max(255).describe('Table name; athena_tables_list shows them'),
+    table: z.string().min(1).max(255).describe('Table name'),
     catalog: catalogArg,
   },
   output: {

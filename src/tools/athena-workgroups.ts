@@ -5,10 +5,7 @@ import { defineTool } from './define.js';
 export const athenaWorkgroupsList = defineTool({
   name: 'athena_workgroups_list',
   title: 'List Athena workgroups',
-  description:
-    'List the Athena workgroups with their state, query result location and engine version, whether each is usable for ' +
-    'queries (enabled, with a result location or ATHENA_OUTPUT_LOCATION configured), and which one athena_query_execute ' +
-    'uses when no workgroup is given.',
+  description: 'List Athena workgroups: state, result location, engine, whether usable, and which one queries use by default.',
   toolset: 'athena',
   kind: 'read',
   input: {},

@@ -10,7 +10,7 @@ import { ToolError } from '../errors.js';
 import { describeTable, listTables, renameTable, setOpenQuery, setTable, tabulatorDataCatalog } from '../catalog/tabulator.js';
 import { count } from '../format.js';
 import { bucketArg } from './args.js';
-import { athenaQueryExecute, runReadQuery } from './athena-query.js';
+import { queryArgs, queryOutput, runReadQuery } from './athena-query.js';
 import { defineTool } from './define.js';
 
 const dataCatalogArg = z
@@ -19,7 +19,7 @@ const dataCatalogArg = z
   .max(127)
   .regex(/^[A-Za-z0-9_@-]+$/, 'an Athena data catalog name (letters, digits, _ @ -)')
   .optional()
-  .describe('Athena data catalog of the tabulator, "<stack name>-tabulator"; default: derived from the catalog\'s config.json');
+  .describe('The tabulator\'s Athena data catalog, "<stack>-tabulator" (default: from the catalog\'s config.json)');
 
 // Tabulator table names become Athena identifiers; keep them to what a quoted name carries safely.
 const tableNameArg = z
@@ -48,9 +48,7 @@ export const tabulatorTablesList = defineTool({
   name: 'tabulator_tables_list',
   title: 'List tabulator tables',
   description:
-    "List a bucket's Quilt tabulator tables (tables over the contents of its packages, configured in the catalog): each table's name, " +
-    'columns, parsed YAML config, and the Athena data catalog and database to query it with (tabulator_query runs the query). ' +
-    'Tabulator also adds the columns $pkg_name, $logical_key, $physical_key and $top_hash.',
+    "List a bucket's tabulator tables (Athena tables over its packages' files): columns, config, and the data catalog to query them in with tabulator_query. Each also has $pkg_name, $logical_key, $physical_key, $top_hash.",
   toolset: 'athena',
   kind: 'read',
   input: {
@@ -105,11 +103,10 @@ export const tabulatorQuery = defineTool({
     bucket: bucketArg,
     query: z.string().min(1).max(262_144).describe('One SQL statement, e.g. SELECT * FROM "my_table" LIMIT 10'),
     data_catalog: dataCatalogArg,
-    workgroup: z.string().min(1).max(128).optional().describe('Workgroup to run in (default: see athena_workgroups_list)'),
-    max_rows: z.number().int().min(1).max(1000).default(100).describe('Most rows to return (1-1000)'),
-    timeout_seconds: z.number().int().min(1).max(600).default(60).describe('Stop the query after this many seconds (1-600)'),
+    workgroup: z.string().min(1).max(128).optional().describe('Workgroup (default: see athena_workgroups_list)'),
+    ...queryArgs,
   },
-  output: { ...athenaQueryExecute.output, data_catalog: z.string(), database: z.string() },
+  output: { ...queryOutput, data_catalog: z.string(), database: z.string() },
   async handler(args, ctx, extras) {
     const bucket = parseBucket(args.bucket);
     ctx.authorize(bucket, 'read');
