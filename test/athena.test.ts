@@ -246,7 +246,8 @@ describe('queries', () => {
     // The text carries every row returned (header + 1,000), and the way to the rest.
     expect(r.text.split('\n').filter((l) => l.startsWith('| ')).length).toBe(1001);
     expect(r.text).toContain('| 1000 | sample-1000 |');
-    expect(r.text).toContain(`Rows 1-1000 shown; more exist: call again with the same query and cursor="${r.data.next_cursor}"`);
+    expect(r.text).toContain(`Rows 1-1000, `);
+    expect(r.text).toContain(`More rows: call again with cursor="${r.data.next_cursor}" and the same query`);
     // The cursor reads on from row 1,001 without running the query again.
     const starts = athena.callsOf('StartQueryExecution').length;
     const more = await sql('SELECT id, name FROM samples ORDER BY id', { max_rows: 1000, cursor: r.data.next_cursor });

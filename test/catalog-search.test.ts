@@ -347,9 +347,12 @@ describe('without a catalog', () => {
     ]);
     expect(r.data.note).toContain('No Quilt catalog is configured, so this searched S3 directly');
     expect(r.data.note).toContain('not file contents');
+    // Without buckets it searches those the credentials can see (S3 lists them), and says so.
     const none = await call(h.client, 'search_catalog', { query: 'cells' });
-    expect(none.isError).toBe(true);
-    expect(none.text).toContain('needs to know which buckets');
+    expect(none.isError, none.text).toBe(false);
+    expect(none.data.interpretation.buckets_from).toBe('listed');
+    expect(none.data.searched.buckets).toContain('fallback-bucket');
+    expect(none.data.results.map((x: { bucket: string }) => x.bucket)).toContain('fallback-bucket');
     const uri = await call(h.client, 'catalog_uri', { bucket: 'fallback-bucket', package: 'lab/cells-study' });
     expect(uri.data).toMatchObject({ quilt_uri: 'quilt+s3://fallback-bucket#package=lab/cells-study' });
     expect(uri.data.note).toContain('No Quilt catalog is configured');

@@ -8,6 +8,7 @@ import { ToolError } from '../errors.js';
 import { formatBytes } from '../format.js';
 import { redact } from '../redact.js';
 import { checkReadStatement, convertValue, markdownCell as cell, READ_KEYWORDS } from './athena-sql.js';
+import { moreLine } from './args.js';
 import { defineTool, type ToolExtras } from './define.js';
 
 /** Polling GetQueryExecution: start fast (most small queries finish within a second), back off to 1 s. */
@@ -127,7 +128,6 @@ export const queryOutput = {
   data_scanned_bytes: z.number().optional(),
   execution_ms: z.number().optional(),
   output_location: z.string().optional().describe('Where Athena wrote the full result (CSV)'),
-  note: z.string().optional().describe('How to read the rest of the result'),
 };
 
 export const athenaQueryExecute = defineTool({
@@ -300,9 +300,6 @@ export async function runReadQuery(ctx: RuntimeContext, extras: ToolExtras, args
     const next_cursor = next ? ctx.cursors.seal('athena_results', { id: queryId, q: digest, ...(next.token ? { token: next.token } : {}), skip: next.skip, row: next.row }) : undefined;
     const first_row = start.row + 1;
     const last = start.row + rows.length;
-    const note = next_cursor
-      ? `Rows ${first_row}-${last} shown; more exist: call again with the same query and cursor="${next_cursor}" (it reads on without running the query again).`
-      : undefined;
     const data = {
       query_execution_id: queryId,
       workgroup: done.workgroup ?? workgroup,
@@ -315,7 +312,6 @@ export async function runReadQuery(ctx: RuntimeContext, extras: ToolExtras, args
       data_scanned_bytes: done.dataScanned,
       execution_ms: done.executionMs,
       output_location: done.outputLocation,
-      note,
     };
     const scanned = done.dataScanned !== undefined ? `, ${formatBytes(done.dataScanned)} scanned` : '';
     const time = done.executionMs !== undefined ? ` in ${done.executionMs} ms` : '';
@@ -324,6 +320,7 @@ export async function runReadQuery(ctx: RuntimeContext, extras: ToolExtras, args
       `Query id ${queryId}${data.workgroup ? `, workgroup ${data.workgroup}` : ''}${data.output_location ? `; full result at ${data.output_location}` : ''}.`;
     const table = keys.length ? [`| ${keys.map(cell).join(' | ')} |`, `|${keys.map(() => '---').join('|')}|`, ...lines].join('\n') : '';
     const types = data.columns.length ? `Column types: ${data.columns.map((c) => `${c.name} ${c.type}`).join(', ')}.` : undefined;
-    return { data, text: [table, summary, types, note].filter(Boolean).join('\n') };
+    const more = moreLine('rows', 'cursor', next_cursor, ' and the same query (it reads on from there without running the query again)');
+    return { data, text: [table, summary, types, more].filter(Boolean).join('\n') };
   });
 }

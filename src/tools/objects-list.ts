@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { checkKey, parseBucket } from '../aws/s3-uri.js';
 import { withS3 } from '../aws/s3.js';
-import { bucketArg, isoDate, lines } from './args.js';
+import { bucketArg, isoDate, lines, moreLine } from './args.js';
 import { defineTool } from './define.js';
 
 export const bucketObjectsList = defineTool({
@@ -33,7 +33,6 @@ export const bucketObjectsList = defineTool({
     common_prefixes: z.array(z.string()),
     is_truncated: z.boolean(),
     next_continuation_token: z.string().optional(),
-    note: z.string().optional().describe('How to get the next page'),
   },
   async handler(args, ctx) {
     const bucket = parseBucket(args.bucket);
@@ -66,7 +65,6 @@ export const bucketObjectsList = defineTool({
       common_prefixes: commonPrefixes,
       is_truncated: Boolean(out.IsTruncated),
       next_continuation_token: next,
-      note: next ? `More objects: call again with continuation_token="${next}".` : undefined,
     };
     const where = `s3://${bucket}/${prefix}`;
     const text =
@@ -76,7 +74,7 @@ export const bucketObjectsList = defineTool({
             `${objects.length} object(s)${commonPrefixes.length ? ` and ${commonPrefixes.length} folder(s)` : ''} under ${where}:`,
             commonPrefixes.map((p) => `s3://${bucket}/${p}  (folder)`),
             objects.map((o) => `${o.uri}  ${o.size} B  ${o.last_modified ?? ''}`.trimEnd()),
-            data.note,
+            moreLine('objects', 'continuation_token', next),
           );
     return { data, text };
   },

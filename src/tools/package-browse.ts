@@ -7,7 +7,7 @@ import type { ManifestEntry } from '../packages/manifest.js';
 import { parsePackageName, parseTopHash } from '../packages/names.js';
 import { toPlain } from '../packages/pyjson.js';
 import { resolveRevision, streamManifestBatches } from '../packages/registry.js';
-import { bucketArg, cursorArg, lines } from './args.js';
+import { bucketArg, cursorArg, lines, moreLine } from './args.js';
 import { defineTool } from './define.js';
 import { openCursor, packageNameArg, hashOrTagArg, revisionLinks } from './package-args.js';
 
@@ -79,7 +79,6 @@ export const packageBrowse = defineTool({
     count: z.number().describe('Items at this path'),
     items: z.array(item),
     next_cursor: z.string().optional(),
-    note: z.string().optional().describe('How to get the next page'),
     quilt_uri: z.string(),
     catalog_url: z.string().optional(),
   },
@@ -116,7 +115,6 @@ export const packageBrowse = defineTool({
       count: r.count,
       items,
       next_cursor,
-      note: next_cursor ? `More items: call again with cursor="${next_cursor}".` : undefined,
       ...revisionLinks(ctx, bucket, name, hash, path || undefined),
     };
     const meta = (label: string, v: unknown) => (v === undefined || v === null || (typeof v === 'object' && Object.keys(v).length === 0) ? undefined : `${label}: ${oneLine(v)}`);
@@ -132,7 +130,7 @@ export const packageBrowse = defineTool({
       [data.quilt_uri, data.catalog_url],
       r.file ? `${path}:` : `${path || '/'}: ${r.count} item(s)${next_cursor ? `, ${items.length} shown` : ''} (files: logical key, bytes, location, metadata):`,
       items.map(row),
-      data.note,
+      moreLine('items', 'cursor', next_cursor),
     );
     return { data, text };
   },

@@ -5,7 +5,7 @@ import { compareCodePoints } from '../packages/pyjson.js';
 import { NAMED, listPackages, readPointer } from '../packages/registry.js';
 import { ToolError } from '../errors.js';
 import { count } from '../format.js';
-import { bucketArg, cursorArg, isoDate, lines } from './args.js';
+import { bucketArg, cursorArg, isoDate, lines, moreLine } from './args.js';
 import { defineTool } from './define.js';
 import { openCursor, revisionLinks } from './package-args.js';
 
@@ -39,7 +39,6 @@ export const packageList = defineTool({
       .optional()
       .describe('Packages whose latest pointer is not a pointer (damaged, or too large to be one): listed apart, not failing the rest'),
     next_cursor: z.string().optional(),
-    note: z.string().optional().describe('How to get the next page'),
   },
   async handler(args, ctx) {
     const bucket = parseBucket(args.bucket);
@@ -69,17 +68,17 @@ export const packageList = defineTool({
       : '';
     const extra = unreadable.length ? { unreadable } : {};
     const next_cursor = names.length > page.length ? ctx.cursors.seal('package_list', { bucket, prefix, after: page[page.length - 1]!.name }) : undefined;
-    const note = next_cursor ? `More packages: call again with cursor="${next_cursor}".` : undefined;
+    const note = moreLine('packages', 'cursor', next_cursor);
     const rows = found.map((p) => `${p.name}  ${p.top_hash}  ${p.modified ?? ''}  (${count(p.revisions, 'revision')})`);
     if (found.length === 0 && unreadable.length === 0) {
       // A real, empty answer (the listing succeeded); failures above are errors, never this.
       return {
-        data: { bucket, packages: [], next_cursor, note },
+        data: { bucket, packages: [], next_cursor },
         text: lines(`No packages${prefix ? ` starting "${prefix}"` : ''} in ${bucket}${after ? ' after the cursor' : ''} (nothing under s3://${bucket}/${NAMED}${prefix}).`, note),
       };
     }
     return {
-      data: { bucket, packages: found, ...extra, next_cursor, note },
+      data: { bucket, packages: found, ...extra, next_cursor },
       text: lines(`${found.length} package(s) in ${bucket} (name, latest top hash, set at):`, rows, damaged || undefined, note),
     };
   },

@@ -3,7 +3,7 @@ import { parseBucket } from '../aws/s3-uri.js';
 import { count } from '../format.js';
 import { parsePackageName } from '../packages/names.js';
 import { listRevisions, MAX_POINTER_KEYS } from '../packages/revisions.js';
-import { bucketArg, cursorArg, lines } from './args.js';
+import { bucketArg, cursorArg, lines, moreLine } from './args.js';
 import { defineTool } from './define.js';
 import { openCursor, packageNameArg } from './package-args.js';
 
@@ -36,7 +36,7 @@ export const packageRevisions = defineTool({
       }),
     ),
     next_cursor: z.string().optional(),
-    note: z.string().optional().describe('How to get the next page, and what the listing left out'),
+    note: z.string().optional().describe('What the listing left out'),
   },
   async handler(args, ctx, extras) {
     const bucket = parseBucket(args.bucket);
@@ -44,18 +44,12 @@ export const packageRevisions = defineTool({
     const before = openCursor(ctx, 'package_revisions', args.cursor, ['before'], { bucket, name })?.before;
     const page = await listRevisions(ctx, bucket, name, { limit: args.limit, before, signal: extras.signal });
     const next_cursor = page.before ? ctx.cursors.seal('package_revisions', { bucket, name, before: page.before }) : undefined;
-    const note =
-      [
-        next_cursor ? `More revisions: call again with cursor="${next_cursor}".` : undefined,
-        page.truncated ? `Only the oldest ${MAX_POINTER_KEYS.toLocaleString('en-US')} timestamp pointers were listed.` : undefined,
-      ]
-        .filter(Boolean)
-        .join(' ') || undefined;
+    const note = page.truncated ? `Only the oldest ${MAX_POINTER_KEYS.toLocaleString('en-US')} timestamp pointers were listed.` : undefined;
     const data = { bucket, name, latest: page.latest, total: page.total, revisions: page.revisions, next_cursor, note };
     const rows = page.revisions.map(
       (r) => `${r.top_hash}  ${r.time}  tag ${r.tag}${r.latest ? '  (latest)' : ''}${r.error ? `  [message unreadable: ${r.error}]` : r.message ? `  ${JSON.stringify(r.message)}` : ''}`,
     );
     const head = `${name} in ${bucket}: ${count(page.total, 'revision')}${page.latest ? `, latest ${page.latest}` : ''}${before ? ` (older than tag ${before})` : ''}; newest first (top hash, time, tag, message):`;
-    return { data, text: lines(head, rows, note) };
+    return { data, text: lines(head, rows, note, moreLine('revisions', 'cursor', next_cursor)) };
   },
 });
