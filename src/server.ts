@@ -138,7 +138,7 @@ export function createServer({ auth, logger, tools = allTools, hidden = [], reso
   // The SDK's own list would carry draft-07 `$schema` lines and type arrays that some clients
   // refuse (schema.ts), and the hidden tools above: the list is the offered tools, as schema.ts
   // writes them.
-  server.server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: tools.map(listEntry) }));
+  server.server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: tools.filter((t) => t.listed !== false).map(listEntry) }));
   // registerTool advertised tools.listChanged; the tool set never changes while the server runs
   // (and a stateless HTTP server has no stream to send the notification on), so say so.
   server.server.registerCapabilities({ tools: { listChanged: false } });

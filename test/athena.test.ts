@@ -59,16 +59,25 @@ describe('startup and tool list', () => {
     expect(readFileSync(traceFile, 'utf8')).toContain('@aws-sdk/client-athena');
   });
 
-  it('declares five read tools in the athena toolset, each with an output schema', async () => {
+  it('declares three read tools in the athena toolset, each with an output schema; the former catalog tools still answer', async () => {
     const { tools } = await h.client.listTools();
     const ours = tools.filter((t) => t.name.startsWith('athena_'));
-    expect(ours.map((t) => t.name).sort()).toEqual([
-      'athena_databases_list',
-      'athena_query_execute',
-      'athena_table_schema',
-      'athena_tables_list',
-      'athena_workgroups_list',
-    ]);
+    expect(ours.map((t) => t.name).sort()).toEqual(['athena_catalog', 'athena_query_execute', 'athena_workgroups_list']);
+    // athena_catalog answers each level as the former tool of that level did.
+    for (const [args, former, formerArgs] of [
+      [{}, 'athena_databases_list', {}],
+      [{ database: 'analytics' }, 'athena_tables_list', { database: 'analytics' }],
+      [{ database: 'analytics', table: 'samples' }, 'athena_table_schema', { database: 'analytics', table: 'samples' }],
+    ] as const) {
+      const now = await call(h.client, 'athena_catalog', args);
+      const old = await call(h.client, former, formerArgs);
+      expect(now.isError, now.text).toBe(false);
+      expect(now.text).toBe(old.text);
+      const { level, ...rest } = now.data;
+      expect(rest).toEqual(old.data);
+      expect(level).toBe(former === 'athena_databases_list' ? 'databases' : former === 'athena_tables_list' ? 'tables' : 'table');
+    }
+    expect((await call(h.client, 'athena_catalog', { table: 'samples' })).text).toContain('give database too');
     for (const t of ours) {
       expect(t.outputSchema?.type, t.name).toBe('object');
       expect(t.annotations?.readOnlyHint, t.name).toBe(true);

@@ -1,9 +1,10 @@
 /** Argument schemas shared by several tools, so each is described the same way everywhere. */
 import { z } from 'zod';
 
-export const bucketArg = z.string().min(1).describe('Bucket name (or s3://bucket)');
+// No minLength: the parsers refuse an empty name or URI with a message that says what to give.
+export const bucketArg = z.string().describe('Bucket name');
 
-export const objectUriArg = z.string().min(1).describe('s3://bucket/key, optionally with ?versionId=...');
+export const objectUriArg = z.string().describe('s3://bucket/key[?versionId=...]');
 
 export const cursorArg = z.string().optional().describe('next_cursor of the previous call');
 

@@ -113,7 +113,7 @@ async function waitForQuery(
 export const queryArgs = {
   max_rows: z.number().int().min(1).max(1000).default(100).describe('Rows to return'),
   timeout_seconds: z.number().int().min(1).max(600).default(60).describe('Stop the query after this many seconds'),
-  cursor: z.string().optional().describe('next_cursor of a call with the same query: more of its result, without running it again'),
+  cursor: z.string().optional().describe('next_cursor of a call with the same query (reads on, no re-run)'),
 };
 
 export const queryOutput = {
@@ -134,17 +134,17 @@ export const athenaQueryExecute = defineTool({
   name: 'athena_query_execute',
   title: 'Run an Athena query',
   description:
-    'Run one read-only SQL statement in Athena (Trino SQL: SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, VALUES) and return up to max_rows rows; next_cursor reads more. ' +
-    "Writes are refused. IAM (in JWT mode the role's), not bucket claims, bounds what it reads. Filter on partition keys: Athena bills by data scanned.",
+    'Run one read-only Trino SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, VALUES) in Athena. ' +
+    "IAM (in JWT mode the role's), not bucket claims, bounds what it reads. Athena bills by data scanned: filter on partition keys.",
   toolset: 'athena',
   kind: 'read',
   // A query re-run scans (and bills) again, and results can change between runs.
   idempotent: false,
   input: {
-    query: z.string().min(1).max(262_144).describe('One SQL statement, e.g. SELECT col, COUNT(*) FROM t GROUP BY col'),
-    database: z.string().min(1).max(255).optional().describe('Database for unqualified table names'),
+    query: z.string().max(262_144).describe('One SQL statement'),
+    database: z.string().min(1).max(255).optional().describe('Database of unqualified tables'),
     catalog: z.string().min(1).max(256).optional().describe('Data catalog (default AwsDataCatalog)'),
-    workgroup: z.string().min(1).max(128).optional().describe('Workgroup (default: see athena_workgroups_list)'),
+    workgroup: z.string().min(1).max(128).optional().describe('Default: see athena_workgroups_list'),
     ...queryArgs,
   },
   output: queryOutput,

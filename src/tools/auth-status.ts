@@ -32,7 +32,7 @@ export const authStatus = defineTool({
   name: 'auth_status',
   title: 'Authentication status',
   description:
-    'Who the server acts as: the AWS identity, credential source and expiry, and the Quilt catalog (URL, login, user). Call it first when a call fails for credentials or access.',
+    'Who the server acts as: AWS identity, credential source and expiry; Quilt catalog URL, login and user. Call it first when access fails.',
   toolset: 'auth',
   kind: 'read',
   input: {},

@@ -47,7 +47,7 @@ async function fromS3(ctx: RuntimeContext): Promise<Bucket[]> {
 export const bucketList = defineTool({
   name: 'bucket_list',
   title: 'List buckets',
-  description: "List the buckets you can work with: the Quilt catalog's (with titles) when there is one, else those S3 lists; in JWT mode the token's.",
+  description: "The buckets you can work with: the Quilt catalog's (with titles), else those S3 lists; in JWT mode the token's.",
   toolset: 'buckets',
   kind: 'read',
   input: {},

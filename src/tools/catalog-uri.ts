@@ -10,7 +10,7 @@ import { defineTool } from './define.js';
 export const catalogUri = defineTool({
   name: 'catalog_uri',
   title: 'Catalog link and quilt+ URI',
-  description: 'Build the Quilt catalog URL (a page for people) and quilt+ URI of an object or package, optionally at a revision and path.',
+  description: 'The Quilt catalog URL (a page for people) and quilt+ URI of an object or package, optionally at a revision and path.',
   toolset: 'catalog',
   kind: 'read',
   openWorld: false,

@@ -41,6 +41,11 @@ export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape
   kind: ToolKind;
   /** Same call twice has no additional effect (defaults: read true, others false). */
   idempotent?: boolean;
+  /**
+   * false: a former name that still answers calls but is not in tools/list, so the model's list
+   * holds each capability once (the tool that replaced it says the same and more).
+   */
+  listed?: false;
   /** Talks to services outside this process (default true). */
   openWorld?: boolean;
   input: I;

@@ -1,5 +1,5 @@
 /** Every tool the server offers, in the order clients list them. */
-import { athenaDatabasesList, athenaTableSchema, athenaTablesList } from './athena-catalog.js';
+import { athenaCatalog, athenaDatabasesList, athenaTableSchema, athenaTablesList } from './athena-catalog.js';
 import { athenaQueryExecute } from './athena-query.js';
 import { athenaWorkgroupsList } from './athena-workgroups.js';
 import { authStatus } from './auth-status.js';
@@ -105,6 +105,7 @@ export const allTools: readonly AnyTool[] = [
   searchSuggest,
   catalogUri,
   athenaWorkgroupsList,
+  athenaCatalog,
   athenaDatabasesList,
   athenaTablesList,
   athenaTableSchema,

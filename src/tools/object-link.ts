@@ -12,13 +12,13 @@ export const bucketObjectLink = defineTool({
   name: 'bucket_object_link',
   title: 'Presigned download link',
   description:
-    "A presigned HTTPS URL that downloads one object without credentials, valid expires_in seconds (at most 7 days, and never past the signing credentials' expiry). Treat it as a secret.",
+    "A presigned URL that downloads an object without credentials for expires_in seconds (at most 7 days or the credentials' expiry). A secret.",
   toolset: 'buckets',
   kind: 'read',
   idempotent: false,
   input: {
     uri: objectUriArg,
-    expires_in: z.number().int().min(1).max(MAX_EXPIRY).default(3600).describe('Seconds the link is valid'),
+    expires_in: z.number().int().min(1).max(MAX_EXPIRY).default(3600).describe('Seconds'),
   },
   output: {
     uri: z.string(),

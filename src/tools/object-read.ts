@@ -107,13 +107,13 @@ export const bucketObjectText = defineTool({
   name: 'bucket_object_text',
   title: 'Read object as text',
   description:
-    'Read a text object (CSV, JSON, Markdown, code, logs...) as text, max_bytes from offset; the encoding is detected. Binary objects are refused.',
+    'Read a text object (CSV, JSON, code, logs...): max_bytes from offset, encoding detected. Binary is refused.',
   toolset: 'buckets',
   kind: 'read',
   input: {
     uri: objectUriArg,
     max_bytes: z.number().int().min(1).max(MAX_TEXT_BYTES).default(65536).describe('Bytes to read'),
-    offset: z.number().int().min(0).default(0).describe('Byte offset to start at (next_offset continues a read)'),
+    offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0).describe('Byte to start at'),
   },
   async handler(args, ctx) {
     const loc = parseS3Uri(args.uri);
@@ -152,7 +152,7 @@ export const bucketObjectFetch = defineTool({
   name: 'bucket_object_fetch',
   title: 'Fetch object bytes',
   description:
-    'Fetch a small binary object as base64 (an image is shown as an image). Text objects are refused: read them with bucket_object_text; for large ones use bucket_object_link.',
+    'Fetch a small binary object as base64 (images are shown). Text is refused: use bucket_object_text; large objects: bucket_object_link.',
   toolset: 'buckets',
   kind: 'read',
   input: {

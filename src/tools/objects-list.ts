@@ -7,15 +7,15 @@ import { defineTool } from './define.js';
 export const bucketObjectsList = defineTool({
   name: 'bucket_objects_list',
   title: 'List objects',
-  description: 'List objects under a prefix, one page at a time; delimiter "/" lists folders as common_prefixes.',
+  description: 'List objects under a prefix, a page at a time; delimiter "/" lists folders (common_prefixes).',
   toolset: 'buckets',
   kind: 'read',
   input: {
     bucket: bucketArg,
-    prefix: z.string().optional().describe('Key prefix, e.g. "data/2024/"'),
+    prefix: z.string().optional().describe('Key prefix'),
     delimiter: z.string().max(8).optional().describe('Usually "/"'),
     max_keys: z.number().int().min(1).max(1000).default(100).describe('Objects per page'),
-    continuation_token: z.string().optional().describe('next_continuation_token of the previous page'),
+    continuation_token: z.string().optional().describe('next_continuation_token of the previous call'),
   },
   output: {
     bucket: z.string(),

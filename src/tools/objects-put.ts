@@ -11,17 +11,17 @@ import { strictObject } from './schema.js';
 const CONCURRENCY = 4;
 
 const item = strictObject({
-  key: z.string().min(1).max(1024).describe('Object key, e.g. "reports/summary.md"'),
-  text: z.string().optional().describe('Content as text (stored as UTF-8)'),
+  key: z.string().min(1).max(1024).describe('Object key'),
+  text: z.string().optional().describe('Content as UTF-8 text'),
   base64: z.string().optional().describe('Content as base64'),
-  content_type: z.string().optional().describe('MIME type (default: from the key)'),
-  metadata: z.record(z.string(), z.string()).optional().describe('User metadata (x-amz-meta-*)'),
+  content_type: z.string().optional().describe('Default: from the key'),
+  metadata: z.record(z.string(), z.string()).optional().describe('x-amz-meta-* user metadata'),
 });
 
 export const bucketObjectsPut = defineTool({
   name: 'bucket_objects_put',
   title: 'Write objects',
-  description: 'Write objects from text or base64; an object with the same key is replaced. Each item succeeds or fails on its own.',
+  description: 'Write objects from text or base64, replacing any with the same key; each item succeeds or fails on its own.',
   toolset: 'buckets',
   // It replaces existing objects with the same key: a client should confirm before it runs.
   kind: 'destructive',

@@ -54,15 +54,15 @@ export const packageBrowse = defineTool({
   name: 'package_browse',
   title: 'Browse a package',
   description:
-    'Show a package revision like a directory: message and metadata, then the files and folders at path (recursive: every file below), each with size, location (s3_uri, for bucket_object_text) and metadata.',
+    "A package revision like a directory: message, metadata, and the files and folders at path, each file with size, location (s3_uri) and metadata.",
   toolset: 'packages',
   kind: 'read',
   input: {
     bucket: bucketArg,
     name: packageNameArg,
     hash_or_tag: hashOrTagArg,
-    path: z.string().optional().describe('Folder ("data/") or file inside the package (default: top level)'),
-    recursive: z.boolean().default(false).describe('Every file below path, not one level'),
+    path: z.string().optional().describe('Folder ("data/") or file (default: top)'),
+    recursive: z.boolean().default(false).describe('Every file below path'),
     limit: z.number().int().min(1).max(1000).default(100).describe('Items per page'),
     cursor: cursorArg,
   },

@@ -10,7 +10,7 @@ export const packageDelete = defineTool({
   name: 'package_delete',
   title: 'Delete a package or revision',
   description:
-    'Delete a package (all its pointers) or one revision from a registry. Manifests and data stay, so a revision remains reachable by hash; latest moves to the newest remaining revision.',
+    'Delete a package or one revision (its pointers; manifests and data stay, reachable by hash). Latest moves to the newest remaining revision.',
   toolset: 'packages',
   kind: 'destructive',
   input: {

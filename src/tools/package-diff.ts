@@ -33,16 +33,16 @@ export const packageDiff = defineTool({
   name: 'package_diff',
   title: 'Compare package revisions',
   description:
-    'Compare two revisions of a package (or two packages): files added, removed and modified (content, size, metadata, location), with complete counts and up to limit files per kind.',
+    'Compare two revisions (or packages): files added, removed and modified, with complete counts.',
   toolset: 'packages',
   kind: 'read',
   input: {
     bucket: bucketArg,
     name: packageNameArg,
-    from: z.string().describe('Older revision: top hash, 6+ digit prefix, tag or "latest" (package_revisions lists them)'),
+    from: z.string().describe('Older revision (hash, prefix or tag: see package_revisions)'),
     to: z.string().default('latest').describe('Newer revision'),
-    to_bucket: z.string().optional().describe("The other package's bucket (default: bucket)"),
-    to_name: z.string().optional().describe('The other package (default: name)'),
+    to_bucket: z.string().optional().describe("Newer side's bucket (default: bucket)"),
+    to_name: z.string().optional().describe("Newer side's package (default: name)"),
     limit: z.number().int().min(1).max(1000).default(200).describe('Files listed per kind'),
   },
   output: {

@@ -13,12 +13,12 @@ export const packageList = defineTool({
   name: 'package_list',
   title: 'List packages',
   description:
-    "List the Quilt packages of a bucket's registry (read from S3, no catalog needed): name, latest top hash, when it was set, number of revisions.",
+    "List a bucket's Quilt packages (from S3, no catalog needed): name, latest top hash, when set, revision count.",
   toolset: 'packages',
   kind: 'read',
   input: {
     bucket: bucketArg,
-    prefix: z.string().optional().describe('Name prefix, e.g. "team/"'),
+    prefix: z.string().optional().describe('Name prefix'),
     limit: z.number().int().min(1).max(1000).default(100).describe('Packages per page'),
     cursor: cursorArg,
   },

@@ -11,7 +11,7 @@ export const packageRevisions = defineTool({
   name: 'package_revisions',
   title: 'List package revisions',
   description:
-    "List a package's revisions, newest first: top hash, time and message. Their hashes go to package_browse, package_diff or package_update's base.",
+    "A package's revisions, newest first: top hash (for package_browse, package_diff, package_update's base), time, message.",
   toolset: 'packages',
   kind: 'read',
   input: {

@@ -46,12 +46,12 @@ export const searchCatalogTool = defineTool({
   name: 'search_catalog',
   title: 'Search Quilt',
   description:
-    'Search packages and files by words in names, keys, metadata, messages and indexed contents. Without a reachable catalog it scans object keys and package names in S3, and says so.',
+    'Search packages and files by words in names, keys, metadata, messages and contents; without a catalog, an S3 scan of keys and package names (it says so).',
   toolset: 'search',
   kind: 'read',
   input: {
-    query: z.string().min(1).max(1000).describe('Words; "phrases", AND/OR/NOT, -word; field:value and wildcards need the catalog'),
-    scope: z.enum(['global', 'package', 'file']).default('global').describe('package, file or global (both)'),
+    query: z.string().min(1).max(1000).describe('Words, "phrases", AND/OR/NOT, -word (field:value and wildcards: catalog only)'),
+    scope: z.enum(['global', 'package', 'file']).default('global').describe('global: both'),
     buckets: z.array(z.string()).max(100).optional().describe('Only these buckets (default: those you can see)'),
     limit: z.number().int().min(1).max(100).default(20).describe('Results per page'),
     cursor: cursorArg,

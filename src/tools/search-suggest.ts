@@ -10,11 +10,11 @@ export const searchSuggest = defineTool({
   name: 'search_suggest',
   title: 'Suggest search refinements',
   description:
-    'Suggest search_catalog refinements from what exists: buckets, package names and metadata keys (with values) matching a partial query, and queries that run. An empty query shows what exists.',
+    'Suggest search_catalog queries from what exists: buckets, packages and metadata keys (with values) matching a partial query (empty: all).',
   toolset: 'search',
   kind: 'read',
   input: {
-    query: z.string().max(1000).default('').describe('The query so far, e.g. "cell imag"'),
+    query: z.string().max(1000).default('').describe('The query so far'),
     buckets: z.array(z.string()).max(100).optional().describe('Only these buckets (default: those you can see)'),
     limit: z.number().int().min(1).max(50).default(10).describe('Suggestions per kind'),
   },

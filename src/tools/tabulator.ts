@@ -19,7 +19,7 @@ const dataCatalogArg = z
   .max(127)
   .regex(/^[A-Za-z0-9_@-]+$/, 'an Athena data catalog name (letters, digits, _ @ -)')
   .optional()
-  .describe('The tabulator\'s Athena data catalog, "<stack>-tabulator" (default: from the catalog\'s config.json)');
+  .describe('"<stack>-tabulator" (default: from the catalog)');
 
 // Tabulator table names become Athena identifiers; keep them to what a quoted name carries safely.
 const tableNameArg = z
@@ -48,7 +48,7 @@ export const tabulatorTablesList = defineTool({
   name: 'tabulator_tables_list',
   title: 'List tabulator tables',
   description:
-    "List a bucket's tabulator tables (Athena tables over its packages' files): columns, config, and the data catalog to query them in with tabulator_query. Each also has $pkg_name, $logical_key, $physical_key, $top_hash.",
+    "A bucket's tabulator tables (Athena tables over its packages' files, for tabulator_query): columns (plus $pkg_name, $logical_key, $physical_key, $top_hash), config.",
   toolset: 'athena',
   kind: 'read',
   input: {
@@ -101,7 +101,7 @@ export const tabulatorQuery = defineTool({
   idempotent: false,
   input: {
     bucket: bucketArg,
-    query: z.string().min(1).max(262_144).describe('One SQL statement, e.g. SELECT * FROM "my_table" LIMIT 10'),
+    query: z.string().max(262_144).describe('One SQL statement'),
     data_catalog: dataCatalogArg,
     workgroup: z.string().min(1).max(128).optional().describe('Workgroup (default: see athena_workgroups_list)'),
     ...queryArgs,
