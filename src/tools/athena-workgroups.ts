@@ -49,7 +49,7 @@ export const athenaWorkgroupsList = defineTool({
     const text =
       workgroups.length === 0
         ? 'No Athena workgroups are visible to these credentials.'
-        : `${workgroups.length} workgroup(s); queries use ${choice.name ? `"${choice.name}"` : "Athena's default"} (${choice.reason}):\n${lines.join('\n')}`;
+        : `${workgroups.length} workgroup(s); the default for queries: ${choice.name ?? "Athena's own"} (${choice.reason}):\n${lines.join('\n')}`;
     return { data, text };
   },
 });

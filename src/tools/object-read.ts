@@ -91,7 +91,12 @@ export const bucketObjectInfo = defineTool({
       storage_class: head.StorageClass,
       metadata: head.Metadata ?? {},
     };
-    return { data };
+    const text = [
+      `${data.uri}: ${data.size} bytes${data.content_type ? `, ${data.content_type}` : ''}${data.content_encoding ? ` (${data.content_encoding})` : ''}`,
+      `modified ${data.last_modified ?? 'unknown'}, ETag ${data.etag ?? 'none'}${data.version_id ? `, version ${data.version_id}` : ''}${data.storage_class ? `, ${data.storage_class}` : ''}`,
+      `metadata: ${JSON.stringify(data.metadata)}`,
+    ].join('\n');
+    return { data, text };
   },
 });
 

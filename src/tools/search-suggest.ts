@@ -65,7 +65,7 @@ export const searchSuggest = defineTool({
       ...(s.metadata_keys.length
         ? [`Metadata keys: ${s.metadata_keys.map((k) => `${k.key} [${k.type}]${k.values?.length ? ` e.g. ${k.values.slice(0, 3).map((v) => JSON.stringify(v)).join(', ')}` : ''}`).join('; ')}`]
         : []),
-      ...(s.queries.length ? ['Try:', ...s.queries.map((q) => `  search_catalog(query=${JSON.stringify(q.query)}, scope="${q.scope}"${q.buckets ? `, buckets=${JSON.stringify(q.buckets)}` : ''}): ${q.why}`)] : []),
+      ...(s.queries.length ? ['Queries:', ...s.queries.map((q) => `  search_catalog(query=${JSON.stringify(q.query)}, scope="${q.scope}"${q.buckets ? `, buckets=${JSON.stringify(q.buckets)}` : ''}): ${q.why}`)] : []),
       ...(!s.buckets.length && !s.packages.length && !s.metadata_keys.length ? ['Nothing that exists matches these words.'] : []),
       s.note,
     ];

@@ -112,7 +112,7 @@ export const tabulatorQuery = defineTool({
     ctx.authorize(bucket, 'read');
     const catalog = await tabulatorDataCatalog(await catalogFor(ctx), args.data_catalog);
     const out = await runReadQuery(ctx, extras, { ...args, catalog, database: bucket });
-    return { data: { ...out.data, data_catalog: catalog, database: bucket }, text: out.text };
+    return { data: { ...out.data, data_catalog: catalog, database: bucket }, text: `${out.text}\nRan in Athena data catalog "${catalog}", database "${bucket}".` };
   },
 });
 
