@@ -3,6 +3,8 @@
  * string values become JSON by column type, and the Markdown table of a result.
  */
 
+import { nearestName } from './schema.js';
+
 export const READ_KEYWORDS = ['SELECT', 'WITH', 'SHOW', 'DESCRIBE', 'EXPLAIN', 'VALUES'] as const;
 
 /** `syntax`: the statement does not start with a statement keyword at all (a typo), rather than with a write. */
@@ -16,21 +18,10 @@ const OTHER_STATEMENTS = [
 ];
 const STATEMENTS: ReadonlySet<string> = new Set([...READ_KEYWORDS, ...OTHER_STATEMENTS]);
 
-/** Edit distance between two short upper-case words, for "did you mean". */
-function distance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = row;
-  }
-  return prev[b.length]!;
-}
-
 /** The message for a statement whose first word is no statement keyword. */
 function notAStatement(word: string): string {
-  const near = READ_KEYWORDS.map((k) => ({ k, d: distance(word.slice(0, 16), k) })).sort((a, b) => a.d - b.d)[0];
-  const guess = near && near.d <= 2 ? ` (did you mean ${near.k}?)` : '';
+  const near = word ? nearestName(word.slice(0, 16), READ_KEYWORDS) : undefined;
+  const guess = near ? ` (did you mean ${near}?)` : '';
   return `Syntax error: ${word ? `"${word}"` : 'what it starts with'} is not a SQL statement${guess}; the query was not sent to Athena.`;
 }
 
