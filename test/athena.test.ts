@@ -105,7 +105,7 @@ describe('workgroups', () => {
     // Four workgroups at two per page: two ListWorkGroups pages, then one GetWorkGroup each.
     expect(calls.filter((c) => c.operation === 'ListWorkGroups')).toHaveLength(2);
     expect(calls.filter((c) => c.operation === 'GetWorkGroup').map((c) => c.params.WorkGroup).sort()).toEqual(['analysts', 'archived', 'no-output', 'primary']);
-    expect(r.text).toContain('queries use "primary"');
+    expect(r.text).toContain('the default for queries: primary (');
   });
 
   it('picks the first usable workgroup when primary is not usable, and queries run there', async () => {

@@ -82,7 +82,7 @@ describe('search_suggest from the catalog', () => {
     expect(r.data.metadata_keys.find((k: { key: string }) => k.key === 'stage.day')).toMatchObject({ type: 'number', range: { min: 1, max: 9 }, matched: [] });
     expect(r.data.queries).toContainEqual(expect.objectContaining({ query: `"${r.data.packages[0].name}"`, scope: 'package' }));
     expect(r.data.queries).toContainEqual(expect.objectContaining({ query: '"mouse"', why: 'Packages have metadata organism = "mouse".' }));
-    expect(r.text).toMatch(/Try:\n {2}search_catalog\(query=/);
+    expect(r.text).toMatch(/Queries:\n {2}search_catalog\(query=/);
   });
 
   it('suggests a bucket the words name, and searching inside it', async () => {
