@@ -143,6 +143,11 @@ describe('unknown arguments are refused, never dropped', () => {
         [jwt, token],
         [desktop, desktop.localToken ?? ''],
       ];
+      // A call without a token is told how to send one, the placeholder intact (redaction took
+      // "<token>" for an XML credential and printed "Bearer <token>[redacted]").
+      const tokenless = await rawPost(jwt.url, TOOLS_CALL('bucket_objects_list', { bucket: 'surface-bucket' }));
+      expect(tokenless.status).toBe(401);
+      expect(((await tokenless.json()) as { error_description: string }).error_description).toBe('This server requires a JWT: send Authorization: Bearer <token>.');
       for (const [server, bearer] of servers) {
         const res = await rawPost(server.url, TOOLS_CALL('bucket_objects_list', { bucket: 'surface-bucket', maxKeys: 5 }), { authorization: `Bearer ${bearer}` });
         const body = (await res.json()) as { result: { isError: boolean; content: Array<{ text: string }> } };
