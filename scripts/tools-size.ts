@@ -2,10 +2,13 @@
  * `npm run tools:size`: what the default desktop tools/list costs a model's context. Launches the
  * built server over stdio as Claude Desktop does (no settings), lists the tools, and prints the
  * answer's size in bytes and the model-visible part (name, description, input schema) in tokens.
+ * Arguments KEY=VALUE set the server's environment (e.g. MCP_TOOLSETS=...,admin).
  */
 import { connectStdio, isolatedEnv } from '../test/helpers/mcp.js';
 import { measureTools } from '../test/helpers/tool-budget.js';
 
+// Piped into head: a closed stdout ends the report, not with an EPIPE stack.
+process.stdout.on('error', () => process.exit(0));
 const env = Object.fromEntries(process.argv.slice(2).map((kv) => kv.split('=', 2) as [string, string]));
 const h = await connectStdio(isolatedEnv({ MCP_LOG_LEVEL: 'warning', ...env }));
 try {
