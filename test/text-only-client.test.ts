@@ -95,6 +95,17 @@ describe('a client that reads only the text', () => {
     expect(c.calls).toBe(2);
   });
 
+  it('pages the revisions with the cursor in the text; a cursor of another package is refused', async () => {
+    const c = new TextOnlyClient();
+    const first = await c.ask('package_revisions', { bucket: DEMO_BUCKET, name: 'demo/measurements', limit: 1 });
+    const cursor = find(first, /call again with cursor="([^"]+)"/);
+    const second = await c.ask('package_revisions', { bucket: DEMO_BUCKET, name: 'demo/measurements', limit: 1, cursor });
+    expect(first).toMatch(/^[0-9a-f]{64}  .*\(latest\)  "Add observations"$/m);
+    expect(second).toMatch(/^[0-9a-f]{64}  .*  "Four samples from 2024"$/m);
+    expect(second).not.toContain('More revisions');
+    await expect(c.ask('package_revisions', { bucket: DEMO_BUCKET, name: 'team/analysis', cursor })).rejects.toThrow(/cursor belongs to another listing/);
+  });
+
   it('reads 200 rows of an Athena result', async () => {
     const c = new TextOnlyClient();
     const query = 'SELECT id, name FROM samples ORDER BY id';
