@@ -149,9 +149,12 @@ async function checkedCall(client: KeepAliveClient, t: Tenant): Promise<string |
   if (r.status !== 200) return `error: HTTP ${r.status} ${r.text.slice(0, 200)}`;
   try {
     const m = rpcMessage(r.text);
-    const result = m.result as { isError?: boolean; structuredContent?: { text?: unknown } } | undefined;
+    const result = m.result as { isError?: boolean; content?: Array<{ text?: string }> } | undefined;
     if (!result || result.isError) return `wrong: ${t.sub} got ${r.text.slice(0, 300)}`;
-    if (result.structuredContent?.text !== t.content) return `wrong: ${t.sub} got another content: ${String(result.structuredContent?.text).slice(0, 100)}`;
+    // bucket_object_text answers in text: a header line (URI, encoding, bytes), then the content.
+    const text = result.content?.[0]?.text ?? '';
+    const content = text.slice(text.indexOf('\n') + 1);
+    if (content !== t.content) return `wrong: ${t.sub} got another content: ${content.slice(0, 100)}`;
     return undefined;
   } catch {
     return `wrong: ${t.sub} got a malformed answer ${r.text.slice(0, 200)}`;

@@ -160,7 +160,8 @@ async function section1(bare: string, env: Record<string, string>) {
 async function section2(bare: string, env: Record<string, string>) {
   const calls = runs * 20;
   const bareCall = stats(await perCall(bare, env, 'echo', calls));
-  const ourCall = stats(await perCall(SERVER_ENTRY, env, 'jwt_diagnostics', calls));
+  // jwt_diagnostics does no I/O; desktop mode offers it when MCP_TOOLSETS names diagnostics.
+  const ourCall = stats(await perCall(SERVER_ENTRY, { ...env, MCP_TOOLSETS: 'diagnostics' }, 'jwt_diagnostics', calls));
   console.log(`2. Tool call round trip over stdio (${calls} calls after warm-up, no I/O in the tool)`);
   console.log(`   bare echo tool:            median ${fmt(bareCall.median)}, p95 ${fmt(bareCall.p95)}`);
   console.log(`   quilt-mcp jwt_diagnostics: median ${fmt(ourCall.median)}, p95 ${fmt(ourCall.p95)}  -> overhead ${fmt(ourCall.median - bareCall.median)}\n`);

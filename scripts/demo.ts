@@ -5,10 +5,11 @@
  */
 import { call, connectStdio, s3Env } from '../test/helpers/mcp.js';
 import { startAthena } from '../test/helpers/athena.js';
+import { DEMO_BUCKET, putDemoObjects } from '../test/helpers/demo-data.js';
 import { startS3 } from '../test/helpers/s3.js';
 import { startSts } from '../test/helpers/sts.js';
 
-const BUCKET = 'quilt-demo';
+const BUCKET = DEMO_BUCKET;
 const color = process.stdout.isTTY
   ? { dim: (s: string) => `\x1b[2m${s}\x1b[0m`, bold: (s: string) => `\x1b[1m${s}\x1b[0m`, red: (s: string) => `\x1b[31m${s}\x1b[0m` }
   : { dim: (s: string) => s, bold: (s: string) => s, red: (s: string) => s };
@@ -29,15 +30,7 @@ async function main() {
   const sts = await startSts();
   const athena = await startAthena();
   sts.identities.set('S3RVER', 'arn:aws:iam::123456789012:user/demo-user');
-  await s3.put(BUCKET, 'README.md', '# Quilt demo bucket\n\nSample data for the quilt-mcp demo.\n', 'text/markdown');
-  await s3.put(
-    BUCKET,
-    'data/measurements.csv',
-    'sample,temperature_c,ph\nA1,21.4,7.1\nA2,22.0,6.9\nB1,19.8,7.4\nB2,20.5,7.0\n',
-    'text/csv',
-  );
-  await s3.put(BUCKET, 'data/notes/2024-summary.md', '## 2024\n\nFour samples, all within range.\n', 'text/markdown');
-  await s3.put(BUCKET, 'restricted/salaries.csv', 'name,salary\n', 'text/csv');
+  await putDemoObjects(s3, BUCKET);
 
   const h = await connectStdio(s3Env(s3.endpoint, { AWS_ENDPOINT_URL_STS: sts.endpoint, AWS_ENDPOINT_URL_ATHENA: athena.endpoint, MCP_LOG_LEVEL: 'warning' }));
   const step = async (title: string, tool: string, args: Record<string, unknown> = {}) => {
@@ -63,12 +56,12 @@ async function main() {
       const body = await (await fetch(link.data.url)).text();
       console.log(color.dim(`    (fetched the link: ${body.length} bytes, starts with "${body.split('\n')[0]}")`));
     }
-    await step('Search (no catalog here, so it scans S3 and says so)', 'search_catalog', { query: 'measurements', buckets: [BUCKET] });
+    await step('Search (no catalog here, so it scans the buckets it can see in S3, and says so)', 'search_catalog', { query: 'measurements' });
     await step('Write a note', 'bucket_objects_put', {
       bucket: BUCKET,
       items: [{ key: 'notes/from-claude.md', text: '# Observations\n\nB1 is the coolest sample.\n' }],
     });
-    const pkg = await step('Package the data folder (manifest and checksums as quilt3 writes them)', 'package_create_from_s3', {
+    const pkg = await step('Package the data folder (manifest and checksums as quilt3 writes them)', 'package_create', {
       bucket: BUCKET,
       name: 'demo/measurements',
       source_uri_prefix: `s3://${BUCKET}/data/`,
@@ -82,6 +75,7 @@ async function main() {
       message: 'Add observations',
       add: [{ logical_key: 'observations.md', text: '# Observations\n\nB1 is the coolest sample.\n' }],
     });
+    await step('Its revisions, newest first', 'package_revisions', { bucket: BUCKET, name: 'demo/measurements' });
     if (!pkg.isError) await step('What changed?', 'package_diff', { bucket: BUCKET, name: 'demo/measurements', from: pkg.data.top_hash });
     await step('Query a table with Athena (a local stand-in here)', 'athena_query_execute', {
       database: 'analytics',

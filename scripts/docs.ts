@@ -14,8 +14,11 @@ const END = '<!-- tools:end -->';
 
 const firstSentence = (s: string) => (/^(.*?\.)(\s|$)/.exec(s)?.[1] ?? s);
 
+/** Listed tools (a former name that still answers is not in tools/list, nor here). */
+const listed = allTools.filter((t) => t.listed !== false);
+
 export function toolTable(): string {
-  const rows = allTools.map((t) => {
+  const rows = listed.map((t) => {
     const args = Object.keys(t.input).map((k) => (t.input[k].isOptional() ? `${k}?` : k));
     return `| \`${t.name}\` | ${t.toolset} | ${t.kind} | ${args.length ? args.map((a) => `\`${a}\``).join(', ') : '-'} | ${firstSentence(t.description).replace(/\|/g, '\\|')} |`;
   });
@@ -33,7 +36,7 @@ export function renderManifest(current: string): string {
   const manifest = JSON.parse(current) as Record<string, unknown>;
   const pkg = JSON.parse(readFileSync(root('package.json'), 'utf8')) as { version: string };
   manifest.version = pkg.version;
-  manifest.tools = allTools.map((t) => ({ name: t.name, description: firstSentence(t.description) }));
+  manifest.tools = listed.map((t) => ({ name: t.name, description: firstSentence(t.description) }));
   return `${JSON.stringify(manifest, null, 2)}\n`;
 }
 

@@ -417,7 +417,13 @@ export function loadConfig(
       toolsets: read(
         env,
         'MCP_TOOLSETS',
-        listText.pipe(z.array(z.enum(['auth', 'buckets', 'packages', 'search', 'catalog', 'athena', 'admin'], { message: 'toolsets are auth, buckets, packages, search, catalog, athena, admin' }))),
+        listText.pipe(
+          z.array(
+            z.enum(['auth', 'buckets', 'packages', 'search', 'catalog', 'athena', 'diagnostics', 'admin'], {
+              message: 'toolsets are auth, buckets, packages, search, catalog, athena, diagnostics, admin',
+            }),
+          ),
+        ),
       ),
     },
     logLevel: read(env, 'MCP_LOG_LEVEL', z.string().transform((s) => s.toLowerCase()).pipe(z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]]))) ?? 'info',

@@ -12,7 +12,7 @@ import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
 import { ToolError } from './errors.js';
 
 /** Which tool issued a cursor: a cursor of one is never accepted by another. */
-export type CursorKind = 'search' | 'package_browse' | 'package_list' | 'resources_list';
+export type CursorKind = 'search' | 'package_browse' | 'package_list' | 'package_revisions' | 'athena_results' | 'resources_list';
 
 /** Largest cursor accepted (the search cursor carries the catalog's own cursors). */
 const MAX_CURSOR_CHARS = 8192;

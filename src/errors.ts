@@ -98,7 +98,7 @@ function isSingleKeyRead(t: AwsTarget): boolean {
 export function deniedOrMissing(what: string, target: Pick<AwsTarget, 'action' | 'bucket'>): ToolError {
   return new ToolError(
     'access_denied',
-    `Access denied, or ${what} does not exist: without s3:ListBucket on bucket "${target.bucket ?? '?'}" S3 answers 403 for both (trying to ${target.action} it).`,
+    `Access denied, or ${what} does not exist: without s3:ListBucket on ${target.bucket ? `bucket "${target.bucket}"` : 'its bucket'} S3 answers 403 for both (trying to ${target.action} it).`,
     'Check the key (bucket_objects_list works only with s3:ListBucket); if it exists, ask an administrator for s3:GetObject on it, or use credentials (quilt3 login, AWS profile) that have it.',
   );
 }
@@ -126,7 +126,7 @@ export function fromAwsError(err: unknown, target: AwsTarget): ToolError {
     case 'NoSuchBucket':
       return new ToolError(
         'not_found',
-        `Bucket "${target.bucket ?? '?'}" does not exist.`,
+        target.bucket ? `Bucket "${target.bucket}" does not exist.` : `The bucket does not exist (trying to ${target.action} ${what}).`,
         'Check the bucket name; bucket_list shows the buckets you can see.',
       );
     case 'NoSuchVersion':

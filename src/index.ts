@@ -44,21 +44,23 @@ async function main(): Promise<void> {
   }
 
   const logger = createLogger(config.logLevel);
-  const [{ createAuthService }, { createServer }, { allTools, selectTools }, { allResources, selectResources }] = await Promise.all([
+  const [{ createAuthService }, { createServer }, { allTools, hiddenTools, selectTools }, { allResources, selectResources }] = await Promise.all([
     import('./auth/service.js'),
     import('./server.js'),
     import('./tools/index.js'),
     import('./resources/index.js'),
   ]);
   const auth = await createAuthService(config, logger);
+  const offer = { ...config.tools, mode: config.mode };
+  const tools = selectTools(allTools, offer);
+  const hidden = hiddenTools(allTools, offer);
+  const resources = selectResources(allResources, config.tools);
   if (config.transport === 'http') {
     const { serveHttp } = await import('./transports/http.js');
-    const tools = selectTools(allTools, config.tools);
-    const resources = selectResources(allResources, config.tools);
-    await serveHttp({ config, logger, auth, tools, createServer: (deps) => createServer({ ...deps, tools, resources }) });
+    await serveHttp({ config, logger, auth, tools, createServer: (deps) => createServer({ ...deps, tools, hidden, resources }) });
   } else {
     const { serveStdio } = await import('./transports/stdio.js');
-    await serveStdio(createServer({ auth, logger, tools: selectTools(allTools, config.tools), resources: selectResources(allResources, config.tools) }), logger);
+    await serveStdio(createServer({ auth, logger, tools, hidden, resources }), logger);
   }
 }
 

@@ -75,8 +75,9 @@ const PATTERNS: Array<[RegExp, string]> = [
   // access key id (of any provider, e.g. MinIO) goes, the scope stays. Signature= is above.
   [/\b(Credential)=[^/&\s"',]+/g, '$1=[redacted]'],
   // XML bodies as STS and S3 return them: <SessionToken>...</SessionToken>. No closing tag is
-  // needed, so a body cut short still loses its value.
-  [new RegExp(`(<(?:${XML_ELEMENTS})(?:\\s[^<>]*)?>)[^<]+`, 'gi'), '$1[redacted]'],
+  // needed, so a body cut short still loses its value. The value starts with a character a
+  // credential can start with, so a placeholder in prose ("Bearer <token>.") stays as written.
+  [new RegExp(`(<(?:${XML_ELEMENTS})(?:\\s[^<>]*)?>)[A-Za-z0-9+/=_-][^<]*`, 'gi'), '$1[redacted]'],
   // Token-like fields in JSON, Python reprs, YAML, form bodies, headers or key=value text. The name
   // may be in single or double quotes; a quoted value runs to its matching (unescaped) quote.
   [

@@ -5,13 +5,15 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import type { CallToolResult, ProgressToken, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
+import { ListToolsRequestSchema, type CallToolResult, type ProgressToken, type ServerNotification, type ServerRequest, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
 import type { AuthService } from './auth/service.js';
 import { runWithContext, type RuntimeContext } from './context.js';
-import { toToolError } from './errors.js';
+import { ToolError, toToolError } from './errors.js';
 import type { Logger } from './log.js';
 import { annotationsFor, type AnyTool, type ToolExtras } from './tools/define.js';
-import { allTools } from './tools/index.js';
+import { allTools, type HiddenTool } from './tools/index.js';
+import { jsonSchemaOf, toolInputSchema } from './tools/schema.js';
 import { allResources, registerResources } from './resources/index.js';
 import type { ResourceDefinition } from './resources/define.js';
 import { VERSION } from './version.js';
@@ -20,6 +22,8 @@ export interface ServerDeps {
   auth: AuthService;
   logger: Logger;
   tools?: readonly AnyTool[];
+  /** Tools this configuration does not offer, each with the setting that hid it (a call says so). */
+  hidden?: readonly HiddenTool[];
   /** Resources offered (default: all); none declares no `resources` capability. */
   resources?: readonly ResourceDefinition[];
 }
@@ -65,7 +69,7 @@ export function toolRunner(tool: AnyTool, { auth, logger }: Pick<ServerDeps, 'au
       logger.debug('tool call', { tool: tool.name, user: ctx.principal.id, ms: Math.round(performance.now() - started) });
       return {
         content: [{ type: 'text', text: out.text ?? JSON.stringify(out.data) }, ...(out.extraContent ?? [])],
-        structuredContent: out.data as Record<string, unknown>,
+        ...(tool.output ? { structuredContent: out.data as Record<string, unknown> } : {}),
       };
     } catch (err) {
       const error = toToolError(err);
@@ -81,7 +85,25 @@ export function toolRunner(tool: AnyTool, { auth, logger }: Pick<ServerDeps, 'au
   };
 }
 
-export function createServer({ auth, logger, tools = allTools, resources = allResources }: ServerDeps): McpServer {
+/** tools/list entries, built once per tool: what the model reads (name, description, arguments). */
+const listed = new WeakMap<AnyTool, Tool>();
+function listEntry(tool: AnyTool): Tool {
+  let entry = listed.get(tool);
+  if (!entry) {
+    entry = {
+      name: tool.name,
+      title: tool.title,
+      description: tool.description,
+      inputSchema: jsonSchemaOf(toolInputSchema(tool), 'input') as Tool['inputSchema'],
+      ...(tool.output ? { outputSchema: jsonSchemaOf(z.object(tool.output), 'output') as Tool['outputSchema'] } : {}),
+      annotations: annotationsFor(tool),
+    };
+    listed.set(tool, entry);
+  }
+  return entry;
+}
+
+export function createServer({ auth, logger, tools = allTools, hidden = [], resources = allResources }: ServerDeps): McpServer {
   const server = new McpServer(
     { name: 'quilt-mcp', title: 'Quilt', version: VERSION },
     { capabilities: { logging: {}, tools: {} }, instructions: INSTRUCTIONS },
@@ -94,7 +116,7 @@ export function createServer({ auth, logger, tools = allTools, resources = allRe
       {
         title: tool.title,
         description: tool.description,
-        inputSchema: tool.input,
+        inputSchema: toolInputSchema(tool),
         outputSchema: tool.output,
         annotations: annotationsFor(tool),
       },
@@ -107,6 +129,16 @@ export function createServer({ auth, logger, tools = allTools, resources = allRe
         }),
     );
   }
+  // A tool this configuration hides still answers, with the setting that hid it, instead of the
+  // SDK's bare "not found"; whatever its arguments, since it would not run anyway.
+  for (const { tool, reason, fix } of hidden) {
+    const text = new ToolError('unsupported', `${tool.name} is not offered: ${reason}`, fix).text;
+    server.registerTool(tool.name, { description: tool.description, inputSchema: z.looseObject({}) }, async () => ({ isError: true, content: [{ type: 'text', text }] }));
+  }
+  // The SDK's own list would carry draft-07 `$schema` lines and type arrays that some clients
+  // refuse (schema.ts), and the hidden tools above: the list is the offered tools, as schema.ts
+  // writes them.
+  server.server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: tools.filter((t) => t.listed !== false).map(listEntry) }));
   // registerTool advertised tools.listChanged; the tool set never changes while the server runs
   // (and a stateless HTTP server has no stream to send the notification on), so say so.
   server.server.registerCapabilities({ tools: { listChanged: false } });

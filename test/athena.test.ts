@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkReadStatement, convertValue, markdownTable } from '../src/tools/athena-sql.js';
+import { checkReadStatement, convertValue, markdownCell } from '../src/tools/athena-sql.js';
 import { fixtureCatalog, startAthena, type LocalAthena } from './helpers/athena.js';
 import { signToken, TEST_SECRET } from './helpers/http.js';
 import { call, connectStdio, isolatedEnv, type Harness } from './helpers/mcp.js';
@@ -59,16 +59,25 @@ describe('startup and tool list', () => {
     expect(readFileSync(traceFile, 'utf8')).toContain('@aws-sdk/client-athena');
   });
 
-  it('declares five read tools in the athena toolset, each with an output schema', async () => {
+  it('declares three read tools in the athena toolset, each with an output schema; the former catalog tools still answer', async () => {
     const { tools } = await h.client.listTools();
     const ours = tools.filter((t) => t.name.startsWith('athena_'));
-    expect(ours.map((t) => t.name).sort()).toEqual([
-      'athena_databases_list',
-      'athena_query_execute',
-      'athena_table_schema',
-      'athena_tables_list',
-      'athena_workgroups_list',
-    ]);
+    expect(ours.map((t) => t.name).sort()).toEqual(['athena_catalog', 'athena_query_execute', 'athena_workgroups_list']);
+    // athena_catalog answers each level as the former tool of that level did.
+    for (const [args, former, formerArgs] of [
+      [{}, 'athena_databases_list', {}],
+      [{ database: 'analytics' }, 'athena_tables_list', { database: 'analytics' }],
+      [{ database: 'analytics', table: 'samples' }, 'athena_table_schema', { database: 'analytics', table: 'samples' }],
+    ] as const) {
+      const now = await call(h.client, 'athena_catalog', args);
+      const old = await call(h.client, former, formerArgs);
+      expect(now.isError, now.text).toBe(false);
+      expect(now.text).toBe(old.text);
+      const { level, ...rest } = now.data;
+      expect(rest).toEqual(old.data);
+      expect(level).toBe(former === 'athena_databases_list' ? 'databases' : former === 'athena_tables_list' ? 'tables' : 'table');
+    }
+    expect((await call(h.client, 'athena_catalog', { table: 'samples' })).text).toContain('give database too');
     for (const t of ours) {
       expect(t.outputSchema?.type, t.name).toBe('object');
       expect(t.annotations?.readOnlyHint, t.name).toBe(true);
@@ -96,7 +105,7 @@ describe('workgroups', () => {
     // Four workgroups at two per page: two ListWorkGroups pages, then one GetWorkGroup each.
     expect(calls.filter((c) => c.operation === 'ListWorkGroups')).toHaveLength(2);
     expect(calls.filter((c) => c.operation === 'GetWorkGroup').map((c) => c.params.WorkGroup).sort()).toEqual(['analysts', 'archived', 'no-output', 'primary']);
-    expect(r.text).toContain('queries use "primary"');
+    expect(r.text).toContain('the default for queries: primary (');
   });
 
   it('picks the first usable workgroup when primary is not usable, and queries run there', async () => {
@@ -217,7 +226,9 @@ describe('queries', () => {
     const polls = athena.callsOf('GetQueryExecution').filter((c) => c.params.QueryExecutionId === r.data.query_execution_id);
     expect(polls.length).toBe(3);
     expect(r.text).toMatch(/^\| species \| n \| avg_score \|\n\|---\|---\|---\|\n\| setosa \| \d+ \| /);
-    expect(r.text).toContain('3 row(s)');
+    expect(r.text).toContain('Rows 1-3, ');
+    expect(r.text).toContain(`Query id ${r.data.query_execution_id}, workgroup primary; full result at ${r.data.output_location}.`);
+    expect(r.text).toContain('Column types: species varchar, n bigint, avg_score double.');
   });
 
   it('converts values by column type: integers, doubles, decimals, booleans, NULL, unsafe bigints stay strings', async () => {
@@ -241,9 +252,24 @@ describe('queries', () => {
     expect(pages.length).toBe(2);
     expect(pages.every((p) => (p.params.MaxResults as number) <= 1000)).toBe(true);
     expect(pages[1]?.params.NextToken).toBeTruthy();
-    expect(r.text).toContain('1000 row(s) shown; more exist (max_rows=1000)');
-    // The text shows 20 rows; everything is in the structured result.
-    expect(r.text.split('\n').filter((l) => l.startsWith('| ')).length).toBe(21);
+    // The text carries every row returned (header + 1,000), and the way to the rest.
+    expect(r.text.split('\n').filter((l) => l.startsWith('| ')).length).toBe(1001);
+    expect(r.text).toContain('| 1000 | sample-1000 |');
+    expect(r.text).toContain(`Rows 1-1000, `);
+    expect(r.text).toContain(`More rows: call again with cursor="${r.data.next_cursor}" and the same query`);
+    // The cursor reads on from row 1,001 without running the query again.
+    const starts = athena.callsOf('StartQueryExecution').length;
+    const more = await sql('SELECT id, name FROM samples ORDER BY id', { max_rows: 1000, cursor: r.data.next_cursor });
+    expect(more.isError, more.text).toBe(false);
+    expect(athena.callsOf('StartQueryExecution').length).toBe(starts);
+    expect(more.data).toMatchObject({ query_execution_id: r.data.query_execution_id, first_row: 1001, row_count: 500, truncated: false });
+    expect(more.data.rows[0]).toEqual({ id: 1001, name: 'sample-1001' });
+    expect(more.data.rows[499]).toEqual({ id: 1500, name: 'sample-1500' });
+    expect(more.text).toContain('Rows 1001-1500 (continued)');
+    // Another query's text with this cursor is refused.
+    const other = await sql('SELECT id FROM samples', { cursor: r.data.next_cursor });
+    expect(other.isError).toBe(true);
+    expect(other.text).toContain('The cursor belongs to another query.');
   });
 
   it('returns exactly max_rows without truncation when that is all there is, and a small default page', async () => {
@@ -300,6 +326,20 @@ describe('queries', () => {
     expect(insert.text).toContain('read-only statements (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, VALUES)');
     expect(insert.text).toContain('starts with "INSERT"');
     expect((await sql('SELECT 1; DROP TABLE samples')).text).toContain('one statement');
+    expect(athena.calls.length).toBe(before);
+  });
+
+  it('names a typo in the first keyword as a syntax error, not as a write (nothing is sent)', async () => {
+    const before = athena.calls.length;
+    const typo = await sql('SELEC * FROM samples');
+    expect(typo.isError).toBe(true);
+    expect(typo.text).toContain('Syntax error: "SELEC" is not a SQL statement (did you mean SELECT?); the query was not sent to Athena.');
+    expect(typo.text).toContain('Fix: Fix the SQL (Trino SQL): a statement starts with SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, VALUES.');
+    expect(typo.text).not.toContain('writes');
+    expect((await sql('EXPLAIN SELCT 1')).text).toContain('"SELCT" is not a SQL statement (did you mean SELECT?)');
+    expect((await sql('frobnicate the table')).text).toMatch(/Syntax error: "FROBNICATE" is not a SQL statement; /);
+    // A real write keyword is still refused as a write.
+    expect((await sql('DELETE FROM samples')).text).toContain('starts with "DELETE"');
     expect(athena.calls.length).toBe(before);
   });
 
@@ -618,6 +658,7 @@ describe('statement check and value conversion (pure)', () => {
     expect(convertValue(undefined, 'varchar')).toBe(null);
     expect(convertValue('', 'varchar')).toBe('');
     expect(convertValue('2024-01-02', 'date')).toBe('2024-01-02');
-    expect(markdownTable(['a', 'b'], [{ a: 'x|y', b: null }, { a: 'line\nbreak', b: 2 }])).toBe('| a | b |\n|---|---|\n| x\\|y | null |\n| line break | 2 |');
+    // Cells are whole (the text carries every row it returns), one line each.
+    expect(['x|y', null, 'line\nbreak', 2, 'a\\b'].map(markdownCell)).toEqual(['x\\|y', 'null', 'line\\nbreak', '2', 'a\\\\b']);
   });
 });

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mapBounded } from '../src/concurrency.js';
-import { call, connectStdio, s3Env, type Harness } from './helpers/mcp.js';
+import { call, connectStdio, objectText, s3Env, type Harness } from './helpers/mcp.js';
 import { startS3, type LocalS3 } from './helpers/s3.js';
 import { startSts, type LocalSts } from './helpers/sts.js';
 
@@ -68,7 +68,9 @@ describe('tool list', () => {
     for (const t of tools) {
       expect(t.description?.length, t.name).toBeGreaterThan(30);
       expect(t.inputSchema.type).toBe('object');
-      expect(t.outputSchema?.type, t.name).toBe('object');
+      // Object contents are answered in text alone (once), so these two have no structured half.
+      if (t.name === 'bucket_object_text' || t.name === 'bucket_object_fetch') expect(t.outputSchema, t.name).toBeUndefined();
+      else expect(t.outputSchema?.type, t.name).toBe('object');
       expect(typeof t.annotations?.readOnlyHint, t.name).toBe('boolean');
       expect(typeof t.annotations?.destructiveHint, t.name).toBe('boolean');
     }
@@ -120,9 +122,9 @@ describe('listing', () => {
     const keys = r.data.objects.map((o: { key: string }) => o.key);
     expect(keys).toEqual(expect.arrayContaining(['unicode/naïve café/日本語.txt', 'unicode/😀 emoji.txt']));
     const t = await call(h.client, 'bucket_object_text', { uri: 's3://data-bucket/unicode/naïve café/日本語.txt' });
-    expect(t.data.text).toBe('unicode key works');
+    expect(objectText(t).content).toBe('unicode key works');
     const e = await call(h.client, 'bucket_object_text', { uri: 's3://data-bucket/unicode/😀 emoji.txt' });
-    expect(e.data.text).toBe('astral key works');
+    expect(objectText(e).content).toBe('astral key works');
   });
 });
 
@@ -138,7 +140,8 @@ describe('reading', () => {
   it('reads a zero-byte object as empty text', async () => {
     const r = await call(h.client, 'bucket_object_text', { uri: 's3://data-bucket/empty.txt' });
     expect(r.isError).toBe(false);
-    expect(r.data).toMatchObject({ text: '', size: 0, truncated: false });
+    expect(r.raw.structuredContent).toBeUndefined();
+    expect(objectText(r)).toMatchObject({ content: '', size: 0, next_offset: undefined });
     const info = await call(h.client, 'bucket_object_info', { uri: 's3://data-bucket/empty.txt' });
     expect(info.data.size).toBe(0);
   });
@@ -151,12 +154,14 @@ describe('reading', () => {
     for (;;) {
       const r = await call(h.client, 'bucket_object_text', { uri: 's3://data-bucket/mixed.txt', offset, max_bytes: 7 });
       expect(r.isError, r.text).toBe(false);
-      expect(r.data.size).toBe(total);
-      text += r.data.text;
+      // Read from the text alone, as a model would.
+      const o = objectText(r);
+      expect(o.size).toBe(total);
+      text += o.content;
       calls++;
-      if (!r.data.truncated) break;
-      expect(r.data.next_offset).toBeGreaterThan(offset);
-      offset = r.data.next_offset;
+      if (o.next_offset === undefined) break;
+      expect(o.next_offset).toBeGreaterThan(offset);
+      offset = o.next_offset;
     }
     expect(text).toBe(MIXED);
     expect(calls).toBeGreaterThan(total / 7 - 1);
@@ -164,11 +169,12 @@ describe('reading', () => {
 
   it('detects UTF-16 and Windows-1252 text', async () => {
     const u = await call(h.client, 'bucket_object_text', { uri: 's3://data-bucket/utf16.txt' });
-    expect(u.data).toMatchObject({ encoding: 'utf-16le', text: 'UTF-16 text ✓' });
+    expect(objectText(u)).toMatchObject({ encoding: 'utf-16le', content: 'UTF-16 text ✓' });
     const l = await call(h.client, 'bucket_object_text', { uri: 's3://data-bucket/latin1.txt' });
-    expect(l.data).toMatchObject({ encoding: 'windows-1252', text: 'café crème' });
+    expect(objectText(l)).toMatchObject({ encoding: 'windows-1252', content: 'café crème' });
     const a = await call(h.client, 'bucket_object_text', { uri: 's3://data-bucket/README.md', max_bytes: 6 });
-    expect(a.data).toMatchObject({ encoding: 'ascii', text: '# Data', truncated: true, next_offset: 6 });
+    expect(objectText(a)).toMatchObject({ encoding: 'ascii', content: '# Data', first: 0, stop: 6, size: 19, next_offset: 6 });
+    expect(a.text).toBe('s3://data-bucket/README.md: ascii, text/markdown, bytes 0-6 of 19:\n# Data\n[truncated: 13 more bytes; continue with offset=6]');
   });
 
   it('refuses binary content with a hint to fetch it', async () => {
@@ -183,13 +189,22 @@ describe('reading', () => {
   it('fetches small binary objects as base64, images also as an image', async () => {
     const r = await call(h.client, 'bucket_object_fetch', { uri: 's3://data-bucket/pixel.png' });
     expect(r.isError).toBe(false);
-    expect(Buffer.from(r.data.base64, 'base64').equals(PNG)).toBe(true);
-    expect(r.raw.content.some((c) => c.type === 'image' && c.mimeType === 'image/png')).toBe(true);
-    const big = await call(h.client, 'bucket_object_fetch', { uri: 's3://data-bucket/mixed.txt', max_bytes: 100 });
+    // The image once, as an image; the text says what it is.
+    const image = r.raw.content.find((c) => c.type === 'image');
+    expect(image && Buffer.from(image.data, 'base64').equals(PNG)).toBe(true);
+    expect(r.text).toBe(`s3://data-bucket/pixel.png: ${PNG.length} bytes of image/png, shown as an image.`);
+    expect(r.raw.structuredContent).toBeUndefined();
+    const blob = await call(h.client, 'bucket_object_fetch', { uri: 's3://data-bucket/blob.bin' });
+    expect(blob.text).toBe(`s3://data-bucket/blob.bin: 8 bytes of application/octet-stream, base64:\n${Buffer.from([1, 0, 2, 0, 3, 0, 255, 254]).toString('base64')}`);
+    const big = await call(h.client, 'bucket_object_fetch', { uri: 's3://data-bucket/blob.bin', max_bytes: 4 });
     expect(big.isError).toBe(true);
-    expect(big.text).toMatch(/is \d+ bytes, more than max_bytes \(100\)/);
+    expect(big.text).toMatch(/is 8 bytes, more than max_bytes \(4\)[\s\S]*Fix: Call again with max_bytes=8/);
+    // Text is steered to bucket_object_text, whatever its size.
+    const text = await call(h.client, 'bucket_object_fetch', { uri: 's3://data-bucket/mixed.txt' });
+    expect(text.isError).toBe(true);
+    expect(text.text).toMatch(/s3:\/\/data-bucket\/mixed\.txt is text \(\d+ bytes, text\/plain\)[\s\S]*Fix: Read it with bucket_object_text\(uri="s3:\/\/data-bucket\/mixed\.txt"\)/);
     const empty = await call(h.client, 'bucket_object_fetch', { uri: 's3://data-bucket/empty.txt' });
-    expect(empty.data).toMatchObject({ size: 0, base64: '' });
+    expect(empty.text).toMatch(/^s3:\/\/data-bucket\/empty\.txt: 0 bytes.*base64:\n$/);
   });
 
   it('makes presigned links that download the object', async () => {
@@ -225,7 +240,7 @@ describe('writing', () => {
     expect(r.data.results[2].error).toContain('exactly one of text or base64');
     expect(r.data.results[3].error).toContain('Access denied');
     const back = await call(h.client, 'bucket_object_text', { uri: 's3://data-bucket/out/notes.md' });
-    expect(back.data.text).toBe('# Notes ✓');
+    expect(objectText(back).content).toBe('# Notes ✓');
     const info = await call(h.client, 'bucket_object_info', { uri: 's3://data-bucket/out/bytes.bin' });
     expect(info.data).toMatchObject({ size: 4, metadata: { origin: 'test' }, content_type: 'application/octet-stream' });
     const md = await call(h.client, 'bucket_object_info', { uri: 's3://data-bucket/out/notes.md' });

@@ -15,7 +15,7 @@ import type { Metafile } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MCPB_NAME, NOTICES, SERVER_ENTRY } from '../scripts/bundle.js';
 import { buildBundle, type BuiltBundle } from './helpers/bundle.js';
-import { call, isolatedEnv, s3Env } from './helpers/mcp.js';
+import { call, isolatedEnv, objectText, s3Env } from './helpers/mcp.js';
 import { startS3, type LocalS3 } from './helpers/s3.js';
 
 const run = promisify(execFile);
@@ -122,7 +122,7 @@ describe('the MCP bundle (.mcpb)', () => {
 
     const r = await call(client, 'bucket_object_text', { uri: `s3://${BUCKET}/notes/hello.txt` });
     expect(r.isError, `${r.text}\n${stderr()}`).toBe(false);
-    expect(r.data.text).toBe('hello from the bundle\n');
+    expect(objectText(r).content).toBe('hello from the bundle\n');
     expect(built.expandTrace(readFileSync(trace, 'utf8'))).toContain('@aws-sdk/client-s3');
 
     // Workflow checks run in the bundle's own worker thread (chunks/workflow-worker-main.mjs).

@@ -347,9 +347,12 @@ describe('without a catalog', () => {
     ]);
     expect(r.data.note).toContain('No Quilt catalog is configured, so this searched S3 directly');
     expect(r.data.note).toContain('not file contents');
+    // Without buckets it searches those the credentials can see (S3 lists them), and says so.
     const none = await call(h.client, 'search_catalog', { query: 'cells' });
-    expect(none.isError).toBe(true);
-    expect(none.text).toContain('needs to know which buckets');
+    expect(none.isError, none.text).toBe(false);
+    expect(none.data.interpretation.buckets_from).toBe('listed');
+    expect(none.data.searched.buckets).toContain('fallback-bucket');
+    expect(none.data.results.map((x: { bucket: string }) => x.bucket)).toContain('fallback-bucket');
     const uri = await call(h.client, 'catalog_uri', { bucket: 'fallback-bucket', package: 'lab/cells-study' });
     expect(uri.data).toMatchObject({ quilt_uri: 'quilt+s3://fallback-bucket#package=lab/cells-study' });
     expect(uri.data.note).toContain('No Quilt catalog is configured');
@@ -409,7 +412,9 @@ describe('catalog tools', () => {
     const r = await call(h.client, 'discover_permissions', { buckets: ['quilt-sandbox', 'no-such-bucket'] });
     expect(r.isError, r.text).toBe(false);
     expect(r.data.buckets[0]).toMatchObject({ bucket: 'quilt-sandbox', list: 'yes', read: 'yes', write: 'yes', source: 'probe' });
-    expect(r.data.buckets[1]).toMatchObject({ bucket: 'no-such-bucket', list: 'unknown', detail: expect.stringContaining('does not exist') });
+    // The bucket is named as it was given (it used to read `Bucket "?" does not exist`).
+    expect(r.data.buckets[1]).toMatchObject({ bucket: 'no-such-bucket', list: 'unknown', detail: 'Bucket "no-such-bucket" does not exist.' });
+    expect(r.text).toContain('Bucket "no-such-bucket" does not exist');
     await h.close();
     const client = await jwtClient({ sub: 'x', role_arn: 'arn:aws:iam::123456789012:role/r', buckets: ['quilt-demo'], permissions: ['s3:ListBucket', 's3:GetObject'] });
     const before = s3.requests.length;

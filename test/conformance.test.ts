@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXPECTED, expectedOutcome, MODES, type Mode } from './conformance-expected.js';
 import { judge, listServerScenarios, runSuite, startTokenProxy, yieldCpu, type Check, type SuiteRun, type TokenProxy } from './helpers/conformance.js';
 import { connectHttp, signToken, startHttpServer, jwtEnv, type HttpServer } from './helpers/http.js';
-import { call, s3Env } from './helpers/mcp.js';
+import { call, objectText, s3Env } from './helpers/mcp.js';
 import { startS3, type LocalS3 } from './helpers/s3.js';
 import { startSts, type LocalSts } from './helpers/sts.js';
 
@@ -110,7 +110,7 @@ describe('MCP conformance suite', () => {
         // JWT mode: the token's role is assumed at the local STS and its credentials read the local S3.
         const r = await call(client, 'bucket_object_text', { uri: 's3://conf-bucket/a.txt' });
         expect(r.isError, r.text).toBe(false);
-        expect(r.data.text).toBe('conformance');
+        expect(objectText(r).content).toBe('conformance');
       } finally {
         await client.close();
       }

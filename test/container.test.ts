@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { buildBundle, type BuiltBundle } from './helpers/bundle.js';
 import { connectHttp, listeningPort, signToken, TEST_SECRET } from './helpers/http.js';
-import { call } from './helpers/mcp.js';
+import { call, objectText } from './helpers/mcp.js';
 import { startS3, type LocalS3 } from './helpers/s3.js';
 import { startSts, type LocalSts } from './helpers/sts.js';
 
@@ -378,7 +378,7 @@ describe('the image entry command', () => {
     const before = sts.assumeRoleCalls.length;
     const r = await readObject(server.url, 'image-user');
     expect(r.isError, r.text).toBe(false);
-    expect(r.data.text).toBe('hello from the image\n');
+    expect(objectText(r).content).toBe('hello from the image\n');
     const calls = sts.assumeRoleCalls.slice(before);
     expect(calls).toHaveLength(1);
     expect(calls[0]).toMatchObject({ roleArn: ROLE, sourceIdentity: 'image-user', callerAccessKeyId: 'TASKROLEKEY' });

@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, connectStdio, isolatedEnv } from './helpers/mcp.js';
+import { call, connectStdio, isolatedEnv, objectText } from './helpers/mcp.js';
 import { startS3, type LocalS3 } from './helpers/s3.js';
 
 let s3: LocalS3;
@@ -39,7 +39,7 @@ describe('a first run', () => {
     const r = await call(h.client, 'bucket_object_text', { uri: 's3://first-run/hello.txt' });
     await h.close();
     expect(r.isError, r.text).toBe(false);
-    expect(r.data.text).toBe('hello');
+    expect(objectText(r).content).toBe('hello');
   });
 
   it('no credentials anywhere: auth_status and the S3 tools say so, with the fix, not "a bug"', async () => {

@@ -5,7 +5,7 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectHttp, rawPost, startHttpServer, TOOLS_CALL, type HttpServer } from './helpers/http.js';
-import { call, s3Env } from './helpers/mcp.js';
+import { call, objectText, s3Env } from './helpers/mcp.js';
 import { startS3, type LocalS3 } from './helpers/s3.js';
 
 let s3: LocalS3;
@@ -30,7 +30,7 @@ describe('desktop mode over HTTP', () => {
     const client = await connectHttp(server.url, server.localToken);
     const r = await call(client, 'bucket_object_text', { uri: 's3://desk-bucket/a.txt' });
     expect(r.isError, r.text).toBe(false);
-    expect(r.data.text).toBe('desktop over http');
+    expect(objectText(r).content).toBe('desktop over http');
     await client.close();
   });
 

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mapBounded } from '../src/concurrency.js';
 import { startCatalog, type LocalCatalog } from './helpers/catalog.js';
 import { connectHttp, rawPost, signToken, startHttpServer, TEST_SECRET, TOOLS_CALL, type HttpServer } from './helpers/http.js';
-import { call, connectStdio, isolatedEnv } from './helpers/mcp.js';
+import { call, connectStdio, isolatedEnv, objectText } from './helpers/mcp.js';
 import { startS3, type LocalS3 } from './helpers/s3.js';
 import { startSts, type LocalSts } from './helpers/sts.js';
 
@@ -288,7 +288,7 @@ describe('credentials come only from the token', () => {
     const client = await connectHttp(server.url, t);
     const r = await call(client, 'bucket_object_text', { uri: 's3://tenant-05/owner.txt' });
     expect(r.isError, r.text).toBe(false);
-    expect(r.data.text).toBe('tenant-05');
+    expect(objectText(r).content).toBe('tenant-05');
     const assumed = sts.assumeRoleCalls.filter((c) => c.sourceIdentity === 'alice@example.com');
     expect(assumed).toHaveLength(1);
     expect(assumed[0]).toMatchObject({ roleArn: roleOf('tenant-05'), tags: { team: 'genomics' }, durationSeconds: 3600 });
@@ -383,7 +383,7 @@ describe('isolation under concurrency', () => {
       clients.map(async ({ i, client }) => {
         for (let round = 0; round < ROUNDS; round++) {
           const r = await call(client, 'bucket_object_text', { uri: `s3://${tenant(i)}/owner.txt` });
-          if (r.isError || r.data.text !== tenant(i)) mismatches.push(`${tenant(i)}: ${r.text}`);
+          if (r.isError || objectText(r).content !== tenant(i)) mismatches.push(`${tenant(i)}: ${r.text}`);
           const l = await call(client, 'bucket_list');
           if (JSON.stringify(l.data.buckets.map((b: { name: string }) => b.name)) !== JSON.stringify([tenant(i)])) mismatches.push(`list ${tenant(i)}`);
         }
@@ -425,7 +425,7 @@ describe('stateless', () => {
       for (let k = 0; k < 6; k++) {
         const r = await call(client, 'bucket_object_text', { uri: 's3://tenant-11/owner.txt' });
         expect(r.isError, r.text).toBe(false);
-        expect(r.data.text).toBe('tenant-11');
+        expect(objectText(r).content).toBe('tenant-11');
       }
       await client.close();
       expect(hits[0]).toBeGreaterThan(2);

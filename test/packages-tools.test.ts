@@ -9,7 +9,7 @@ import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manifestLines, newManifestHeader, readManifest, TopHasher, topHash, type ManifestEntry, type ManifestHeader } from '../src/packages/manifest.js';
 import { PyFloat } from '../src/packages/pyjson.js';
-import { call, connectStdio, s3Env, type Harness, type ToolCall } from './helpers/mcp.js';
+import { call, connectStdio, objectText, s3Env, type Harness, type ToolCall } from './helpers/mcp.js';
 import { startS3, type LocalS3, type S3Request } from './helpers/s3.js';
 
 const REG = 'pkg-registry';
@@ -188,7 +188,7 @@ describe('package round trip', () => {
     // A package file is read through its s3_uri (the physical key unquoted).
     const csv = ok(await call(h.client, 'package_browse', { bucket: REG, name: 'team/alpha', path: 'data/table.csv' }));
     expect(csv.items[0].s3_uri).toBe(`s3://${DATA}/raw/nested/deep/é.csv`);
-    expect(ok(await call(h.client, 'bucket_object_text', { uri: csv.items[0].s3_uri })).text).toBe('a,b\n1,2\n');
+    expect(objectText(await call(h.client, 'bucket_object_text', { uri: csv.items[0].s3_uri })).content).toBe('a,b\n1,2\n');
 
     const seen: string[] = [];
     let cursor: string | undefined;

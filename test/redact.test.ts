@@ -49,6 +49,15 @@ describe('XML bodies (STS, S3)', () => {
     expect(redact('<Credentials><SessionToken>IQoJb3JpZ2luX2Vj')).toBe('<Credentials><SessionToken>[redacted]');
   });
 
+  it('keeps placeholders in prose: "Bearer <token>." is an instruction, not an XML credential', () => {
+    expect(redact('This server requires a JWT: send Authorization: Bearer <token>.')).toBe(
+      'This server requires a JWT: send Authorization: Bearer <token>.',
+    );
+    expect(redact('Use <Token> then <SessionToken> (see the docs).')).toBe('Use <Token> then <SessionToken> (see the docs).');
+    // A value right after the tag still goes, whatever its case.
+    expect(redact('<token>abc</token> <Token>-x</Token>')).toBe('<token>[redacted]</token> <Token>[redacted]</Token>');
+  });
+
   it('redacts the key id and signature of an S3 SignatureDoesNotMatch error', () => {
     const out = redact(
       '<Error><Code>SignatureDoesNotMatch</Code><AWSAccessKeyId>minio-user</AWSAccessKeyId><SignatureProvided>fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024</SignatureProvided></Error>',

@@ -8,6 +8,7 @@ import { parseQuery } from '../src/search/explain.js';
 import { queryWords, SCAN_BUCKETS } from '../src/search/suggest.js';
 import { startCatalog, type LocalCatalog } from './helpers/catalog.js';
 import { defaultFixtures, graphqlHandler } from './helpers/catalog-graphql.js';
+import { freePort } from './helpers/http.js';
 import { call, connectStdio, s3Env, type Harness } from './helpers/mcp.js';
 import { startS3, type LocalS3 } from './helpers/s3.js';
 
@@ -81,7 +82,7 @@ describe('search_suggest from the catalog', () => {
     expect(r.data.metadata_keys.find((k: { key: string }) => k.key === 'stage.day')).toMatchObject({ type: 'number', range: { min: 1, max: 9 }, matched: [] });
     expect(r.data.queries).toContainEqual(expect.objectContaining({ query: `"${r.data.packages[0].name}"`, scope: 'package' }));
     expect(r.data.queries).toContainEqual(expect.objectContaining({ query: '"mouse"', why: 'Packages have metadata organism = "mouse".' }));
-    expect(r.text).toMatch(/Try:\n {2}search_catalog\(query=/);
+    expect(r.text).toMatch(/Queries:\n {2}search_catalog\(query=/);
   });
 
   it('suggests a bucket the words name, and searching inside it', async () => {
@@ -152,14 +153,61 @@ describe('search_catalog explains how it read the query', () => {
     expect(next.data.interpretation.buckets_from).toBe('cursor');
   });
 
-  it('S3 fallback: why no catalog, and which parts of the syntax the scan ignores', async () => {
-    const r = await call(s3Only.client, 'search_catalog', { query: 'cell AND "raw data"', buckets: ['scan-misc'] });
+  it('S3 fallback: why no catalog, and the syntax it understands (AND/OR/NOT, phrases) or refuses (fields, inner wildcards)', async () => {
+    const r = await call(s3Only.client, 'search_catalog', { query: 'raw AND (csv OR txt) NOT backups', buckets: ['scan-misc'], scope: 'file' });
     expect(r.isError, r.text).toBe(false);
     const i = r.data.interpretation;
-    expect(i).toMatchObject({ backend: 's3_fallback', catalog: null, buckets: ['scan-misc'], buckets_from: 'argument', operators: ['AND'], phrases: ['raw data'] });
+    expect(i).toMatchObject({ backend: 's3_fallback', catalog: null, buckets: ['scan-misc'], buckets_from: 'argument', operators: ['AND', 'OR', 'NOT'] });
     expect(i.fallback_reason.length).toBeGreaterThan(10);
-    expect(i.syntax).toMatch(/S3 scan/);
-    expect(i.notes.join(' ')).toMatch(/Operators \(AND\) are not understood by the S3 scan.*Quotes are not understood/);
-    expect(r.text).toMatch(/Operators \(AND\) are not understood/);
+    expect(i.syntax).toMatch(/S3 scan.*AND, OR, NOT/);
+    expect(r.data.results.map((x: { key: string }) => x.key).sort()).toEqual(['raw/a.txt', 'raw/b.csv']);
+    // "AND" is an operator, not a word that keys must contain.
+    const literal = await call(s3Only.client, 'search_catalog', { query: 'csv AND raw', buckets: ['scan-misc'], scope: 'file' });
+    expect(literal.data.results.map((x: { key: string }) => x.key)).toEqual(['raw/b.csv']);
+    // A phrase is words next to each other, whatever separates them in the key.
+    const phrase = await call(s3Only.client, 'search_catalog', { query: '"raw b"', buckets: ['scan-misc'], scope: 'file' });
+    expect(phrase.data.results.map((x: { key: string }) => x.key)).toEqual(['raw/b.csv']);
+    expect(phrase.data.interpretation.phrases).toEqual(['raw b']);
+    const not = await call(s3Only.client, 'search_catalog', { query: 'raw -csv', buckets: ['scan-misc'], scope: 'file' });
+    expect(not.data.results.map((x: { key: string }) => x.key)).toEqual(['raw/a.txt']);
+    // What it cannot honour is refused with a message, before any S3 call.
+    const before = s3.requests.length;
+    for (const [query, message] of [
+      ['organism:mouse', /cannot filter by field \(organism:mouse\)/],
+      ['ra*w', /cannot match a wildcard inside a word/],
+      ['"raw data', /cannot read an unclosed quote/],
+      ['(raw OR csv', /cannot read unbalanced parentheses/],
+    ] as const) {
+      const bad = await call(s3Only.client, 'search_catalog', { query, buckets: ['scan-misc'] });
+      expect(bad.isError, query).toBe(true);
+      expect(bad.text).toMatch(message);
+      expect(bad.text).toContain('Fix: It understands words, "quoted phrases", AND, OR, NOT');
+    }
+    expect(s3.requests.length).toBe(before);
   });
+
+  it('S3 mode: every query search_suggest offers runs and finds something', async () => {
+    const r = await call(s3Only.client, 'search_suggest', { query: 'cell zebrafish' });
+    expect(r.data.queries.length).toBeGreaterThan(0);
+    for (const q of r.data.queries as Array<{ query: string; scope: string; buckets?: string[] }>) {
+      const run = await call(s3Only.client, 'search_catalog', { query: q.query, scope: q.scope, ...(q.buckets ? { buckets: q.buckets } : {}) });
+      expect(run.isError, `${q.query}: ${run.text}`).toBe(false);
+      expect(run.data.results.length, q.query).toBeGreaterThan(0);
+    }
+  });
+
+  it('a configured catalog that does not answer: the search falls back to an S3 scan, labelled as one', async () => {
+    const down = await connectStdio(s3Env(s3.endpoint, { QUILT_CATALOG_URL: `http://127.0.0.1:${await freePort()}` }));
+    try {
+      const r = await call(down.client, 'search_catalog', { query: 'csv', buckets: ['scan-misc'], scope: 'file' });
+      expect(r.isError, r.text).toBe(false);
+      expect(r.data.source).toBe('s3_fallback');
+      expect(r.data.interpretation.fallback_reason).toMatch(/The Quilt catalog http:\/\/127\.0\.0\.1:\d+ did not answer/);
+      expect(r.data.results.map((x: { key: string }) => x.key)).toEqual(['raw/b.csv']);
+      expect(r.text).toContain('S3 scan, no catalog');
+      expect(r.text).toMatch(/did not answer .*so this searched S3 directly/);
+    } finally {
+      await down.close();
+    }
+  }, 60_000);
 });

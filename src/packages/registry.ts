@@ -310,7 +310,7 @@ export async function resolveRevision(ctx: RuntimeContext, bucket: string, name:
     throw new ToolError(
       'not_found',
       keys.length ? `The hash prefix "${r}" matches several revisions in ${bucket}.` : `No revision in ${bucket} has a hash starting "${r}".`,
-      keys.length ? 'Give more digits of the hash.' : 'Check the hash; package_browse without hash_or_tag shows the latest revision.',
+      keys.length ? 'Give more digits of the hash.' : `package_revisions(bucket="${bucket}", name="${name}") lists the revisions and their hashes.`,
     );
   }
   if (!/^(latest|\d+)$/.test(r)) {
@@ -321,7 +321,7 @@ export async function resolveRevision(ctx: RuntimeContext, bucket: string, name:
     throw new ToolError(
       'not_found',
       r === 'latest' ? `Package ${name} does not exist in ${bucket}.` : `Package ${name} has no revision tagged ${r} in ${bucket}.`,
-      `See the packages of the bucket with package_list(bucket="${bucket}").`,
+      r === 'latest' ? `See the packages of the bucket with package_list(bucket="${bucket}").` : `package_revisions(bucket="${bucket}", name="${name}") lists its revisions and their tags.`,
     );
   }
   return p.hash;

@@ -12,7 +12,7 @@ export const interpretation = z.object({
   fallback_reason: z.string().optional().describe('Why the catalog was not used'),
   kinds: z.array(z.enum(['packages', 'files'])).describe('What was searched (from scope)'),
   buckets: z.union([z.array(z.string()), z.literal('all')]),
-  buckets_from: z.enum(['argument', 'token', 'cursor', 'catalog']).describe('Where the bucket list came from'),
+  buckets_from: z.enum(['argument', 'token', 'cursor', 'catalog', 'listed']).describe('Where the bucket list came from (listed: the buckets S3 lists for these credentials)'),
   syntax: z.string().describe('How the query text is matched'),
   terms: z.array(z.string()),
   phrases: z.array(z.string()),
@@ -83,11 +83,8 @@ export function interpret(req: {
     if (req.buckets === 'all') notes.push('No bucket filter: the catalog searched every bucket it shows you.');
   } else {
     syntax =
-      'S3 scan without a catalog: every word must appear (case-insensitive) in an object key or package name; ' +
-      'leading/trailing * are dropped; contents, metadata and messages are not searched; no ranking.';
-    if (parsed.operators.length) notes.push(`Operators (${parsed.operators.join(', ')}) are not understood by the S3 scan: they are matched as words.`);
-    if (parsed.fields.length) notes.push('field:value is not understood by the S3 scan: it is matched literally in keys and names.');
-    if (parsed.phrases.length) notes.push('Quotes are not understood by the S3 scan: each word of a phrase is matched separately.');
+      'S3 scan without a catalog: words must appear (case-insensitive) in an object key or package name, "phrases" as adjacent words; ' +
+      'AND, OR, NOT, -word and parentheses apply; leading/trailing * are dropped; contents, metadata and messages are not searched; no ranking.';
   }
   if (req.withheld) notes.push(`${req.withheld} result(s) from buckets outside this token's buckets were withheld.`);
   return {

@@ -1,6 +1,6 @@
 /**
- * Search without a catalog: scan S3 directly for object keys and package names that contain every
- * word of the query. It cannot see file contents, metadata or package messages, ranks nothing, and
+ * Search without a catalog: scan S3 directly for object keys and package names that match the query
+ * (query.ts: words, phrases, AND/OR/NOT). It cannot see file contents, metadata or package messages, ranks nothing, and
  * stops after a bounded number of keys per bucket; the result says all of that.
  */
 import { withS3 } from '../aws/s3.js';
@@ -8,22 +8,12 @@ import type { RuntimeContext } from '../context.js';
 import { mapBounded } from '../concurrency.js';
 import { quiltPlusUri } from '../catalog/urls.js';
 import { listPackages, readPointer } from '../packages/registry.js';
+import { s3Matcher } from './query.js';
 import type { Scope, SearchHit, SearchPage } from './types.js';
 
 /** Keys listed per bucket and kind before the scan stops (10 list calls). */
 export const SCAN_LIMIT = 10_000;
 
-function matcher(query: string): (text: string) => boolean {
-  const words = query
-    .toLowerCase()
-    .split(/\s+/)
-    .map((w) => w.replace(/^\*+|\*+$/g, ''))
-    .filter(Boolean);
-  return (text) => {
-    const t = text.toLowerCase();
-    return words.every((w) => t.includes(w));
-  };
-}
 
 interface Scan {
   hits: SearchHit[];
@@ -86,7 +76,7 @@ export async function searchS3(
   ctx: RuntimeContext,
   req: { query: string; scope: Scope; buckets: string[]; limit: number; signal: AbortSignal; why: string; fix: string },
 ): Promise<SearchPage> {
-  const match = matcher(req.query);
+  const match = s3Matcher(req.query);
   const scans = await mapBounded(req.buckets, 4, async (bucket) => ({
     bucket,
     packages: req.scope !== 'file' ? await scanPackages(ctx, bucket, match, req.limit, req.signal) : undefined,

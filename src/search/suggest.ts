@@ -4,18 +4,18 @@
  * a package search and its metadata facets); else from a bounded S3 scan (registry listings and
  * the headers of a few manifests). Only buckets the caller may list are ever looked at or named.
  */
-import { loadS3 } from '../aws/clients.js';
 import { BUCKET_CONFIGS, SEARCH_SUGGEST, type BucketConfigsData, type FacetShape, type SearchSuggestData } from '../catalog/documents.js';
 import { quiltPlusUri } from '../catalog/urls.js';
 import { mapBounded } from '../concurrency.js';
-import { awsClients, type RuntimeContext } from '../context.js';
+import type { RuntimeContext } from '../context.js';
+import { bucketsToScan, SCAN_BUCKETS, visibleBuckets } from './buckets.js';
 import { ToolError, toToolError } from '../errors.js';
 import type { ManifestHeader } from '../packages/manifest.js';
 import { compareCodePoints, toPlain } from '../packages/pyjson.js';
 import { listPackages, readPointer, streamManifest, type ListedPackage } from '../packages/registry.js';
 
-/** S3 scan bounds: buckets looked into, registry keys per bucket, manifest headers read. */
-export const SCAN_BUCKETS = 10;
+/** S3 scan bounds: registry keys per bucket, manifest headers read (buckets: buckets.ts). */
+export { SCAN_BUCKETS };
 export const SCAN_POINTER_KEYS = 2000;
 export const SCAN_MANIFESTS = 10;
 const MAX_VALUES = 5;
@@ -108,13 +108,16 @@ function queriesFor(s: Omit<Suggestions, 'queries' | 'note'>, catalog: boolean, 
   // matches words literally, so there they are not.
   const phrase = (t: string) => (catalog ? `"${t.replace(/["\\]/g, ' ')}"` : t);
   for (const b of s.buckets.filter((b) => b.matched.length)) {
-    const rest = s.words.filter((w) => !b.matched.includes(w));
+    // The S3 scan matches names: there, only words some name in the bucket has are kept.
+    const named = (w: string) => catalog || s.packages.some((p) => p.bucket === b.name && p.matched.includes(w));
+    const rest = s.words.filter((w) => !b.matched.includes(w) && named(w));
     out.push({ query: rest.join(' ') || '*', scope: 'global', buckets: [b.name], why: `"${b.matched.join('", "')}" names bucket ${b.name}: search inside it.` });
   }
   for (const p of s.packages.slice(0, 3)) {
     out.push({ query: phrase(p.name), scope: 'package', buckets: [p.bucket], why: `Package ${p.name} exists in ${p.bucket}.` });
   }
-  for (const k of s.metadata_keys.filter((k) => k.values?.length).slice(0, 3)) {
+  // The S3 scan matches names and keys, not metadata: a value would not find its packages there.
+  for (const k of catalog ? s.metadata_keys.filter((k) => k.values?.length).slice(0, 3) : []) {
     const v = k.values!.find((x) => s.words.some((w) => x.toLowerCase().includes(w))) ?? k.values![0]!;
     out.push({ query: phrase(v), scope: 'package', why: `Packages have metadata ${k.key} = "${v}".` });
   }
@@ -210,29 +213,12 @@ async function headerOf(ctx: RuntimeContext, bucket: string, name: string, signa
   return undefined;
 }
 
-async function scanBuckets(ctx: RuntimeContext, requested: string[] | undefined): Promise<{ buckets: string[]; from: string }> {
-  if (requested) return { buckets: requested, from: 'the buckets given' };
-  if (ctx.allowedBuckets) return { buckets: [...ctx.allowedBuckets], from: "the token's buckets" };
-  try {
-    const [{ ListBucketsCommand }, client] = await Promise.all([loadS3(), awsClients(ctx).s3()]);
-    const out = await client.send(new ListBucketsCommand({ MaxBuckets: 1000 }));
-    return { buckets: (out.Buckets ?? []).flatMap((b) => (b.Name ? [b.Name] : [])).sort(compareCodePoints), from: 'the buckets S3 lists for these credentials' };
-  } catch (err) {
-    throw new ToolError(
-      'invalid_input',
-      `Without a Quilt catalog, suggestions come from scanning S3, and the buckets could not be listed (${toToolError(err).message}).`,
-      'Pass buckets: ["my-bucket"] to say where to look.',
-    );
-  }
-}
-
 async function fromS3(ctx: RuntimeContext, words: string[], requested: string[] | undefined, limit: number, signal: AbortSignal, why: string): Promise<Suggestions> {
-  const { buckets: visible, from } = await scanBuckets(ctx, requested);
+  const { buckets: visible, from } = await visibleBuckets(ctx, requested, 'Without a Quilt catalog, suggestions come from scanning S3,');
   const allowed = visible.filter((b) => mayList(ctx, b));
   const bucketList = allowed.map((name) => ({ name, matched: matchedWords(words, name) }));
   // Buckets the words name are scanned first, then the rest, up to SCAN_BUCKETS.
-  const order = [...bucketList].sort((a, b) => b.matched.length - a.matched.length).map((b) => b.name);
-  const scanned = order.slice(0, SCAN_BUCKETS);
+  const { scanned } = bucketsToScan(allowed, words);
   const problems: string[] = [];
   const listed = await mapBounded(scanned, 4, async (bucket) => {
     try {

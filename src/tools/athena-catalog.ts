@@ -1,6 +1,7 @@
 /** The Athena data catalog: databases, tables and one table's schema (metadata only, no query). */
 import { z } from 'zod';
 import { DEFAULT_CATALOG, withAthena } from '../aws/athena.js';
+import { ToolError } from '../errors.js';
 import { defineTool } from './define.js';
 
 const catalogArg = z
@@ -8,23 +9,37 @@ const catalogArg = z
   .min(1)
   .max(256)
   .default(DEFAULT_CATALOG)
-  .describe('Data catalog; "AwsDataCatalog" (Glue) unless you use another, e.g. a Quilt tabulator catalog "<stack>-tabulator"');
-const databaseArg = z.string().min(1).max(255).describe('Database (schema) name, e.g. "default"; athena_databases_list shows them');
+  .describe('Data catalog (AwsDataCatalog is Glue)');
+const databaseArg = z.string().min(1).max(255).describe('Database');
+
+const databaseList = z.array(z.object({ name: z.string(), description: z.string().optional() }));
+const tableList = z.array(
+  z.object({
+    name: z.string(),
+    type: z.string().optional(),
+    column_count: z.number(),
+    partition_keys: z.array(z.string()),
+    created: z.string().optional(),
+  }),
+);
 
 /** More would flood the model's context; a filter (`expression`) is the way to the rest. */
 const MAX_DATABASES = 1000;
 const MAX_TABLES = 500;
 
+// The three tools below answer under their own names (not listed: athena_catalog offers all three).
+
 export const athenaDatabasesList = defineTool({
   name: 'athena_databases_list',
   title: 'List Athena databases',
-  description: 'List the databases of an Athena data catalog (default "AwsDataCatalog", the Glue catalog) with their descriptions.',
+  description: 'List the databases of an Athena data catalog, with their descriptions.',
   toolset: 'athena',
   kind: 'read',
+  listed: false,
   input: { catalog: catalogArg },
   output: {
     catalog: z.string(),
-    databases: z.array(z.object({ name: z.string(), description: z.string().optional() })),
+    databases: databaseList,
     truncated: z.boolean(),
   },
   async handler(args, ctx) {
@@ -52,28 +67,19 @@ export const athenaDatabasesList = defineTool({
 export const athenaTablesList = defineTool({
   name: 'athena_tables_list',
   title: 'List Athena tables',
-  description:
-    'List the tables of an Athena database: name, type, number of columns and partition keys. ' +
-    '`expression` filters names with a pattern such as "sales*".',
+  description: 'List the tables of an Athena database: type, number of columns, partition keys.',
   toolset: 'athena',
   kind: 'read',
+  listed: false,
   input: {
     database: databaseArg,
     catalog: catalogArg,
-    expression: z.string().min(1).max(256).optional().describe('Only tables whose names match this pattern, e.g. "sales*" (* is any text)'),
+    expression: z.string().min(1).max(256).optional().describe('Name pattern, e.g. "sales*"'),
   },
   output: {
     catalog: z.string(),
     database: z.string(),
-    tables: z.array(
-      z.object({
-        name: z.string(),
-        type: z.string().optional(),
-        column_count: z.number(),
-        partition_keys: z.array(z.string()),
-        created: z.string().optional(),
-      }),
-    ),
+    tables: tableList,
     truncated: z.boolean(),
   },
   async handler(args, ctx) {
@@ -125,14 +131,13 @@ const columnShape = z.object({ name: z.string(), type: z.string(), comment: z.st
 export const athenaTableSchema = defineTool({
   name: 'athena_table_schema',
   title: 'Athena table schema',
-  description:
-    'The schema of one Athena table: columns with types and comments, partition keys, data location and format. ' +
-    'Read it before writing a query with athena_query_execute.',
+  description: "An Athena table's columns (types, comments), partition keys, location and format: read it before querying.",
   toolset: 'athena',
   kind: 'read',
+  listed: false,
   input: {
     database: databaseArg,
-    table: z.string().min(1).max(255).describe('Table name; athena_tables_list shows them'),
+    table: z.string().min(1).max(255).describe('Table'),
     catalog: catalogArg,
   },
   output: {
@@ -177,5 +182,54 @@ export const athenaTableSchema = defineTool({
       ...(data.partition_keys.length ? ['Partition keys (filter on them to scan less):', ...data.partition_keys.map(line)] : []),
     ].join('\n');
     return { data, text };
+  },
+});
+
+/**
+ * The data catalog in one tool, level by level: databases; a database's tables; one table's
+ * schema. One listed tool instead of three keeps the model's tool list short; each level answers
+ * exactly as the tool of that level above.
+ */
+export const athenaCatalog = defineTool({
+  name: 'athena_catalog',
+  title: 'Browse the Athena data catalog',
+  description:
+    'Browse an Athena data catalog: databases; with database, its tables; with table too, its columns, partition keys, location and format.',
+  toolset: 'athena',
+  kind: 'read',
+  input: {
+    catalog: catalogArg,
+    database: databaseArg.optional(),
+    table: z.string().min(1).max(255).optional().describe('Table (with database)'),
+    expression: z.string().min(1).max(256).optional().describe('Table name pattern, e.g. "sales*"'),
+  },
+  output: {
+    level: z.enum(['databases', 'tables', 'table']).describe('What this answer lists'),
+    catalog: z.string(),
+    databases: databaseList.optional(),
+    truncated: z.boolean().optional(),
+    database: z.string().optional(),
+    tables: tableList.optional(),
+    table: z.string().optional(),
+    type: z.string().optional(),
+    columns: z.array(columnShape).optional(),
+    partition_keys: z.array(columnShape).optional(),
+    location: z.string().optional(),
+    format: z.string().optional(),
+    created: z.string().optional(),
+  },
+  async handler(args, ctx, extras) {
+    const { catalog, database, table, expression } = args;
+    if (table !== undefined) {
+      if (database === undefined) throw new ToolError('invalid_input', 'A table is named within a database: give database too.');
+      const r = await athenaTableSchema.handler({ catalog, database, table }, ctx, extras);
+      return { data: { level: 'table' as const, ...r.data }, text: r.text };
+    }
+    if (database !== undefined) {
+      const r = await athenaTablesList.handler({ catalog, database, expression }, ctx, extras);
+      return { data: { level: 'tables' as const, ...r.data }, text: r.text };
+    }
+    const r = await athenaDatabasesList.handler({ catalog }, ctx, extras);
+    return { data: { level: 'databases' as const, ...r.data }, text: r.text };
   },
 });

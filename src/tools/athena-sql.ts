@@ -3,9 +3,27 @@
  * string values become JSON by column type, and the Markdown table of a result.
  */
 
+import { nearestName } from './schema.js';
+
 export const READ_KEYWORDS = ['SELECT', 'WITH', 'SHOW', 'DESCRIBE', 'EXPLAIN', 'VALUES'] as const;
 
-export type StatementCheck = { ok: true; statement: string; keyword: string } | { ok: false; reason: string; keyword?: string };
+/** `syntax`: the statement does not start with a statement keyword at all (a typo), rather than with a write. */
+export type StatementCheck = { ok: true; statement: string; keyword: string } | { ok: false; reason: string; keyword?: string; syntax?: boolean };
+
+/** Statements Trino and Athena know besides the read ones: a statement starting with one of these is a write or a command. */
+const OTHER_STATEMENTS = [
+  'INSERT', 'UPDATE', 'DELETE', 'MERGE', 'CREATE', 'DROP', 'ALTER', 'UNLOAD', 'MSCK', 'GRANT', 'REVOKE', 'DENY', 'CALL', 'SET',
+  'RESET', 'USE', 'PREPARE', 'EXECUTE', 'DEALLOCATE', 'DESCRIBE', 'COMMENT', 'TRUNCATE', 'REFRESH', 'START', 'COMMIT', 'ROLLBACK',
+  'ANALYZE', 'OPTIMIZE', 'VACUUM', 'REPAIR', 'LOAD', 'TABLE', 'REPLACE', 'UPSERT', 'RENAME', 'KILL',
+];
+const STATEMENTS: ReadonlySet<string> = new Set([...READ_KEYWORDS, ...OTHER_STATEMENTS]);
+
+/** The message for a statement whose first word is no statement keyword. */
+function notAStatement(word: string): string {
+  const near = word ? nearestName(word.slice(0, 16), READ_KEYWORDS) : undefined;
+  const guess = near ? ` (did you mean ${near}?)` : '';
+  return `Syntax error: ${word ? `"${word}"` : 'what it starts with'} is not a SQL statement${guess}; the query was not sent to Athena.`;
+}
 
 // Everything below is a single left-to-right scan (plus indexOf for quotes and comments), so the
 // check stays linear in the length of the query whatever it contains; no backtracking regexes.
@@ -128,7 +146,7 @@ const EXPLAINED: ReadonlySet<string> = new Set(READ_KEYWORDS.filter((k) => k !==
 /** What may follow a WITH clause: a query (`TABLE t` is short for `SELECT * FROM t`). */
 const AFTER_WITH: ReadonlySet<string> = new Set(['SELECT', 'VALUES', 'TABLE']);
 
-type Verdict = { ok: true; keyword: string } | { ok: false; keyword: string; reason: string };
+type Verdict = { ok: true; keyword: string } | { ok: false; keyword: string; reason: string; syntax?: boolean };
 
 const refusedStart = (keyword: string) =>
   `athena_query_execute runs read-only statements (${READ_KEYWORDS.join(', ')}); this one starts with ` +
@@ -218,6 +236,7 @@ function classify(sql: string): Verdict {
     const allowed = afterWith ? AFTER_WITH : explain ? EXPLAINED : TOP_LEVEL;
     if (allowed.has(word)) return { ok: true, keyword: first };
     const keyword = [explain ? 'EXPLAIN' : '', afterWith ? 'WITH ...' : '', word].filter(Boolean).join(' ');
+    if (!afterWith && !STATEMENTS.has(word)) return { ok: false, keyword, reason: notAStatement(word), syntax: true };
     if (!afterWith) return { ok: false, keyword, reason: refusedStart(keyword) };
     return {
       ok: false,
@@ -289,7 +308,7 @@ export function checkReadStatement(sql: string): StatementCheck {
     return { ok: false, reason: 'Only one statement can run at a time; this query has more than one (separated by ";").' };
   }
   const verdict = classify(statement);
-  if (!verdict.ok) return { ok: false, keyword: verdict.keyword, reason: verdict.reason };
+  if (!verdict.ok) return { ok: false, keyword: verdict.keyword, reason: verdict.reason, ...(verdict.syntax ? { syntax: true } : {}) };
   const passThrough = passThroughCheck(statement);
   if (passThrough) return { ok: false, ...passThrough };
   return { ok: true, statement, keyword: verdict.keyword };
@@ -327,17 +346,11 @@ export function convertValue(value: string | undefined, type: string): string | 
   return value;
 }
 
-const cell = (v: unknown): string => {
+/**
+ * A value as a Markdown table cell, whole (the text carries the rows it returns): "|" and
+ * backslashes escaped, line breaks written as a backslash and "n", so that a row stays one line.
+ */
+export function markdownCell(v: unknown): string {
   const s = v === null ? 'null' : typeof v === 'string' ? v : JSON.stringify(v);
-  const flat = s.replace(/\s*\n\s*/g, ' ').replace(/\|/g, '\\|');
-  return flat.length > 60 ? `${flat.slice(0, 57)}...` : flat;
-};
-
-/** A compact Markdown table of the first `limit` rows. */
-export function markdownTable(columns: readonly string[], rows: ReadonlyArray<Record<string, unknown>>, limit = 20): string {
-  if (columns.length === 0) return '';
-  const head = `| ${columns.map(cell).join(' | ')} |`;
-  const sep = `|${columns.map(() => '---').join('|')}|`;
-  const body = rows.slice(0, limit).map((r) => `| ${columns.map((c) => cell(r[c])).join(' | ')} |`);
-  return [head, sep, ...body].join('\n');
+  return s.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, '\\n');
 }

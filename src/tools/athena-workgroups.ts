@@ -5,10 +5,7 @@ import { defineTool } from './define.js';
 export const athenaWorkgroupsList = defineTool({
   name: 'athena_workgroups_list',
   title: 'List Athena workgroups',
-  description:
-    'List the Athena workgroups with their state, query result location and engine version, whether each is usable for ' +
-    'queries (enabled, with a result location or ATHENA_OUTPUT_LOCATION configured), and which one athena_query_execute ' +
-    'uses when no workgroup is given.',
+  description: 'List Athena workgroups: state, result location, engine, whether usable, and which one queries use by default.',
   toolset: 'athena',
   kind: 'read',
   input: {},
@@ -52,7 +49,7 @@ export const athenaWorkgroupsList = defineTool({
     const text =
       workgroups.length === 0
         ? 'No Athena workgroups are visible to these credentials.'
-        : `${workgroups.length} workgroup(s); queries use ${choice.name ? `"${choice.name}"` : "Athena's default"} (${choice.reason}):\n${lines.join('\n')}`;
+        : `${workgroups.length} workgroup(s); the default for queries: ${choice.name ?? "Athena's own"} (${choice.reason}):\n${lines.join('\n')}`;
     return { data, text };
   },
 });

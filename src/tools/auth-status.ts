@@ -32,8 +32,7 @@ export const authStatus = defineTool({
   name: 'auth_status',
   title: 'Authentication status',
   description:
-    'Who the server is acting as, in two halves: AWS (identity via STS GetCallerIdentity, credential source, expiry) and the ' +
-    'Quilt catalog (URL, how it is authenticated, who it sees). Call it first when a tool reports a credentials or access problem. Shows no secrets.',
+    'Who the server acts as: AWS identity, credential source and expiry; Quilt catalog URL, login and user. Call it first when access fails.',
   toolset: 'auth',
   kind: 'read',
   input: {},
@@ -87,10 +86,10 @@ export const authStatus = defineTool({
     const data = { mode: ctx.mode, user: ctx.principal.id, aws, catalog, details: ctx.principal.details };
     const lines = [
       `Mode: ${ctx.mode} (acting as ${ctx.principal.id})`,
-      `AWS: ${aws.available ? `available as ${aws.identity?.arn}` : 'NOT available'}`,
-      `  credentials: ${aws.source}${aws.expires_at ? `, expire ${aws.expires_at}` : ''}`,
+      `AWS: ${aws.available ? `available as ${aws.identity?.arn} (user id ${aws.identity?.user_id})` : 'NOT available'}`,
+      `  credentials: ${aws.source}${aws.expires_at ? `, expire ${aws.expires_at}` : ''}${aws.default_region ? `; region ${aws.default_region}` : ''}`,
       ...(aws.error ? [`  problem: ${aws.error}`] : []),
-      `Catalog: ${catalog.available ? `available at ${catalog.url}` : catalog.configured ? 'NOT available' : 'not configured'} (auth: ${catalog.auth}${catalog.identity ? `, as ${catalog.identity.email}` : ''})`,
+      `Catalog: ${catalog.available ? 'available' : catalog.configured ? 'NOT available' : 'not configured'}${catalog.url ? ` at ${catalog.url}` : ''} (auth: ${catalog.auth}${catalog.identity ? `, as ${catalog.identity.name} <${catalog.identity.email}>, role ${catalog.identity.role}` : ''})`,
       ...(catalog.error ? [`  problem: ${catalog.error}`] : []),
       ...Object.entries(ctx.principal.details).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`),
     ];

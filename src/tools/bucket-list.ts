@@ -47,9 +47,7 @@ async function fromS3(ctx: RuntimeContext): Promise<Bucket[]> {
 export const bucketList = defineTool({
   name: 'bucket_list',
   title: 'List buckets',
-  description:
-    'List the buckets you can work with: the Quilt catalog\'s buckets (with titles and descriptions) when a catalog is ' +
-    'configured, otherwise the S3 buckets the credentials can see; in JWT mode only the token\'s buckets.',
+  description: "The buckets you can work with: the Quilt catalog's (with titles), else those S3 lists; in JWT mode the token's.",
   toolset: 'buckets',
   kind: 'read',
   input: {},
@@ -78,7 +76,7 @@ export const bucketList = defineTool({
           .map((b) => ({ name: b.name, uri: `s3://${b.name}`, title: b.title, description: b.description ?? undefined }));
         return {
           data: { buckets, source: 'catalog' as const },
-          text: `${buckets.length} bucket(s) in the Quilt catalog:\n${buckets.map((b) => `- ${b.name}${b.title ? `: ${b.title}` : ''}`).join('\n')}`,
+          text: `${buckets.length} bucket(s) in the Quilt catalog:\n${buckets.map((b) => `- ${b.name}${b.title ? `: ${b.title}` : ''}${b.description ? ` (${b.description})` : ''}`).join('\n')}`,
         };
       } catch (err) {
         // Say so, then answer from what AWS or the token knows.

@@ -10,16 +10,14 @@ import { defineTool } from './define.js';
 export const catalogUri = defineTool({
   name: 'catalog_uri',
   title: 'Catalog link and quilt+ URI',
-  description:
-    'Build the Quilt catalog URL (a page a person can open) and the quilt+ URI for an object or a package (optionally a ' +
-    'revision hash and a path inside it). Makes no network call.',
+  description: 'The Quilt catalog URL (a page for people) and quilt+ URI of an object or package, optionally at a revision and path.',
   toolset: 'catalog',
   kind: 'read',
   openWorld: false,
   input: {
     bucket: bucketArg,
-    package: z.string().optional().describe('Package name "user/name"; omit for a plain S3 object or folder'),
-    path: z.string().optional().describe('Key (object) or logical key inside the package'),
+    package: z.string().optional().describe('Package name; omit for an object or folder'),
+    path: z.string().optional().describe('Key, or logical key in the package'),
     hash: z.string().optional().describe('Package top hash (default: latest)'),
   },
   output: {

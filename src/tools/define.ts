@@ -7,8 +7,11 @@ import type { z } from 'zod';
 import type { RuntimeContext } from '../context.js';
 
 export type ToolKind = 'read' | 'write' | 'destructive';
-/** `admin` tools (catalog administration) are offered only when MCP_TOOLSETS names `admin`. */
-export type Toolset = 'auth' | 'buckets' | 'packages' | 'search' | 'catalog' | 'athena' | 'admin';
+/**
+ * `admin` tools (catalog administration) are offered only when MCP_TOOLSETS names `admin`;
+ * `diagnostics` (operators' token and cache checks) in JWT mode, or when MCP_TOOLSETS names it.
+ */
+export type Toolset = 'auth' | 'buckets' | 'packages' | 'search' | 'catalog' | 'athena' | 'diagnostics' | 'admin';
 
 export interface ToolExtras {
   /** Aborted when the client cancels the request. */
@@ -22,12 +25,15 @@ export type ExtraContent = { type: 'image'; data: string; mimeType: string };
 
 export interface ToolOutput<O> {
   data: O;
-  /** Short text for the model and the person; defaults to compact JSON of `data`. */
+  /**
+   * The text for the model and the person; defaults to compact JSON of `data`. It carries every
+   * value a next call needs (URIs, hashes, cursors) and every note of `data`.
+   */
   text?: string;
   extraContent?: ExtraContent[];
 }
 
-export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape> {
+export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape = {}> {
   name: string;
   title: string;
   description: string;
@@ -35,10 +41,19 @@ export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape
   kind: ToolKind;
   /** Same call twice has no additional effect (defaults: read true, others false). */
   idempotent?: boolean;
+  /**
+   * false: a former name that still answers calls but is not in tools/list, so the model's list
+   * holds each capability once (the tool that replaced it says the same and more).
+   */
+  listed?: false;
   /** Talks to services outside this process (default true). */
   openWorld?: boolean;
   input: I;
-  output: O;
+  /**
+   * The structured result's schema. A tool whose answer is bulk content (an object's bytes) has
+   * none: its text is the whole answer, so the content reaches every client once.
+   */
+  output?: O;
   handler(
     args: z.infer<z.ZodObject<I>>,
     ctx: RuntimeContext,
@@ -46,7 +61,7 @@ export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape
   ): Promise<ToolOutput<z.infer<z.ZodObject<O>>>>;
 }
 
-export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape>(
+export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape = {}>(
   def: ToolDefinition<I, O>,
 ): ToolDefinition<I, O> {
   return def;

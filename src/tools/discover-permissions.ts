@@ -41,8 +41,8 @@ function fromClaims(ctx: RuntimeContext, bucket: string): BucketAccess | null {
   };
 }
 
-const denied = (err: unknown) => {
-  const e = fromAwsError(err, { action: 'probe' });
+const denied = (err: unknown, bucket: string) => {
+  const e = fromAwsError(err, { action: 'probe', bucket });
   return e.code === 'access_denied' ? 'no' : e;
 };
 
@@ -61,7 +61,7 @@ async function probe(ctx: RuntimeContext, bucket: string): Promise<BucketAccess>
     out.list = 'yes';
     sampleKey = page.Contents?.[0]?.Key;
   } catch (err) {
-    const d = denied(err);
+    const d = denied(err, bucket);
     if (d instanceof ToolError) throw d; // no such bucket, expired credentials...: the whole answer is wrong
     out.list = d;
   }
@@ -70,7 +70,7 @@ async function probe(ctx: RuntimeContext, bucket: string): Promise<BucketAccess>
       await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: sampleKey }), opts());
       out.read = 'yes';
     } catch (err) {
-      const d = denied(err);
+      const d = denied(err, bucket);
       out.read = d instanceof ToolError ? 'unknown' : d;
     }
   } else {
@@ -83,7 +83,7 @@ async function probe(ctx: RuntimeContext, bucket: string): Promise<BucketAccess>
       .send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: mpu.Key, UploadId: mpu.UploadId }), opts())
       .catch((err: unknown) => ctx.logger.debug('write probe abort failed', { bucket, error: toToolError(err).message }));
   } catch (err) {
-    const d = denied(err);
+    const d = denied(err, bucket);
     out.write = d instanceof ToolError ? 'unknown' : d;
   }
   if (notes.length) out.detail = notes.join('; ');
@@ -94,12 +94,11 @@ export const discoverPermissions = defineTool({
   name: 'discover_permissions',
   title: 'Discover bucket permissions',
   description:
-    'For each bucket, can the caller list, read and write? In JWT mode from the token\'s buckets and permissions; otherwise ' +
-    'by cheap probes (list one key, read its metadata, start and abort an upload). Defaults to the buckets you can see (at most 25).',
+    "For each bucket: can you list, read, write it? From the token in JWT mode, else by cheap probes (list, head, start and abort an upload).",
   toolset: 'buckets',
   // The write probe starts (and aborts) a multipart upload: not a read, so not offered read-only.
   kind: 'write',
-  input: { buckets: z.array(z.string()).max(MAX_PROBED).optional().describe('Buckets to check (default: bucket_list)') },
+  input: { buckets: z.array(z.string()).max(MAX_PROBED).optional().describe('Buckets to check (default: those you can see, at most 25)') },
   output: {
     buckets: z.array(
       z.object({

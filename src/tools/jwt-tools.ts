@@ -11,7 +11,7 @@ export const jwtDiagnostics = defineTool({
   description:
     "The caller's verified JWT claims after normalization (buckets, permissions, role, session tags), its expiry and where " +
     'AWS credentials come from. Never shows the token, its signature or secrets. In desktop mode it says that no JWT is in use.',
-  toolset: 'auth',
+  toolset: 'diagnostics',
   kind: 'read',
   openWorld: false,
   input: {},
@@ -45,7 +45,7 @@ export const validateJwtToken = defineTool({
   description:
     "Check a JWT against this server's verification settings (algorithm, secret or JWKS, issuer, audience, key id, expiry, " +
     'claim formats) and say exactly why it would be rejected, or show its normalized claims when valid.',
-  toolset: 'auth',
+  toolset: 'diagnostics',
   kind: 'read',
   openWorld: false,
   input: { token: z.string().min(1).describe('The JWT to check (with or without "Bearer ")') },
@@ -77,7 +77,7 @@ export const sessionDiagnostics = defineTool({
   description:
     "The caller's own session: when its token and its AWS (STS) credentials expire and where the credentials come from. " +
     "In JWT mode it shows nothing of other callers or of the whole process (those figures are the operator's, in the server's metrics and logs).",
-  toolset: 'auth',
+  toolset: 'diagnostics',
   kind: 'read',
   openWorld: false,
   input: {},

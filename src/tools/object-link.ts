@@ -12,14 +12,13 @@ export const bucketObjectLink = defineTool({
   name: 'bucket_object_link',
   title: 'Presigned download link',
   description:
-    'Create a presigned HTTPS URL that downloads one S3 object without credentials, valid for expires_in seconds ' +
-    '(at most 7 days, and never longer than the credentials that sign it). Treat the URL as a secret.',
+    "A presigned URL that downloads an object without credentials for expires_in seconds (at most 7 days or the credentials' expiry). A secret.",
   toolset: 'buckets',
   kind: 'read',
   idempotent: false,
   input: {
     uri: objectUriArg,
-    expires_in: z.number().int().min(1).max(MAX_EXPIRY).default(3600).describe('Validity in seconds (1 to 604800)'),
+    expires_in: z.number().int().min(1).max(MAX_EXPIRY).default(3600).describe('Seconds'),
   },
   output: {
     uri: z.string(),

@@ -56,7 +56,7 @@ export async function readRange(client: S3Client, sdk: S3Module, loc: S3Location
 export const bucketObjectInfo = defineTool({
   name: 'bucket_object_info',
   title: 'Object metadata',
-  description: 'Metadata of one S3 object without downloading it: size, content type, ETag, last modified, version id, user metadata.',
+  description: "One object's metadata without reading it: size, content type, ETag, modified, version id, user metadata.",
   toolset: 'buckets',
   kind: 'read',
   input: { uri: objectUriArg },
@@ -91,36 +91,34 @@ export const bucketObjectInfo = defineTool({
       storage_class: head.StorageClass,
       metadata: head.Metadata ?? {},
     };
-    return { data };
+    const text = [
+      `${data.uri}: ${data.size} bytes${data.content_type ? `, ${data.content_type}` : ''}${data.content_encoding ? ` (${data.content_encoding})` : ''}`,
+      `modified ${data.last_modified ?? 'unknown'}, ETag ${data.etag ?? 'none'}${data.version_id ? `, version ${data.version_id}` : ''}${data.storage_class ? `, ${data.storage_class}` : ''}`,
+      `metadata: ${JSON.stringify(data.metadata)}`,
+    ].join('\n');
+    return { data, text };
   },
 });
 
 const MAX_TEXT_BYTES = 1024 * 1024;
 
+/**
+ * Object contents are the one thing a tool answer holds in bulk, and they go in the text alone: a
+ * structured copy would double what reaches clients that pass both halves, and clients that pass
+ * only one read the text when there is no structured content. So these two tools declare no
+ * output schema, and their text starts with what the next call needs (URI, size, next offset).
+ */
 export const bucketObjectText = defineTool({
   name: 'bucket_object_text',
   title: 'Read object as text',
   description:
-    'Read a text object (CSV, JSON, Markdown, code, logs...) from S3, up to max_bytes starting at offset. The encoding is detected ' +
-    '(UTF-8, UTF-16 with BOM, Windows-1252). When truncated is true, call again with offset=next_offset for more. ' +
-    'Binary objects are refused: use bucket_object_fetch or bucket_object_link for those.',
+    'Read a text object (CSV, JSON, code, logs...): max_bytes from offset, encoding detected. Binary is refused.',
   toolset: 'buckets',
   kind: 'read',
   input: {
     uri: objectUriArg,
-    max_bytes: z.number().int().min(1).max(MAX_TEXT_BYTES).default(65536).describe('Bytes to read (at most 1 MiB)'),
-    offset: z.number().int().min(0).default(0).describe('Byte offset to start reading at'),
-  },
-  output: {
-    uri: z.string(),
-    text: z.string(),
-    encoding: z.string(),
-    offset: z.number().describe('Byte offset of the first character of text'),
-    bytes: z.number().describe('Bytes of the object that text covers'),
-    size: z.number().describe('Size of the whole object in bytes'),
-    truncated: z.boolean(),
-    next_offset: z.number().optional(),
-    content_type: z.string().optional(),
+    max_bytes: z.number().int().min(1).max(MAX_TEXT_BYTES).default(65536).describe('Bytes to read'),
+    offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0).describe('Byte to start at'),
   },
   async handler(args, ctx) {
     const loc = parseS3Uri(args.uri);
@@ -136,46 +134,35 @@ export const bucketObjectText = defineTool({
       throw new ToolError(
         'unsupported',
         `${uri} is not text (${decoded.reason}).`,
-        'Use bucket_object_fetch for the raw bytes (base64) of small objects, or bucket_object_link for a download URL.',
+        `Use bucket_object_fetch(uri="${uri}") for its bytes (base64; images are shown), or bucket_object_link for a download URL.`,
       );
     }
+    const first = args.offset + decoded.skippedStart;
     const stop = args.offset + decoded.usedBytes;
-    const truncated = stop < read.total;
-    const data = {
-      uri,
-      text: decoded.text,
-      encoding: decoded.encoding,
-      offset: args.offset + decoded.skippedStart,
-      bytes: decoded.usedBytes - decoded.skippedStart,
-      size: read.total,
-      truncated,
-      next_offset: truncated ? stop : undefined,
-      content_type: read.contentType,
-    };
-    const tail = truncated ? `\n\n[truncated: ${read.total - stop} more bytes; continue with offset=${stop}]` : '';
-    return { data, text: `${decoded.text}${tail}` };
+    const head = `${uri}: ${decoded.encoding}${read.contentType ? `, ${read.contentType}` : ''}, bytes ${first}-${stop} of ${read.total}${read.versionId && !loc.versionId ? `, version ${read.versionId}` : ''}:`;
+    const tail = stop < read.total ? `\n[truncated: ${read.total - stop} more bytes; continue with offset=${stop}]` : '';
+    return { data: {}, text: `${head}\n${decoded.text}${tail}` };
   },
 });
 
 const MAX_FETCH_BYTES = 5 * 1024 * 1024;
+/**
+ * Base64 costs about one token per byte (o200k: 16 KiB of random bytes is ~15,000 tokens), so the
+ * default is what one answer in a conversation can carry; more is a deliberate max_bytes.
+ */
+const DEFAULT_FETCH_BYTES = 16 * 1024;
+const IMAGE = /^image\/(png|jpeg|gif|webp)$/i;
 
 export const bucketObjectFetch = defineTool({
   name: 'bucket_object_fetch',
   title: 'Fetch object bytes',
   description:
-    'Fetch a small object as base64 (images also come back as an image). Objects larger than max_bytes are refused: ' +
-    'use bucket_object_link to get a download URL for those, and bucket_object_text for text.',
+    'Fetch a small binary object as base64 (images are shown). Text is refused: use bucket_object_text; large objects: bucket_object_link.',
   toolset: 'buckets',
   kind: 'read',
   input: {
     uri: objectUriArg,
-    max_bytes: z.number().int().min(1).max(MAX_FETCH_BYTES).default(1024 * 1024).describe('Largest object to fetch (at most 5 MiB)'),
-  },
-  output: {
-    uri: z.string(),
-    size: z.number(),
-    content_type: z.string().optional(),
-    base64: z.string(),
+    max_bytes: z.number().int().min(1).max(MAX_FETCH_BYTES).default(DEFAULT_FETCH_BYTES).describe('Largest object to fetch'),
   },
   async handler(args, ctx) {
     const loc = parseS3Uri(args.uri);
@@ -184,26 +171,31 @@ export const bucketObjectFetch = defineTool({
       readRange(client, sdk, loc, 0, args.max_bytes + 1),
     );
     const uri = formatS3Uri(loc);
+    const contentType = read.contentType;
+    const isImage = contentType !== undefined && IMAGE.test(contentType);
+    const asText = read.total > 0 && !isImage && !binaryContentType(contentType) && decodeText(read.bytes.subarray(0, 65536), { atStart: true, atEnd: read.total <= 65536 }).kind === 'text';
+    if (asText) {
+      throw new ToolError(
+        'unsupported',
+        `${uri} is text (${read.total} bytes${contentType ? `, ${contentType}` : ''}): base64 would hide it and cost a third more.`,
+        `Read it with bucket_object_text(uri="${uri}")${read.total > 65536 ? ', 64 KiB at a time (offset continues)' : ''}.`,
+      );
+    }
     if (read.total > args.max_bytes) {
       throw new ToolError(
         'too_large',
         `${uri} is ${read.total} bytes, more than max_bytes (${args.max_bytes}).`,
         read.total <= MAX_FETCH_BYTES
-          ? `Call again with max_bytes=${read.total}, or use bucket_object_link for a download URL.`
-          : 'Use bucket_object_link for a download URL, or bucket_object_text to read text in pieces.',
+          ? `Call again with max_bytes=${read.total}${isImage ? ' (an image is shown as an image, not spelled out)' : ' (base64 costs about one token per byte)'}, or use bucket_object_link for a download URL.`
+          : 'Use bucket_object_link for a download URL.',
       );
     }
     const base64 = Buffer.from(read.bytes).toString('base64');
-    const contentType = read.contentType;
-    const extraContent: ExtraContent[] = [];
-    const isImage = contentType !== undefined && /^image\/(png|jpeg|gif|webp)$/i.test(contentType);
-    if (isImage) extraContent.push({ type: 'image', data: base64, mimeType: contentType.toLowerCase() });
-    return {
-      data: { uri, size: read.total, content_type: contentType, base64 },
-      text: isImage
-        ? `${uri}: ${read.total} bytes of ${contentType} (shown as an image).`
-        : `${uri}: ${read.total} bytes${contentType ? ` of ${contentType}` : ''}, base64:\n${base64}`,
-      extraContent,
-    };
+    const head = `${uri}: ${read.total} bytes${contentType ? ` of ${contentType}` : ''}${read.versionId && !loc.versionId ? `, version ${read.versionId}` : ''}`;
+    if (isImage) {
+      const extraContent: ExtraContent[] = [{ type: 'image', data: base64, mimeType: contentType.toLowerCase() }];
+      return { data: {}, text: `${head}, shown as an image.`, extraContent };
+    }
+    return { data: {}, text: `${head}, base64:\n${base64}` };
   },
 });

@@ -1,23 +1,21 @@
 import { z } from 'zod';
 import { checkKey, parseBucket } from '../aws/s3-uri.js';
 import { withS3 } from '../aws/s3.js';
-import { bucketArg, isoDate } from './args.js';
+import { bucketArg, isoDate, lines, moreLine } from './args.js';
 import { defineTool } from './define.js';
 
 export const bucketObjectsList = defineTool({
   name: 'bucket_objects_list',
   title: 'List objects',
-  description:
-    'List objects in an S3 bucket under an optional prefix, one page at a time. Use delimiter "/" to browse like folders ' +
-    '(sub-folders come back as common_prefixes). Pass next_continuation_token back as continuation_token for the next page.',
+  description: 'List objects under a prefix, a page at a time; delimiter "/" lists folders (common_prefixes).',
   toolset: 'buckets',
   kind: 'read',
   input: {
     bucket: bucketArg,
-    prefix: z.string().optional().describe('Only keys starting with this, e.g. "data/2024/"'),
-    delimiter: z.string().max(8).optional().describe('Group keys by this character, usually "/"'),
-    max_keys: z.number().int().min(1).max(1000).default(100).describe('Objects per page (1-1000)'),
-    continuation_token: z.string().optional().describe('next_continuation_token from the previous page'),
+    prefix: z.string().optional().describe('Key prefix'),
+    delimiter: z.string().max(8).optional().describe('Usually "/"'),
+    max_keys: z.number().int().min(1).max(1000).default(100).describe('Objects per page'),
+    continuation_token: z.string().optional().describe('next_continuation_token of the previous call'),
   },
   output: {
     bucket: z.string(),
@@ -59,24 +57,25 @@ export const bucketObjectsList = defineTool({
       storage_class: o.StorageClass,
     }));
     const commonPrefixes = (out.CommonPrefixes ?? []).map((p) => p.Prefix ?? '').filter(Boolean);
+    const next = out.IsTruncated ? out.NextContinuationToken : undefined;
     const data = {
       bucket,
       prefix,
       objects,
       common_prefixes: commonPrefixes,
       is_truncated: Boolean(out.IsTruncated),
-      next_continuation_token: out.IsTruncated ? out.NextContinuationToken : undefined,
+      next_continuation_token: next,
     };
-    const lines = [
-      ...commonPrefixes.map((p) => `${p}  (prefix)`),
-      ...objects.map((o) => `${o.key}  ${o.size} B  ${o.last_modified ?? ''}`),
-    ];
     const where = `s3://${bucket}/${prefix}`;
     const text =
-      lines.length === 0
+      objects.length + commonPrefixes.length === 0
         ? `Nothing under ${where}.`
-        : `${objects.length} object(s)${commonPrefixes.length ? ` and ${commonPrefixes.length} prefix(es)` : ''} under ${where}:\n${lines.join('\n')}` +
-          (data.is_truncated ? `\nMore results: call again with continuation_token="${data.next_continuation_token}".` : '');
+        : lines(
+            `${objects.length} object(s)${commonPrefixes.length ? ` and ${commonPrefixes.length} folder(s)` : ''} under ${where}:`,
+            commonPrefixes.map((p) => `s3://${bucket}/${p}  (folder)`),
+            objects.map((o) => `${o.uri}  ${o.size} B  ${o.last_modified ?? ''}`.trimEnd()),
+            moreLine('objects', 'continuation_token', next),
+          );
     return { data, text };
   },
 });

@@ -6,30 +6,29 @@ import { mapBounded } from '../concurrency.js';
 import { guessContentType } from '../content-type.js';
 import { bucketArg } from './args.js';
 import { defineTool } from './define.js';
+import { strictObject } from './schema.js';
 
 const CONCURRENCY = 4;
 
-const item = z.object({
-  key: z.string().min(1).max(1024).describe('Object key, e.g. "reports/summary.md"'),
-  text: z.string().optional().describe('Content as text (stored as UTF-8)'),
-  base64: z.string().optional().describe('Content as base64, for binary data'),
-  content_type: z.string().optional().describe('MIME type; guessed from the key when omitted'),
-  metadata: z.record(z.string(), z.string()).optional().describe('User metadata (x-amz-meta-*)'),
+const item = strictObject({
+  key: z.string().min(1).max(1024).describe('Object key'),
+  text: z.string().optional().describe('Content as UTF-8 text'),
+  base64: z.string().optional().describe('Content as base64'),
+  content_type: z.string().optional().describe('Default: from the key'),
+  metadata: z.record(z.string(), z.string()).optional().describe('x-amz-meta-* user metadata'),
 });
 
 export const bucketObjectsPut = defineTool({
   name: 'bucket_objects_put',
   title: 'Write objects',
-  description:
-    'Write one or more objects to an S3 bucket, each from text or base64. Existing objects with the same key are replaced. ' +
-    'Each item is reported separately: one failure does not stop the others.',
+  description: 'Write objects from text or base64, replacing any with the same key; each item succeeds or fails on its own.',
   toolset: 'buckets',
   // It replaces existing objects with the same key: a client should confirm before it runs.
   kind: 'destructive',
   idempotent: true,
   input: {
     bucket: bucketArg,
-    items: z.array(item).min(1).max(100).describe('Objects to write (1-100)'),
+    items: z.array(item).min(1).max(100).describe('Objects to write'),
   },
   output: {
     bucket: z.string(),
@@ -82,7 +81,9 @@ export const bucketObjectsPut = defineTool({
     });
     const written = results.filter((r) => r.ok).length;
     const failed = results.length - written;
-    const lines = results.map((r) => (r.ok ? `ok      ${r.uri} (${r.size} B)` : `FAILED  ${r.uri}: ${r.error}`));
+    const lines = results.map((r) =>
+      r.ok ? `ok      ${r.uri} (${r.size} B${r.version_id ? `, version ${r.version_id}` : ''})` : `FAILED  ${r.uri}: ${r.error}`,
+    );
     if (written === 0) {
       throw new ToolError('upstream_error', `No object was written to ${bucket}:\n${lines.join('\n')}`);
     }

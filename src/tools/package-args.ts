@@ -5,25 +5,24 @@ import type { CursorKind } from '../cursors.js';
 import { packageCatalogUrl, quiltPlusUri } from '../catalog/urls.js';
 import { ToolError } from '../errors.js';
 import { fromPlain, type PyJson } from '../packages/pyjson.js';
+import { strictObject } from './schema.js';
 
-export const packageNameArg = z.string().min(3).max(256).describe('Package name "user/name", e.g. "team/dataset"');
+// Checked by parsePackageName, whose message says what a name looks like (and its length limit).
+export const packageNameArg = z.string().describe('Package name "team/name"');
 
 export const hashOrTagArg = z
   .string()
   .optional()
-  .describe('Revision: "latest" (default), a timestamp tag, a top hash or a unique prefix of one (6+ hex digits)');
+  .describe('"latest" (default), a tag, or a top hash or its prefix');
 
-export const metaArg = z
-  .record(z.string(), z.unknown())
-  .optional()
-  .describe('Metadata object (JSON); stored as the user_meta quilt3 shows');
+export const metaArg = z.record(z.string(), z.unknown()).optional().describe("Metadata (a JSON object), quilt3's user_meta");
 
-export const logicalKeyArg = z.string().min(1).max(1024).describe('Path inside the package, e.g. "data/table.csv"');
+export const logicalKeyArg = z.string().min(1).max(1024).describe('Path in the package, e.g. "data/a.csv"');
 
-export const entrySource = z.object({
+export const entrySource = strictObject({
   logical_key: logicalKeyArg,
-  s3_uri: z.string().optional().describe('Existing object to include (s3://bucket/key[?versionId=...]); it is referenced, not copied'),
-  text: z.string().optional().describe('Content to store as a new object next to the package'),
+  s3_uri: z.string().optional().describe('s3://bucket/key[?versionId=...] to include'),
+  text: z.string().optional().describe('Content to store (instead of s3_uri)'),
   meta: metaArg,
 });
 

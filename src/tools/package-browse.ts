@@ -8,7 +8,7 @@ import { parsePackageName, parseTopHash } from '../packages/names.js';
 import { toPlain } from '../packages/pyjson.js';
 import { resolveRevision, streamManifestLines } from '../packages/registry.js';
 import { manifestWork } from '../packages/manifest-work.js';
-import { bucketArg } from './args.js';
+import { bucketArg, cursorArg, lines, moreLine } from './args.js';
 import { defineTool } from './define.js';
 import { openCursor, packageNameArg, hashOrTagArg, revisionLinks } from './package-args.js';
 
@@ -23,6 +23,9 @@ const item = z.object({
   s3_uri: z.string().optional().describe('The same object as an s3:// URI the bucket_object_* tools take'),
   user_meta: z.unknown().optional(),
 });
+
+/** JSON on one line, for metadata in a text. */
+const oneLine = (v: unknown) => JSON.stringify(v);
 
 const userMetaOf = (e: ManifestEntry) => {
   const m = e.meta && typeof e.meta === 'object' ? e.meta['user_meta'] : undefined;
@@ -52,19 +55,17 @@ export const packageBrowse = defineTool({
   name: 'package_browse',
   title: 'Browse a package',
   description:
-    "Show a Quilt package revision like a directory: its message and metadata, then the files and folders at a path (or every file " +
-    'below it with recursive=true), each with size, hash and location (s3_uri, readable with bucket_object_text). Give a file\'s logical key as path to see that one entry. ' +
-    'Pages through large packages with next_cursor.',
+    "A package revision like a directory: message, metadata, and the files and folders at path, each file with size, location (s3_uri) and metadata.",
   toolset: 'packages',
   kind: 'read',
   input: {
     bucket: bucketArg,
     name: packageNameArg,
     hash_or_tag: hashOrTagArg,
-    path: z.string().optional().describe('Folder ("data/") or file ("data/table.csv") inside the package; default: top level'),
-    recursive: z.boolean().default(false).describe('List every file below path instead of one level'),
-    limit: z.number().int().min(1).max(1000).default(100).describe('Items per page (1-1000, default 100)'),
-    cursor: z.string().optional().describe('next_cursor of the previous page'),
+    path: z.string().optional().describe('Folder ("data/") or file (default: top)'),
+    recursive: z.boolean().default(false).describe('Every file below path'),
+    limit: z.number().int().min(1).max(1000).default(100).describe('Items per page'),
+    cursor: cursorArg,
   },
   output: {
     bucket: z.string(),
@@ -121,9 +122,21 @@ export const packageBrowse = defineTool({
       next_cursor,
       ...revisionLinks(ctx, bucket, name, hash, path || undefined),
     };
-    const head = `${name}@${hash.slice(0, 12)} in ${bucket}: ${count(r.totalFiles, 'file')}, ${formatBytes(r.totalSize)}${data.message ? ` — "${data.message}"` : ''}`;
-    const lines = items.map((i) => (i.type === 'dir' ? `${i.logical_key}  (${count(i.files, 'file')}, ${formatBytes(i.size)})` : `${i.logical_key}  ${formatBytes(i.size)}`));
-    const shown = r.file ? `${path}:` : `${path || '/'}: ${r.count} item(s)${next_cursor ? `, showing ${items.length} (more: pass next_cursor)` : ''}`;
-    return { data, text: [head, shown, ...lines].join('\n') };
+    const meta = (label: string, v: unknown) => (v === undefined || v === null || (typeof v === 'object' && Object.keys(v).length === 0) ? undefined : `${label}: ${oneLine(v)}`);
+    const row = (i: (typeof items)[number]) =>
+      i.type === 'dir'
+        ? `${i.logical_key}  (${count(i.files, 'file')}, ${formatBytes(i.size)})`
+        : [`${i.logical_key}  ${i.size} B  ${i.s3_uri ?? i.physical_key ?? ''}`, meta('  meta', i.user_meta)].filter(Boolean).join('');
+    const text = lines(
+      `${name}@${hash} in ${bucket}: ${count(r.totalFiles, 'file')}, ${formatBytes(r.totalSize)}`,
+      data.message ? `message: ${oneLine(data.message)}` : undefined,
+      meta('metadata', data.user_meta),
+      meta('workflow', data.workflow),
+      [data.quilt_uri, data.catalog_url],
+      r.file ? `${path}:` : `${path || '/'}: ${r.count} item(s)${next_cursor ? `, ${items.length} shown` : ''} (files: logical key, bytes, location, metadata):`,
+      items.map(row),
+      moreLine('items', 'cursor', next_cursor),
+    );
+    return { data, text };
   },
 });

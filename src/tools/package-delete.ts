@@ -10,16 +10,13 @@ export const packageDelete = defineTool({
   name: 'package_delete',
   title: 'Delete a package or revision',
   description:
-    'Delete a package (all its pointers) or one revision (the pointers to that top hash) from a bucket registry. ' +
-    'Data objects and manifests are never deleted, so a revision stays reachable by its hash. ' +
-    'When the latest revision is deleted, latest moves to the newest remaining one. ' +
-    'If someone commits to the package at the same moment, nothing is deleted and the conflict is reported.',
+    'Delete a package or one revision (its pointers; manifests and data stay, reachable by hash). Latest moves to the newest remaining revision.',
   toolset: 'packages',
   kind: 'destructive',
   input: {
     bucket: bucketArg,
     name: packageNameArg,
-    hash: z.string().optional().describe('Delete only this revision (top hash or unique prefix); omit to delete the whole package'),
+    hash: z.string().optional().describe('Only this revision (top hash or prefix); omit for the whole package'),
   },
   output: {
     bucket: z.string(),
@@ -38,7 +35,7 @@ export const packageDelete = defineTool({
       text:
         `Deleted ${what} from ${bucket}: ${removed.length} pointer(s) removed; ` +
         (newLatest ? `latest is now ${newLatest}.` : 'the package no longer exists.') +
-        ' Manifests and data objects were left in place.',
+        ` Manifests and data objects were left in place.${removed.length ? `\nRemoved: ${removed.join(', ')}` : ''}`,
     };
   },
 });

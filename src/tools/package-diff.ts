@@ -4,37 +4,47 @@ import { diffManifests, type DiffItem } from '../packages/diff.js';
 import { manifestWork } from '../packages/manifest-work.js';
 import { parsePackageName } from '../packages/names.js';
 import { resolveRevision, streamManifestBatches } from '../packages/registry.js';
-import { bucketArg } from './args.js';
+import { formatS3Uri } from '../aws/s3-uri.js';
+import { parsePhysicalKey } from '../packages/physical-keys.js';
+import { bucketArg, lines } from './args.js';
 import { defineTool } from './define.js';
 import { packageNameArg } from './package-args.js';
 
-const side = z.object({ size: z.number(), hash: z.string(), physical_key: z.string() });
+const side = z.object({
+  size: z.number(),
+  hash: z.string(),
+  physical_key: z.string(),
+  s3_uri: z.string().optional().describe('The same location as an s3:// URI the bucket_object_* tools take'),
+});
 const item = z.object({ logical_key: z.string(), from: side.optional(), to: side.optional(), changes: z.array(z.string()).optional() });
 const revision = z.object({ bucket: z.string(), name: z.string(), top_hash: z.string(), message: z.string().nullable().optional() });
 
-const out = (i: DiffItem) => ({
-  logical_key: i.logical_key,
-  from: i.from && { size: i.from.size, hash: i.from.hash, physical_key: i.from.physicalKey },
-  to: i.to && { size: i.to.size, hash: i.to.hash, physical_key: i.to.physicalKey },
-  changes: i.changes,
-});
+const s3UriOf = (pk: string) => {
+  try {
+    return formatS3Uri(parsePhysicalKey(pk));
+  } catch {
+    return undefined; // not in S3 (a local path from an old quilt3 build)
+  }
+};
+const sideOf = (s: DiffItem['from']) => s && { size: s.size, hash: s.hash, physical_key: s.physicalKey, s3_uri: s3UriOf(s.physicalKey) };
+const out = (i: DiffItem) => ({ logical_key: i.logical_key, from: sideOf(i.from), to: sideOf(i.to), changes: i.changes });
+const where = (s: ReturnType<typeof sideOf>) => (s ? (s.s3_uri ?? s.physical_key) : '');
 
 export const packageDiff = defineTool({
   name: 'package_diff',
   title: 'Compare package revisions',
   description:
-    'Compare two revisions of a package (or two packages): files added, removed and modified (content, size, metadata or location), ' +
-    'with complete counts and up to `limit` files listed per kind.',
+    'Compare two revisions (or packages): files added, removed and modified, with complete counts.',
   toolset: 'packages',
   kind: 'read',
   input: {
     bucket: bucketArg,
     name: packageNameArg,
-    from: z.string().describe('Older revision: top hash, unique hash prefix, timestamp tag or "latest"'),
-    to: z.string().default('latest').describe('Newer revision (default "latest")'),
-    to_bucket: z.string().optional().describe('Compare with a package in another bucket (default: same bucket)'),
-    to_name: z.string().optional().describe('Compare with another package (default: same package)'),
-    limit: z.number().int().min(1).max(1000).default(200).describe('Files listed per kind (counts are always complete)'),
+    from: z.string().describe('Older revision (hash, prefix or tag: see package_revisions)'),
+    to: z.string().default('latest').describe('Newer revision'),
+    to_bucket: z.string().optional().describe("Newer side's bucket (default: bucket)"),
+    to_name: z.string().optional().describe("Newer side's package (default: name)"),
+    limit: z.number().int().min(1).max(1000).default(200).describe('Files listed per kind'),
   },
   output: {
     from: revision,
@@ -44,6 +54,7 @@ export const packageDiff = defineTool({
     removed: z.array(item),
     modified: z.array(item),
     truncated: z.boolean(),
+    note: z.string().optional().describe('What the lists leave out'),
   },
   async handler(args, ctx) {
     const bucket = parseBucket(args.bucket);
@@ -70,13 +81,20 @@ export const packageDiff = defineTool({
       truncated: d.counts.added > d.added.length || d.counts.removed > d.removed.length || d.counts.modified > d.modified.length,
     };
     const c = d.counts;
-    const lines = [
-      `${name}@${from.slice(0, 12)} -> ${toName}@${to.slice(0, 12)}: ${c.added} added, ${c.removed} removed, ${c.modified} modified, ${c.unchanged} unchanged`,
-      ...d.added.map((i) => `+ ${i.logical_key}`),
-      ...d.removed.map((i) => `- ${i.logical_key}`),
-      ...d.modified.map((i) => `~ ${i.logical_key} (${i.changes?.join(', ')})`),
-    ];
-    if (data.truncated) lines.push(`(lists capped at ${args.limit} per kind)`);
-    return { data, text: lines.join('\n') };
+    const note = data.truncated ? `Lists are capped at ${args.limit} files per kind (counts are complete); raise limit (up to 1000) for more.` : undefined;
+    const rev = (r: typeof data.from) => `${r.name}@${r.top_hash}${r.bucket !== bucket ? ` in ${r.bucket}` : ''}${r.message ? ` ${JSON.stringify(r.message)}` : ''}`;
+    const text = lines(
+      `${c.added} added, ${c.removed} removed, ${c.modified} modified, ${c.unchanged} unchanged in ${bucket}`,
+      `from ${rev(data.from)}`,
+      `to   ${rev(data.to)}`,
+      data.added.map((i) => `+ ${i.logical_key}  ${where(i.to)}`),
+      data.removed.map((i) => `- ${i.logical_key}  ${where(i.from)}`),
+      data.modified.map((i) => {
+        const [a, b] = [where(i.from), where(i.to)];
+        return `~ ${i.logical_key} (${i.changes?.join(', ')})  ${a === b ? b : `${a} -> ${b}`}`;
+      }),
+      note,
+    );
+    return { data: { ...data, note }, text };
   },
 });

@@ -3,7 +3,8 @@ import { checkKey, parseBucket } from '../aws/s3-uri.js';
 import { mapBounded } from '../concurrency.js';
 import { NAMED, listPackages, readPointer } from '../packages/registry.js';
 import { ToolError } from '../errors.js';
-import { bucketArg, isoDate } from './args.js';
+import { count } from '../format.js';
+import { bucketArg, cursorArg, isoDate, lines, moreLine } from './args.js';
 import { defineTool } from './define.js';
 import { openCursor, revisionLinks } from './package-args.js';
 
@@ -11,15 +12,14 @@ export const packageList = defineTool({
   name: 'package_list',
   title: 'List packages',
   description:
-    'List the Quilt packages in a bucket (its .quilt/named_packages registry, read straight from S3, no catalog needed): ' +
-    'name, latest top hash, when latest was set, number of revisions, links.',
+    "List a bucket's Quilt packages (from S3, no catalog needed): name, latest top hash, when set, revision count.",
   toolset: 'packages',
   kind: 'read',
   input: {
     bucket: bucketArg,
-    prefix: z.string().optional().describe('Only names starting with this, e.g. "team/" or "team/data"'),
-    limit: z.number().int().min(1).max(1000).default(100).describe('Packages per page (1-1000, default 100)'),
-    cursor: z.string().optional().describe('next_cursor of the previous page'),
+    prefix: z.string().optional().describe('Name prefix'),
+    limit: z.number().int().min(1).max(1000).default(100).describe('Packages per page'),
+    cursor: cursorArg,
   },
   output: {
     bucket: z.string(),
@@ -63,21 +63,22 @@ export const packageList = defineTool({
     });
     const found = packages.filter((p) => p !== undefined);
     const damaged = unreadable.length
-      ? `\n${unreadable.length} package(s) with an unreadable latest pointer:\n${unreadable.map((u) => `${u.name}: ${u.error}`).join('\n')}`
+      ? `${unreadable.length} package(s) with an unreadable latest pointer:\n${unreadable.map((u) => `${u.name}: ${u.error}`).join('\n')}`
       : '';
     const extra = unreadable.length ? { unreadable } : {};
     const next_cursor = listed.more ? ctx.cursors.seal('package_list', { bucket, prefix, start_after: page[page.length - 1]!.lastKey }) : undefined;
-    const lines = found.map((p) => `${p.name}  ${p.top_hash.slice(0, 12)}  ${p.modified ?? ''}  (${p.revisions} revision${p.revisions === 1 ? '' : 's'})`);
+    const note = moreLine('packages', 'cursor', next_cursor);
+    const rows = found.map((p) => `${p.name}  ${p.top_hash}  ${p.modified ?? ''}  (${count(p.revisions, 'revision')})`);
     if (found.length === 0 && unreadable.length === 0) {
       // A real, empty answer (the listing succeeded); failures above are errors, never this.
       return {
         data: { bucket, packages: [], next_cursor },
-        text: `No packages${prefix ? ` starting "${prefix}"` : ''} in ${bucket}${startAfter ? ' after the cursor' : ''} (nothing under s3://${bucket}/${NAMED}${prefix}).`,
+        text: lines(`No packages${prefix ? ` starting "${prefix}"` : ''} in ${bucket}${startAfter ? ' after the cursor' : ''} (nothing under s3://${bucket}/${NAMED}${prefix}).`, note),
       };
     }
     return {
       data: { bucket, packages: found, ...extra, next_cursor },
-      text: `${found.length} package(s) in ${bucket}${next_cursor ? ' (more: pass next_cursor)' : ''}:\n${lines.join('\n')}${damaged}`,
+      text: lines(`${found.length} package(s) in ${bucket} (name, latest top hash, set at):`, rows, damaged || undefined, note),
     };
   },
 });

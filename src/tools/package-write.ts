@@ -8,10 +8,10 @@ import { materialize, push, pushEncoded, withPackageLock, type Expected, type Pu
 import { newManifestHeader, validateLogicalKey, type ManifestEntry, type ManifestHeader } from '../packages/manifest.js';
 import { mergeStored } from '../packages/update.js';
 import { parsePackageName } from '../packages/names.js';
-import { compileGlobs, MAX_GLOB_LENGTH, MAX_GLOBS } from '../patterns.js';
+import { compileGlobs } from '../patterns.js';
 import { loadWorkflow } from '../packages/workflow.js';
 import { listKeys, readManifestHeader, readPointer, resolveRevision } from '../packages/registry.js';
-import { bucketArg } from './args.js';
+import { bucketArg, lines } from './args.js';
 import { defineTool, type ToolExtras } from './define.js';
 import { entrySource, metaArg, packageNameArg, revisionLinks, userMeta } from './package-args.js';
 
@@ -33,12 +33,9 @@ const result = {
 const copyArg = z
   .boolean()
   .default(false)
-  .describe(
-    'Copy each S3 source into the registry bucket at <name>/<logical key> (server-side, as quilt3 push does) and point the package at the copies. ' +
-      'Default false: reference the sources where they are',
-  );
+  .describe('Copy S3 sources to <bucket>/<name>/<logical key> like quilt3 push (default: reference in place)');
 
-const messageArg = z.string().max(10_000).optional().describe('Commit message of the revision');
+const messageArg = z.string().max(10_000).optional().describe('Commit message');
 
 function sourcesOf(entries: z.infer<typeof entrySource>[]): Source[] {
   return entries.map((e) => {
@@ -50,11 +47,8 @@ function sourcesOf(entries: z.infer<typeof entrySource>[]): Source[] {
   });
 }
 
-const workflowArg = z
-  .string()
-  .nullable()
-  .optional()
-  .describe("Bucket workflow id (from .quilt/workflows/config.yml); omit for the bucket's default, null for none when allowed");
+const workflowArg = z.string().nullable().optional().describe("Workflow id (default: the bucket's; null: none)");
+const forceArg = z.boolean().default(false).describe('Make a revision of only these files even if the package exists');
 
 /** Checks the bucket's workflow, hashes the sources, then stores and pushes: nothing is written before every check passed. */
 async function commit(
@@ -81,7 +75,7 @@ function committed(ctx: RuntimeContext, bucket: string, name: string, pushed: Pu
   const data = { bucket, name, top_hash: pushed.hash, tag: pushed.tag, entries, total_size, ...revisionLinks(ctx, bucket, name, pushed.hash) };
   return {
     data,
-    text: `Committed ${name}@${pushed.hash} to ${bucket} (${count(entries, 'entry', 'entries')}, ${formatBytes(total_size)}).\n${data.quilt_uri}${data.catalog_url ? `\n${data.catalog_url}` : ''}`,
+    text: lines(`Committed ${name}@${pushed.hash} to ${bucket}, tag ${pushed.tag} (${count(entries, 'entry', 'entries')}, ${formatBytes(total_size)}).`, [data.quilt_uri, data.catalog_url]),
   };
 }
 
@@ -99,121 +93,147 @@ async function refuseExisting(ctx: RuntimeContext, bucket: string, name: string,
   return latest;
 }
 
+interface CreateArgs {
+  bucket: string;
+  name: string;
+  entries?: z.infer<typeof entrySource>[] | undefined;
+  source_uri_prefix?: string | undefined;
+  include?: string[] | undefined;
+  exclude?: string[] | undefined;
+  max_objects: number;
+  message?: string | undefined;
+  meta?: Record<string, unknown> | undefined;
+  workflow?: string | null | undefined;
+  force: boolean;
+  copy: boolean;
+}
+
+/** The objects under a prefix as sources, logical keys relative to it, filtered by the globs. */
+async function prefixSources(ctx: RuntimeContext, args: CreateArgs & { source_uri_prefix: string }): Promise<Source[]> {
+  const src = parseS3Uri(args.source_uri_prefix, { requireKey: false });
+  const prefix = src.key && !src.key.endsWith('/') ? `${src.key}/` : src.key;
+  // Shell-style globs on keys relative to the prefix: `*` within a folder, `**` across folders, `?` one character.
+  const include = args.include && compileGlobs(args.include, 'include');
+  const exclude = args.exclude && compileGlobs(args.exclude, 'exclude');
+  const { keys, truncated } = await listKeys(ctx, src.bucket, prefix, { max: args.max_objects });
+  if (truncated) {
+    throw new ToolError(
+      'too_large',
+      `More than ${args.max_objects} objects are under s3://${src.bucket}/${prefix}.`,
+      'Narrow the prefix or the include globs, or raise max_objects (up to 100000).',
+    );
+  }
+  const sources: Source[] = keys
+    .map((k) => ({ key: k.key, rel: k.key.slice(prefix.length) }))
+    // Folder markers and registries are not package data.
+    .filter(({ key, rel }) => rel && !key.endsWith('/') && !key.startsWith('.quilt/'))
+    .filter(({ rel }) => (!include || include.test(rel)) && !exclude?.test(rel))
+    .map(({ key, rel }) => ({ logicalKey: rel, s3: { bucket: src.bucket, key } }));
+  if (sources.length === 0) {
+    throw new ToolError(
+      'not_found',
+      `No objects under s3://${src.bucket}/${prefix} match${include || exclude ? ' the include/exclude globs' : ''}.`,
+      'Check the prefix with bucket_objects_list.',
+    );
+  }
+  for (const s of sources) validateLogicalKey(s.logicalKey);
+  return sources;
+}
+
+async function createPackage(args: CreateArgs, ctx: RuntimeContext, extras: ToolExtras) {
+  const bucket = parseBucket(args.bucket);
+  const name = parsePackageName(args.name);
+  ctx.authorize(bucket, 'write'); // before any read, so a read-only caller costs no AWS call
+  if (!args.entries?.length && args.source_uri_prefix === undefined) {
+    throw new ToolError('invalid_input', 'Nothing to package: give entries, source_uri_prefix, or both.');
+  }
+  const given = sourcesOf(args.entries ?? []);
+  const user_meta = userMeta(args.meta, 'meta');
+  let sources = given;
+  if (args.source_uri_prefix !== undefined) {
+    if (!args.force) await refuseExisting(ctx, bucket, name, false); // fail before listing a large prefix
+    const listed = await prefixSources(ctx, { ...args, source_uri_prefix: args.source_uri_prefix });
+    const explicit = new Set(given.map((g) => g.logicalKey));
+    // An entry given by name wins over the object of the prefix at the same logical key.
+    sources = [...given, ...listed.filter((l) => !explicit.has(l.logicalKey))];
+  }
+  return withPackageLock(bucket, name, async () => {
+    const expected = await refuseExisting(ctx, bucket, name, args.force);
+    const head = (workflow: ManifestHeader['workflow']) => newManifestHeader({ message: args.message, user_meta, workflow });
+    return commit(ctx, extras, { bucket, name, expected, workflow: args.workflow, copy: args.copy }, head, [], sources);
+  });
+}
+
+const prefixArgs = {
+  source_uri_prefix: z.string().describe('s3://bucket/prefix/ whose objects are added (keys relative to it)'),
+  // compileGlobs bounds their number and length (patterns.ts MAX_GLOBS, MAX_GLOB_LENGTH), with a message.
+  include: z.array(z.string()).optional().describe('Globs of keys to take, e.g. "**/*.csv"'),
+  exclude: z.array(z.string()).optional().describe('Globs of keys to leave out'),
+  max_objects: z.number().int().min(1).max(100_000).default(10_000).describe('Refuse prefixes with more objects'),
+};
+
 export const packageCreate = defineTool({
   name: 'package_create',
   title: 'Create a package',
   description:
-    'Create a Quilt package revision from S3 objects (referenced in place by default, or copied into the registry bucket with copy=true) and/or text (stored next to the package). ' +
-      'S3 objects are checksummed once, without a download when S3 already holds a usable SHA-256 checksum. ' +
-    'Writes the manifest and the latest and timestamp pointers exactly as quilt3 does. Refuses to replace an existing package unless force=true.',
+    'Create a package, as quilt3 writes one, from S3 objects (entries, or all under source_uri_prefix; referenced in place unless copy) and/or text. Refuses an existing package unless force.',
   toolset: 'packages',
   kind: 'write',
   input: {
     bucket: bucketArg,
     name: packageNameArg,
-    entries: z.array(entrySource).min(1).max(1000).describe('Files of the package (1-1000); each has s3_uri or text'),
+    entries: z.array(entrySource).max(1000).optional().describe('Files; each has s3_uri or text'),
+    ...prefixArgs,
+    source_uri_prefix: prefixArgs.source_uri_prefix.optional(),
     message: messageArg,
     meta: metaArg,
     workflow: workflowArg,
-    force: z.boolean().default(false).describe('Make a new revision even when the package exists'),
+    force: forceArg,
     copy: copyArg,
   },
   output: result,
-  async handler(args, ctx, extras) {
-    const bucket = parseBucket(args.bucket);
-    const name = parsePackageName(args.name);
-    ctx.authorize(bucket, 'write'); // before any read, so a read-only caller costs no AWS call
-    const sources = sourcesOf(args.entries);
-    const user_meta = userMeta(args.meta, 'meta');
-    return withPackageLock(bucket, name, async () => {
-      const expected = await refuseExisting(ctx, bucket, name, args.force);
-      const head = (workflow: ManifestHeader['workflow']) => newManifestHeader({ message: args.message, user_meta, workflow });
-      return commit(ctx, extras, { bucket, name, expected, workflow: args.workflow, copy: args.copy }, head, [], sources);
-    });
-  },
+  handler: (args, ctx, extras) => createPackage(args, ctx, extras),
 });
 
+/** The former name of package_create with source_uri_prefix: still answers, no longer listed. */
 export const packageCreateFromS3 = defineTool({
   name: 'package_create_from_s3',
   title: 'Package an S3 prefix',
-  description:
-    'Create a Quilt package from every object under an S3 prefix (optionally filtered by include/exclude globs such as "**/*.csv"). ' +
-    'Objects are referenced in place (or copied into the registry bucket with copy=true) and checksummed once; logical keys are the keys relative to the prefix.',
+  description: 'Create a package from every object under an S3 prefix (package_create with source_uri_prefix).',
   toolset: 'packages',
   kind: 'write',
+  listed: false,
   input: {
-    bucket: bucketArg.describe('Registry bucket the package is written to'),
+    bucket: bucketArg,
     name: packageNameArg,
-    source_uri_prefix: z.string().describe('s3://bucket/prefix/ whose objects become the package'),
-    include: z.array(z.string().max(MAX_GLOB_LENGTH)).max(MAX_GLOBS).optional().describe('Globs of keys to take (relative to the prefix); default all'),
-    exclude: z.array(z.string().max(MAX_GLOB_LENGTH)).max(MAX_GLOBS).optional().describe('Globs of keys to leave out'),
+    ...prefixArgs,
     message: messageArg,
     meta: metaArg,
     workflow: workflowArg,
-    force: z.boolean().default(false).describe('Make a new revision even when the package exists'),
+    force: forceArg,
     copy: copyArg,
-    max_objects: z.number().int().min(1).max(100_000).default(10_000).describe('Refuse prefixes with more objects than this'),
   },
   output: result,
-  async handler(args, ctx, extras) {
-    const bucket = parseBucket(args.bucket);
-    const name = parsePackageName(args.name);
-    ctx.authorize(bucket, 'write'); // before any read, so a read-only caller costs no AWS call
-    const src = parseS3Uri(args.source_uri_prefix, { requireKey: false });
-    const prefix = src.key && !src.key.endsWith('/') ? `${src.key}/` : src.key;
-    // Shell-style globs on keys relative to the prefix: `*` within a folder, `**` across folders, `?` one character.
-    const include = args.include && compileGlobs(args.include, 'include');
-    const exclude = args.exclude && compileGlobs(args.exclude, 'exclude');
-    const user_meta = userMeta(args.meta, 'meta');
-    if (!args.force) await refuseExisting(ctx, bucket, name, false); // fail before listing a large prefix
-    const { keys, truncated } = await listKeys(ctx, src.bucket, prefix, { max: args.max_objects });
-    if (truncated) {
-      throw new ToolError(
-        'too_large',
-        `More than ${args.max_objects} objects are under s3://${src.bucket}/${prefix}.`,
-        'Narrow the prefix or the include globs, or raise max_objects (up to 100000).',
-      );
-    }
-    const sources: Source[] = keys
-      .map((k) => ({ key: k.key, rel: k.key.slice(prefix.length) }))
-      // Folder markers and registries are not package data.
-      .filter(({ key, rel }) => rel && !key.endsWith('/') && !key.startsWith('.quilt/'))
-      .filter(({ rel }) => (!include || include.test(rel)) && !exclude?.test(rel))
-      .map(({ key, rel }) => ({ logicalKey: rel, s3: { bucket: src.bucket, key } }));
-    if (sources.length === 0) {
-      throw new ToolError(
-        'not_found',
-        `No objects under s3://${src.bucket}/${prefix} match${include || exclude ? ' the include/exclude globs' : ''}.`,
-        'Check the prefix with bucket_objects_list.',
-      );
-    }
-    for (const s of sources) validateLogicalKey(s.logicalKey);
-    return withPackageLock(bucket, name, async () => {
-      const expected = await refuseExisting(ctx, bucket, name, args.force);
-      const head = (workflow: ManifestHeader['workflow']) => newManifestHeader({ message: args.message, user_meta, workflow });
-      return commit(ctx, extras, { bucket, name, expected, workflow: args.workflow, copy: args.copy }, head, [], sources);
-    });
-  },
+  handler: (args, ctx, extras) => createPackage(args, ctx, extras),
 });
 
 export const packageUpdate = defineTool({
   name: 'package_update',
   title: 'Update a package',
   description:
-    'Make a new revision of an existing package: the latest revision (or `base`) with files added or replaced and files or folders removed, ' +
-    'optionally a new message and metadata. If someone else moved latest meanwhile, nothing is committed and the conflict is reported.',
+    'New revision of a package: latest with files added, replaced or removed, or new message or metadata. Refused if latest moves meanwhile.',
   toolset: 'packages',
   kind: 'write',
   input: {
     bucket: bucketArg,
     name: packageNameArg,
-    add: z.array(entrySource).max(1000).optional().describe('Files to add or replace (each has s3_uri or text)'),
-    remove: z.array(z.string()).max(1000).optional().describe('Logical keys to remove; a key ending in "/" removes a folder'),
+    add: z.array(entrySource).max(1000).optional().describe('Files to add or replace'),
+    remove: z.array(z.string()).max(1000).optional().describe('Logical keys to remove ("dir/": a folder)'),
     message: messageArg,
-    meta: metaArg.describe('New package metadata (replaces the old); omit to keep it'),
+    meta: metaArg.describe('New metadata, replacing the old'),
     workflow: workflowArg,
-    base: z.string().optional().describe('Top hash the change is based on (default: current latest); the update fails if latest is different'),
-    copy: copyArg.describe('Copy the added S3 sources into the registry bucket at <name>/<logical key> (server-side) and point the entries at the copies; default false: reference them in place'),
+    base: z.string().optional().describe('Top hash it is based on: refused if latest differs'),
+    copy: copyArg,
   },
   output: result,
   async handler(args, ctx, extras) {
@@ -231,7 +251,11 @@ export const packageUpdate = defineTool({
         throw new ToolError('not_found', `Package ${name} does not exist in ${bucket}.`, 'Create it with package_create; see existing ones with package_list.');
       }
       if (wanted && wanted !== latest.hash) {
-        throw new ToolError('conflict', `Package ${name} in ${bucket} is at ${latest.hash}, not ${wanted}.`, 'Browse the latest revision and apply your change to it.');
+        throw new ToolError(
+          'conflict',
+          `Package ${name} in ${bucket} is at ${latest.hash}, not ${wanted}; nothing was committed.`,
+          `package_revisions(bucket="${bucket}", name="${name}") lists its revisions: apply the change to latest (omit base), after package_diff(from="${wanted}") shows what changed since.`,
+        );
       }
       const removes = (args.remove ?? []).map((r) => r.replace(/^\/+/, ''));
       // Both at once (one S3 round trip less); a workflow problem is still the one reported first.

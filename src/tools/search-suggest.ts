@@ -10,15 +10,13 @@ export const searchSuggest = defineTool({
   name: 'search_suggest',
   title: 'Suggest search refinements',
   description:
-    'Suggest how to refine a search_catalog query from what actually exists: buckets, package names and package metadata keys ' +
-    '(with example values) that match the words of a partial query, and ready-to-run search_catalog queries. From the Quilt ' +
-    'catalog when there is one, else from a bounded scan of S3; in JWT mode only the token\'s buckets. An empty query shows what exists.',
+    'Suggest search_catalog queries from what exists: buckets, packages and metadata keys (with values) matching a partial query (empty: all).',
   toolset: 'search',
   kind: 'read',
   input: {
-    query: z.string().max(1000).default('').describe('The query so far, e.g. "cell imag"; empty to see what exists'),
-    buckets: z.array(z.string()).max(100).optional().describe('Only these buckets (default: all you can see)'),
-    limit: z.number().int().min(1).max(50).default(10).describe('Suggestions per kind (1-50)'),
+    query: z.string().max(1000).default('').describe('The query so far'),
+    buckets: z.array(z.string()).max(100).optional().describe('Only these buckets (default: those you can see)'),
+    limit: z.number().int().min(1).max(50).default(10).describe('Suggestions per kind'),
   },
   output: {
     query: z.string(),
@@ -67,7 +65,7 @@ export const searchSuggest = defineTool({
       ...(s.metadata_keys.length
         ? [`Metadata keys: ${s.metadata_keys.map((k) => `${k.key} [${k.type}]${k.values?.length ? ` e.g. ${k.values.slice(0, 3).map((v) => JSON.stringify(v)).join(', ')}` : ''}`).join('; ')}`]
         : []),
-      ...(s.queries.length ? ['Try:', ...s.queries.map((q) => `  search_catalog(query=${JSON.stringify(q.query)}, scope="${q.scope}"${q.buckets ? `, buckets=${JSON.stringify(q.buckets)}` : ''}): ${q.why}`)] : []),
+      ...(s.queries.length ? ['Queries:', ...s.queries.map((q) => `  search_catalog(query=${JSON.stringify(q.query)}, scope="${q.scope}"${q.buckets ? `, buckets=${JSON.stringify(q.buckets)}` : ''}): ${q.why}`)] : []),
       ...(!s.buckets.length && !s.packages.length && !s.metadata_keys.length ? ['Nothing that exists matches these words.'] : []),
       s.note,
     ];

@@ -10,7 +10,7 @@ import { ToolError } from '../errors.js';
 import { describeTable, listTables, renameTable, setOpenQuery, setTable, tabulatorDataCatalog } from '../catalog/tabulator.js';
 import { count } from '../format.js';
 import { bucketArg } from './args.js';
-import { athenaQueryExecute, runReadQuery } from './athena-query.js';
+import { queryArgs, queryOutput, runReadQuery } from './athena-query.js';
 import { defineTool } from './define.js';
 
 const dataCatalogArg = z
@@ -19,7 +19,7 @@ const dataCatalogArg = z
   .max(127)
   .regex(/^[A-Za-z0-9_@-]+$/, 'an Athena data catalog name (letters, digits, _ @ -)')
   .optional()
-  .describe('Athena data catalog of the tabulator, "<stack name>-tabulator"; default: derived from the catalog\'s config.json');
+  .describe('"<stack>-tabulator" (default: from the catalog)');
 
 // Tabulator table names become Athena identifiers; keep them to what a quoted name carries safely.
 const tableNameArg = z
@@ -48,9 +48,7 @@ export const tabulatorTablesList = defineTool({
   name: 'tabulator_tables_list',
   title: 'List tabulator tables',
   description:
-    "List a bucket's Quilt tabulator tables (tables over the contents of its packages, configured in the catalog): each table's name, " +
-    'columns, parsed YAML config, and the Athena data catalog and database to query it with (tabulator_query runs the query). ' +
-    'Tabulator also adds the columns $pkg_name, $logical_key, $physical_key and $top_hash.',
+    "A bucket's tabulator tables (Athena tables over its packages' files, for tabulator_query): columns (plus $pkg_name, $logical_key, $physical_key, $top_hash), config.",
   toolset: 'athena',
   kind: 'read',
   input: {
@@ -98,26 +96,24 @@ export const tabulatorQuery = defineTool({
     "Run one read-only SQL statement (Trino SQL, as athena_query_execute) against a bucket's tabulator tables: the query runs in the " +
     'tabulator\'s Athena data catalog with the bucket as database, so `SELECT * FROM "my_table" LIMIT 10` works unqualified. ' +
     'Writes and table functions are refused. tabulator_tables_list shows the tables and columns. ' +
-    "In JWT mode the token is checked for read access to `bucket` only: the SQL may name other databases (buckets) or catalogs, and what " +
-    "those return is decided by the assumed role's IAM policy (Athena, Glue, S3) and the tabulator's own access checks, as for athena_query_execute.",
+    "A token is checked for reading `bucket` only; other tables the SQL names are its role's IAM policy's to allow.",
   toolset: 'athena',
   kind: 'read',
   idempotent: false,
   input: {
     bucket: bucketArg,
-    query: z.string().min(1).max(262_144).describe('One SQL statement, e.g. SELECT * FROM "my_table" LIMIT 10'),
+    query: z.string().max(262_144).describe('One SQL statement'),
     data_catalog: dataCatalogArg,
-    workgroup: z.string().min(1).max(128).optional().describe('Workgroup to run in (default: see athena_workgroups_list)'),
-    max_rows: z.number().int().min(1).max(1000).default(100).describe('Most rows to return (1-1000)'),
-    timeout_seconds: z.number().int().min(1).max(600).default(60).describe('Stop the query after this many seconds (1-600)'),
+    workgroup: z.string().min(1).max(128).optional().describe('Workgroup (default: see athena_workgroups_list)'),
+    ...queryArgs,
   },
-  output: { ...athenaQueryExecute.output, data_catalog: z.string(), database: z.string() },
+  output: { ...queryOutput, data_catalog: z.string(), database: z.string() },
   async handler(args, ctx, extras) {
     const bucket = parseBucket(args.bucket);
     ctx.authorize(bucket, 'read');
     const catalog = await tabulatorDataCatalog(await catalogFor(ctx), args.data_catalog);
     const out = await runReadQuery(ctx, extras, { ...args, catalog, database: bucket });
-    return { data: { ...out.data, data_catalog: catalog, database: bucket }, text: out.text };
+    return { data: { ...out.data, data_catalog: catalog, database: bucket }, text: `${out.text}\nRan in Athena data catalog "${catalog}", database "${bucket}".` };
   },
 });
 

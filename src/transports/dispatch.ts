@@ -33,6 +33,7 @@ import {
 import type { RuntimeContext } from '../context.js';
 import type { CallExtras } from '../server.js';
 import type { AnyTool } from '../tools/define.js';
+import { toolInputSchema } from '../tools/schema.js';
 
 /** One tool of the direct path and its callback (server.ts `toolRunner`). */
 export interface DirectTool {
@@ -119,7 +120,7 @@ export class SharedServer {
   constructor(server: McpServer, tools: readonly DirectTool[]) {
     this.connected = server.connect(this.transport).then(() => void (this.ready = true));
     this.tools = new Map(
-      tools.map(({ tool, run }) => [tool.name, { name: tool.name, input: normalizeObjectSchema(tool.input), output: normalizeObjectSchema(tool.output), run }]),
+      tools.map(({ tool, run }) => [tool.name, { name: tool.name, input: toolInputSchema(tool), output: tool.output ? normalizeObjectSchema(tool.output) : undefined, run }]),
     );
   }
 

@@ -90,3 +90,33 @@ export async function call(client: Client, name: string, args: Record<string, un
     .join('\n');
   return { isError: Boolean(raw.isError), text, data: raw.structuredContent, raw };
 }
+
+/** What a bucket_object_text answer says, read from its text alone (the tool has no structured half). */
+export interface ObjectText {
+  uri: string;
+  encoding: string;
+  /** The object's bytes [first, stop) of size. */
+  first: number;
+  stop: number;
+  size: number;
+  content: string;
+  next_offset: number | undefined;
+}
+
+export function objectText(r: ToolCall): ObjectText {
+  const nl = r.text.indexOf('\n');
+  const head = /^(s3:\/\/.*?): ([\w-]+)(?:, [^,]+)?, bytes (\d+)-(\d+) of (\d+)(?:, version \S+)?:$/.exec(r.text.slice(0, nl < 0 ? undefined : nl));
+  if (r.isError || !head) throw new Error(`not a bucket_object_text answer: ${r.text.slice(0, 300)}`);
+  let content = nl < 0 ? '' : r.text.slice(nl + 1);
+  const tail = /\n\[truncated: \d+ more bytes; continue with offset=(\d+)\]$/.exec(content);
+  if (tail) content = content.slice(0, tail.index);
+  return {
+    uri: head[1]!,
+    encoding: head[2]!,
+    first: Number(head[3]),
+    stop: Number(head[4]),
+    size: Number(head[5]),
+    content,
+    next_offset: tail ? Number(tail[1]) : undefined,
+  };
+}

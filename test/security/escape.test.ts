@@ -4,7 +4,7 @@
  * bob's bucket, so only the server's own checks stand between her and his data.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call } from '../helpers/mcp.js';
+import { call, objectText } from '../helpers/mcp.js';
 import { graphqlHandler } from '../helpers/catalog-graphql.js';
 import { refused, startTenants, type Tenants } from './tenants.js';
 
@@ -108,7 +108,7 @@ describe('keys with dot segments never leave the server', () => {
     await t.s3.put('tenant-a', 'alpha/v1.0/..hidden/file.tar.gz', 'ok');
     const r = await call(t.alice, 'bucket_object_text', { uri: 's3://tenant-a/alpha/v1.0/..hidden/file.tar.gz' });
     expect(r.isError, r.text).toBe(false);
-    expect(r.data.text).toBe('ok');
+    expect(objectText(r).content).toBe('ok');
   });
 });
 
