@@ -4,6 +4,7 @@
  * through `withS3`, so the caller's permissions are checked before any AWS call.
  */
 import type { Readable } from 'node:stream';
+import { listAll, type ListedObject } from '../aws/list.js';
 import { withS3 } from '../aws/s3.js';
 import type { BucketAction, RuntimeContext } from '../context.js';
 import { ToolError, deniedOrMissing, fromAwsError } from '../errors.js';
@@ -169,34 +170,16 @@ export async function deleteKey(ctx: RuntimeContext, bucket: string, key: string
   });
 }
 
-export interface ListedKey {
-  key: string;
-  lastModified?: Date | undefined;
-}
+export type ListedKey = ListedObject;
 
-/** Every key under a prefix (all pages), optionally stopping after `max` keys. */
+/** Every key under a prefix (sub-prefixes listed concurrently, see aws/list.ts), optionally stopping after `max` keys. */
 export async function listKeys(
   ctx: RuntimeContext,
   bucket: string,
   prefix: string,
-  { max = Infinity, action = 'list' as BucketAction, signal }: { max?: number; action?: BucketAction; signal?: AbortSignal | undefined } = {},
+  { max, action = 'list' as BucketAction, signal }: { max?: number; action?: BucketAction; signal?: AbortSignal | undefined } = {},
 ): Promise<{ keys: ListedKey[]; truncated: boolean }> {
-  return withS3(ctx, { bucket, key: prefix, action, verb: 'list the objects of' }, async (client, { ListObjectsV2Command }) => {
-    const keys: ListedKey[] = [];
-    let token: string | undefined;
-    do {
-      const out = await client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
-        { abortSignal: signal },
-      );
-      for (const o of out.Contents ?? []) {
-        if (keys.length >= max) return { keys, truncated: true };
-        if (o.Key !== undefined) keys.push({ key: o.Key, lastModified: o.LastModified });
-      }
-      token = out.IsTruncated ? out.NextContinuationToken : undefined;
-    } while (token);
-    return { keys, truncated: false };
-  });
+  return listAll(ctx, bucket, prefix, { max, action, signal });
 }
 
 export interface ListedPackage {
