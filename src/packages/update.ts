@@ -23,7 +23,7 @@ import {
 } from './manifest.js';
 import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
-import { loadManifest, streamManifestLines } from './registry.js';
+import { loadManifest, readManifestHeader, streamManifestLines } from './registry.js';
 
 /**
  * package_update holds each new manifest whole until it is uploaded (its key is its top hash, known
@@ -281,47 +281,90 @@ export async function mergeManifest(
   return merged;
 }
 
+/** A stored base revision opened for a merge: its header now, its entries when merged. */
+export interface StoredBase {
+  header: ManifestHeader;
+  /**
+   * mergeManifest of `header`, the base's entries and the changes: the base streamed with its lines
+   * or, when it is not in walk order (not written by quilt3), loaded and sorted in memory as every
+   * revision was before. Call once. The bytes it holds stay reserved until `release` (after the
+   * upload); on a failure here they are released at once.
+   */
+  merge(
+    header: ManifestHeader,
+    added: readonly ManifestEntry[],
+    removes: readonly string[],
+    opts?: { listing?: boolean },
+  ): Promise<MergedRevision & { release(): void }>;
+  /** Closes the base and releases what it holds, when merge is not reached. */
+  close(): Promise<void>;
+}
+
 /**
- * mergeManifest over the stored revision `hash` of `name` in `bucket`: streamed with its lines, or,
- * when it is not in walk order (not written by quilt3), loaded and sorted in memory as every
- * revision was before. The bytes it holds are reserved in manifestMemory before the base is read,
- * and stay reserved until the caller calls `release` (after the upload); on a failure here they are
- * released at once.
+ * Opens the stored revision `hash` of `name` in `bucket` for mergeManifest. The memory the merge
+ * holds is reserved in manifestMemory from the base's length before the base is read. With `hold`,
+ * one GET gives the header now and the entries at the merge, kept open in between (for callers
+ * whose work in between does no I/O: one round trip less); without, the header is read now (its
+ * first line only) and the base again at the merge.
  */
-export async function mergeStored(
-  ctx: RuntimeContext,
-  bucket: string,
-  name: string,
-  hash: string,
-  header: ManifestHeader,
-  added: readonly ManifestEntry[],
-  removes: readonly string[],
-  opts: { listing?: boolean } = {},
-): Promise<MergedRevision & { release(): void }> {
+export async function openStored(ctx: RuntimeContext, bucket: string, name: string, hash: string, { hold }: { hold: boolean }): Promise<StoredBase> {
   const releases: Array<() => void> = [];
   const release = () => releases.forEach((r) => r());
   const reserve = (bytes: number) => releases.push(manifestMemory.reserve(bytes, `${name}@${hash.slice(0, 12)}`));
   let baseSize: number | undefined;
-  const merge = { ...opts, sizeHint: () => baseSize };
-  try {
+  const open = () =>
+    streamManifestLines(ctx, bucket, hash, {
+      onSize: (n) => {
+        reserve(n);
+        baseSize = n;
+      },
+    });
+  let held: { stream: AsyncGenerator<RecordWithLine[]>; first: RecordWithLine[] } | undefined;
+  let header: ManifestHeader;
+  if (hold) {
+    const stream = open();
     try {
-      const base = streamManifestLines(ctx, bucket, hash, {
-        onSize: (n) => {
-          reserve(n);
-          baseSize = n;
-        },
-      });
-      return { ...(await mergeManifest(header, base, added, removes, merge)), release };
+      const first = await stream.next();
+      if (first.done || !first.value[0]) throw new ToolError('upstream_error', `The manifest of revision ${hash} in ${bucket} is empty.`);
+      held = { stream, first: first.value };
+      header = first.value[0][0] as ManifestHeader;
     } catch (err) {
-      if (!(err instanceof BaseNotInWalkOrder)) throw err;
-      ctx.logger.debug('base manifest not in walk order: merging in memory', { bucket, hash });
-      // Its entries as objects take a few times its bytes.
-      const old = await loadManifest(ctx, bucket, hash, { onSize: (n) => reserve(3 * n) });
-      old.entries.sort((x, y) => compareWalkOrder(x.logical_key, y.logical_key));
-      return { ...(await mergeManifest(header, [old.entries], added, removes, { ...merge, sorted: true })), release };
+      await stream.return(undefined);
+      release();
+      throw err;
     }
-  } catch (err) {
-    release();
-    throw err;
+  } else {
+    header = await readManifestHeader(ctx, bucket, hash);
   }
+  const entries = async function* (): AsyncGenerator<RecordWithLine[]> {
+    if (!held) return yield* open();
+    // The header batch again: mergeManifest skips the header.
+    yield held.first;
+    yield* held.stream;
+  };
+  const merge = { sizeHint: () => baseSize };
+  return {
+    header,
+    async merge(head, added, removes, opts = {}) {
+      try {
+        try {
+          return { ...(await mergeManifest(head, entries(), added, removes, { ...opts, ...merge })), release };
+        } catch (err) {
+          if (!(err instanceof BaseNotInWalkOrder)) throw err;
+          ctx.logger.debug('base manifest not in walk order: merging in memory', { bucket, hash });
+          // Its entries as objects take a few times its bytes.
+          const old = await loadManifest(ctx, bucket, hash, { onSize: (n) => reserve(3 * n) });
+          old.entries.sort((x, y) => compareWalkOrder(x.logical_key, y.logical_key));
+          return { ...(await mergeManifest(head, [old.entries], added, removes, { ...opts, ...merge, sorted: true })), release };
+        }
+      } catch (err) {
+        release();
+        throw err;
+      }
+    },
+    async close() {
+      await held?.stream.return(undefined);
+      release();
+    },
+  };
 }

@@ -10,6 +10,7 @@ import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
 import { lazy } from '../lazy.js';
 import { Lru } from '../lru.js';
+import { allInOrder } from '../concurrency.js';
 import { compileTenantRegex, newTenantAjv, withRegexBudget, type Matcher } from '../patterns.js';
 import { formatPhysicalKey, parsePhysicalKey } from './physical-keys.js';
 import type { ManifestEntry } from './manifest.js';
@@ -178,10 +179,10 @@ export async function loadWorkflow(ctx: RuntimeContext, bucket: string, workflow
   } else {
     spec = config.workflows[id] ?? {};
   }
-  const loaded = new Map<string, { validate: ValidateFunction; pk: string }>();
-  for (const sid of [spec.metadata_schema, spec.entries_schema]) {
-    if (sid && !loaded.has(sid)) loaded.set(sid, await loadSchema(ctx, config, sid));
-  }
+  // Both schemas at once (one round trip); a problem with the metadata schema is reported first.
+  const sids = [...new Set([spec.metadata_schema, spec.entries_schema].filter((sid): sid is string => Boolean(sid)))];
+  const schemas = await allInOrder(sids.map((sid) => loadSchema(ctx, config, sid)));
+  const loaded = new Map(sids.map((sid, i) => [sid, schemas[i]!]));
   const record: { [k: string]: PyJson } = {
     id,
     config: formatPhysicalKey({ bucket, key: WORKFLOW_CONFIG, versionId: obj.versionId }),
