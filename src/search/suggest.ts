@@ -7,7 +7,7 @@
 import { loadS3 } from '../aws/clients.js';
 import { BUCKET_CONFIGS, SEARCH_SUGGEST, type BucketConfigsData, type FacetShape, type SearchSuggestData } from '../catalog/documents.js';
 import { quiltPlusUri } from '../catalog/urls.js';
-import { mapBounded } from '../concurrency.js';
+import { mapBounded, mapS3 } from '../concurrency.js';
 import { awsClients, type RuntimeContext } from '../context.js';
 import { ToolError, toToolError } from '../errors.js';
 import type { ManifestHeader } from '../packages/manifest.js';
@@ -234,7 +234,7 @@ async function fromS3(ctx: RuntimeContext, words: string[], requested: string[] 
   const order = [...bucketList].sort((a, b) => b.matched.length - a.matched.length).map((b) => b.name);
   const scanned = order.slice(0, SCAN_BUCKETS);
   const problems: string[] = [];
-  const listed = await mapBounded(scanned, 4, async (bucket) => {
+  const listed = await mapBounded(scanned, SCAN_BUCKETS, async (bucket) => {
     try {
       const r = await listPackages(ctx, bucket, { max: SCAN_POINTER_KEYS, signal });
       return { bucket, ...r };
@@ -251,7 +251,7 @@ async function fromS3(ctx: RuntimeContext, words: string[], requested: string[] 
   // Metadata keys from the headers of the best-matching (else newest) packages.
   const sample = (rankedPackages.length ? rankedPackages : packages).slice(0, SCAN_MANIFESTS);
   const keys = new Map<string, { type: string; values: Set<string> }>();
-  await mapBounded(sample, 4, async (p) => {
+  await mapS3(sample, async (p) => {
     try {
       metaKeys(toPlain((await headerOf(ctx, p.bucket, p.name, signal))?.user_meta ?? null), keys);
     } catch (err) {

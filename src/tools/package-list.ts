@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { checkKey, parseBucket } from '../aws/s3-uri.js';
-import { mapBounded } from '../concurrency.js';
+import { mapS3 } from '../concurrency.js';
 import { compareCodePoints } from '../packages/pyjson.js';
 import { NAMED, listPackages, readPointer } from '../packages/registry.js';
 import { ToolError } from '../errors.js';
@@ -48,7 +48,7 @@ export const packageList = defineTool({
     const names = listed.filter((p) => after === undefined || compareCodePoints(p.name, after) > 0);
     const page = names.slice(0, args.limit);
     const unreadable: { name: string; error: string }[] = [];
-    const packages = await mapBounded(page, 8, async ({ name, modified, revisions }) => {
+    const packages = await mapS3(page, async ({ name, modified, revisions }) => {
       let latest: Awaited<ReturnType<typeof readPointer>>;
       try {
         latest = await readPointer(ctx, bucket, name, 'latest');
