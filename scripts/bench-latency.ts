@@ -10,7 +10,8 @@
  * Desktop mode over stdio, one server process; the data is written before the measured calls,
  * without delay. RUNS (default 3) calls per scenario, medians reported; ONLY=<part of a label> runs
  * only the matching scenarios; QUILT_MCP_TEST_ENTRY=<dir>/index.js benches another build (e.g. the
- * previous one, for before/after figures). BENCH_SMOKE=1: one delay of 5 ms, one run, small data.
+ * previous one, for before/after figures); BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" passes node options
+ * to the server (profiling). BENCH_SMOKE=1: one delay of 5 ms, one run, small data.
  */
 import { writeFileSync, readFileSync } from 'node:fs';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
@@ -25,10 +26,16 @@ const BANDWIDTH = process.env.BANDWIDTH ? Number(process.env.BANDWIDTH) : undefi
 const SMALL = SMOKE ? 20 : 200;
 const MANY = SMOKE ? 50 : 1000;
 const PACKAGES = SMOKE ? 5 : 30;
+const NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 const REG = 'bench-registry';
 const DATA = 'bench-data';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+/** CPU time of a process so far (utime + stime, USER_HZ = 100 on Linux). */
+const cpuMs = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+};
 const rssKiB = (pid: number, field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
 
 interface Scenario {
@@ -62,7 +69,7 @@ function scenarios(hashes: { a: string; b: string }): Scenario[] {
     },
     { label: 'bucket_list', floor: '1 (ListBuckets)', run: (h) => tool(h, 'bucket_list', {}) },
     { label: 'discover_permissions, 2 buckets', floor: '2 (list and start an upload; HEAD and abort)', run: (h) => tool(h, 'discover_permissions', { buckets: [REG, DATA] }) },
-    { label: `package_list, ${PACKAGES} packages`, floor: '2 (the listing; every latest pointer at once)', run: (h) => tool(h, 'package_list', { bucket: REG }) },
+    { label: `package_list, ${PACKAGES} packages`, floor: '2 (the listing; every latest pointer at once)', run: (h) => tool(h, 'package_list', { bucket: REG, prefix: 'pkg/' }) },
     { label: `package_browse, ${SMALL} entries, by name`, floor: '2 (latest pointer; manifest)', run: (h) => tool(h, 'package_browse', { bucket: REG, name: 'bench/browse' }) },
     { label: `package_browse, ${SMALL} entries, by top hash`, floor: '1 (manifest)', run: (h) => tool(h, 'package_browse', { bucket: REG, name: 'bench/browse', hash_or_tag: hashes.a }) },
     { label: 'package_diff, two revisions by name and tag', floor: '2 (both pointers; both manifests)', run: (h) => tool(h, 'package_diff', { bucket: REG, name: 'bench/browse', from: hashes.a.slice(0, 10), to: 'latest' }) },
@@ -127,7 +134,7 @@ async function main() {
     for (let i = 0; i < puts.length; i += 50) await Promise.all(puts.slice(i, i + 50));
     await Promise.all(puts);
 
-    h = await connectStdio(s3Env(net.endpoint, { MCP_LOG_LEVEL: 'error' }));
+    h = await connectStdio(s3Env(net.endpoint, { MCP_LOG_LEVEL: 'error' }), [], NODE_ARGS);
     const pid = h.pid!;
     const made = await tool(h, 'package_create_from_s3', { bucket: REG, name: 'bench/browse', source_uri_prefix: `s3://${DATA}/small/` });
     const a = (made.structuredContent as { top_hash: string }).top_hash;
@@ -139,7 +146,7 @@ async function main() {
       ...Array.from({ length: revisions }, (_, r) => s3.put(REG, `${named}/${name}/${1_700_000_000 + r}`, a)),
       s3.put(REG, `${named}/${name}/latest`, a),
     ];
-    await Promise.all(Array.from({ length: PACKAGES - 3 }, (_, p) => pointers(`pkg/p-${p}`, 3)).flat());
+    await Promise.all(Array.from({ length: PACKAGES }, (_, p) => pointers(`pkg/p-${p}`, 3)).flat());
     const runsTotal = RUNS * DELAYS.length;
     await Promise.all(Array.from({ length: runsTotal }, (_, i) => pointers(`bench/doomed-${i}`, 3)).flat());
     // Warm: the SDK loaded, the bucket regions known.
@@ -152,27 +159,28 @@ async function main() {
     for (const delayMs of DELAYS) {
       net.set({ delayMs, bytesPerSecond: BANDWIDTH });
       console.log(`\n## ${delayMs} ms per S3 request\n`);
-      console.log('| tool | wall time | S3 requests | sequential round trips | wall / delay | peak RSS growth | the floor |');
-      console.log('|---|---|---|---|---|---|---|');
+      console.log('| tool | wall time | S3 requests | sequential round trips | wall / delay | server CPU | peak RSS growth | the floor |');
+      console.log('|---|---|---|---|---|---|---|---|');
       const base = run;
       for (const s of all) {
-        const rows: { ms: number; requests: number; chain: number; growth: number }[] = [];
+        const rows: { ms: number; requests: number; chain: number; growth: number; cpu: number }[] = [];
         for (let i = 0; i < RUNS; i++) {
           const n = net.exchanges.length;
           const before = rssKiB(pid, 'VmRSS');
           writeFileSync(`/proc/${pid}/clear_refs`, '5'); // resets VmHWM to the current RSS
+          const cpu = cpuMs(pid);
           const t = performance.now();
           await s.run(h, base + i);
           const ms = performance.now() - t;
           // The last answer may still be on its way out of the proxy.
           while (net.inFlight() > 0) await new Promise((r) => setTimeout(r, 5));
           const calls = net.exchanges.slice(n);
-          rows.push({ ms, requests: calls.length, chain: sequentialRoundTrips(calls), growth: (rssKiB(pid, 'VmHWM') - before) / 1024 });
+          rows.push({ ms, requests: calls.length, chain: sequentialRoundTrips(calls), growth: (rssKiB(pid, 'VmHWM') - before) / 1024, cpu: cpuMs(pid) - cpu });
         }
         const ms = median(rows.map((r) => r.ms));
         const cell = (xs: number[]) => (Math.min(...xs) === Math.max(...xs) ? String(xs[0]) : `${Math.min(...xs)}-${Math.max(...xs)}`);
         console.log(
-          `| ${s.label} | ${ms.toFixed(0)} ms | ${cell(rows.map((r) => r.requests))} | ${cell(rows.map((r) => r.chain))} | ${delayMs ? (ms / delayMs).toFixed(1) : '-'} | +${Math.max(...rows.map((r) => r.growth)).toFixed(1)} MiB | ${s.floor} |`,
+          `| ${s.label} | ${ms.toFixed(0)} ms | ${cell(rows.map((r) => r.requests))} | ${cell(rows.map((r) => r.chain))} | ${delayMs ? (ms / delayMs).toFixed(1) : '-'} | ${median(rows.map((r) => r.cpu))} ms | +${Math.max(...rows.map((r) => r.growth)).toFixed(1)} MiB | ${s.floor} |`,
         );
       }
       run += RUNS;

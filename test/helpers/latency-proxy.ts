@@ -1,9 +1,10 @@
 /**
- * An HTTP proxy that plays the network between the server and S3: every request waits half the
- * round trip before it reaches the target and its answer half the round trip before it comes back,
- * a new connection costs one more round trip (the TCP handshake), and bodies can be held to a
- * bandwidth shared by all connections (one link up, one down). It records each exchange, so a
- * benchmark can count the requests of a call and the round trips it waited for one after another.
+ * An HTTP proxy that plays the network between the server and S3: an answer comes back no sooner
+ * than the round trip after its request arrived (S3's own time to answer is part of a real round
+ * trip, so the target's is absorbed in it rather than added), a new connection costs one more round
+ * trip (the TCP handshake), and bodies can be held to a bandwidth shared by all connections (one link
+ * up, one down). It records each exchange, so a benchmark can count the requests of a call and the
+ * round trips it waited for one after another.
  *
  * What happens to a request is decided per request by `conditions(req)`: latency and bandwidth
  * now; faults (errors, resets, stalls) can become more fields of the same answer.
@@ -12,7 +13,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
 export interface Conditions {
-  /** Round trip added to every request (half on the way there, half on the way back). */
+  /** Round trip of every request: its answer starts no sooner than this after the request arrived. */
   delayMs: number;
   /** Added to the first request on a new connection (TCP handshake); default: delayMs. */
   connectMs?: number;
@@ -71,14 +72,14 @@ class Link {
 const sleepUntil = (t: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, t - performance.now())));
 
 /**
- * Sends `src`'s chunks to `write` each `half` ms after it arrived (and after its time on `link`),
- * in order and after `first`; resolves when the last one was handed over.
+ * Sends `src`'s chunks to `write` in order, each no sooner than `notBefore` and after its time on
+ * `link`, and after `first`; resolves when the last one was handed over.
  */
-function delayedPipe(src: NodeJS.ReadableStream, link: Link, half: number, rate: number | undefined, write: (chunk: Buffer) => void, first = Promise.resolve()): Promise<void> {
+function shapedPipe(src: NodeJS.ReadableStream, link: Link, notBefore: number, rate: number | undefined, write: (chunk: Buffer) => void, first = Promise.resolve()): Promise<void> {
   let chain = first;
   return new Promise<void>((resolve, reject) => {
     src.on('data', (c: Buffer) => {
-      const at = link.passAt(performance.now() + half, c.length, rate);
+      const at = link.passAt(Math.max(performance.now(), notBefore), c.length, rate);
       chain = chain.then(() => sleepUntil(at)).then(() => write(c));
     });
     src.on('end', () => void chain.then(resolve));
@@ -95,10 +96,9 @@ export async function startLatencyProxy(target: string, initial: Conditions): Pr
   const fresh = new WeakSet<Socket>();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1024 });
 
-  const server = http.createServer(async (req, res) => {
+  const server = http.createServer((req, res) => {
     const start = performance.now();
     const c = conditionsOf(req);
-    const half = c.delayMs / 2;
     inFlight++;
     const x: Exchange = { method: req.method ?? 'GET', url: req.url ?? '', start, end: start };
     const finish = () => {
@@ -109,13 +109,13 @@ export async function startLatencyProxy(target: string, initial: Conditions): Pr
     // The handshake of a new connection comes before its first request.
     const connect = fresh.has(req.socket) ? (c.connectMs ?? c.delayMs) : 0;
     fresh.delete(req.socket);
-    await sleepUntil(start + connect + half);
+    const answerAt = start + connect + c.delayMs;
     const upstream = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers, agent }, (answer) => {
-      const headers = sleepUntil(performance.now() + half).then(() => {
+      const headers = sleepUntil(answerAt).then(() => {
         x.status = answer.statusCode;
         res.writeHead(answer.statusCode ?? 502, answer.headers);
       });
-      delayedPipe(answer, down, half, c.bytesPerSecond, (chunk) => res.write(chunk), headers)
+      shapedPipe(answer, down, answerAt, c.bytesPerSecond, (chunk) => res.write(chunk), headers)
         .then(() => res.end(finish))
         .catch(() => {
           finish();
@@ -124,12 +124,14 @@ export async function startLatencyProxy(target: string, initial: Conditions): Pr
     });
     upstream.on('error', () => {
       if (res.headersSent) return void res.destroy();
-      res.writeHead(502);
-      res.end(finish);
+      void sleepUntil(answerAt).then(() => {
+        res.writeHead(502);
+        res.end(finish);
+      });
     });
     // A caller that gives up must not leave the target writing.
     res.on('close', () => upstream.destroy());
-    delayedPipe(req, up, 0, c.bytesPerSecond, (chunk) => upstream.write(chunk)).then(
+    shapedPipe(req, up, start, c.bytesPerSecond, (chunk) => upstream.write(chunk)).then(
       () => upstream.end(),
       () => upstream.destroy(),
     );
