@@ -126,13 +126,12 @@ async function main() {
   let h: Harness | undefined;
   try {
     // The data, written straight to the local S3.
-    const puts: Promise<unknown>[] = [];
-    for (let i = 0; i < SMALL; i++) puts.push(s3.put(DATA, `small/obj-${String(i).padStart(4, '0')}.csv`, csv(i)));
-    for (let i = 0; i < SMALL; i++) puts.push(s3.putWithChecksum(DATA, `sums/obj-${String(i).padStart(4, '0')}.csv`, Buffer.from(csv(i))));
-    for (let i = 0; i < MANY; i++) puts.push(s3.put(DATA, `many/part-${i % 10}/obj-${String(i).padStart(4, '0')}.csv`, csv(i)));
+    const puts: Array<() => Promise<unknown>> = [];
+    for (let i = 0; i < SMALL; i++) puts.push(() => s3.put(DATA, `small/obj-${String(i).padStart(4, '0')}.csv`, csv(i)));
+    for (let i = 0; i < SMALL; i++) puts.push(() => s3.putWithChecksum(DATA, `sums/obj-${String(i).padStart(4, '0')}.csv`, Buffer.from(csv(i))));
+    for (let i = 0; i < MANY; i++) puts.push(() => s3.put(DATA, `many/part-${i % 10}/obj-${String(i).padStart(4, '0')}.csv`, csv(i)));
     // A few at a time: s3rver is one process on a shared machine.
-    for (let i = 0; i < puts.length; i += 50) await Promise.all(puts.slice(i, i + 50));
-    await Promise.all(puts);
+    for (let i = 0; i < puts.length; i += 25) await Promise.all(puts.slice(i, i + 25).map((put) => put()));
 
     h = await connectStdio(s3Env(net.endpoint, { MCP_LOG_LEVEL: 'error' }), [], NODE_ARGS);
     const pid = h.pid!;

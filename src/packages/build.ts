@@ -50,6 +50,7 @@ const DRAIN_BYTES = 256 * 1024;
  */
 async function hashS3Object(ctx: RuntimeContext, loc: S3Location, signal: AbortSignal, listed?: ListedObject): Promise<{ hash: string; head: SourceHead }> {
   if (listed?.checksums?.includes('SHA256')) {
+    if (signal.aborted) throw cancelled();
     const head = await headSource(ctx, loc, signal);
     const known = await chunkedHashFromS3(ctx, loc, head, signal);
     if (known) return { hash: known, head };
@@ -87,7 +88,8 @@ async function readAndHash(ctx: RuntimeContext, loc: S3Location, signal: AbortSi
     // (A multipart object's checksum needs its part sizes: one more request while the body waits.)
     const known = seen ? undefined : await chunkedHashFromS3(ctx, loc, head, signal);
     if (known) {
-      if (size <= DRAIN_BYTES) for await (const _ of body as AsyncIterable<Buffer>) void _;
+      // Best effort: the hash is known, the read only keeps the connection.
+      if (size <= DRAIN_BYTES) await drain(body).catch(() => undefined);
       return { hash: known, head };
     }
     return { hash: await chunkedHashOfStream(body, size), head };
@@ -98,6 +100,10 @@ async function readAndHash(ctx: RuntimeContext, loc: S3Location, signal: AbortSi
     signal.removeEventListener('abort', cut);
     body.destroy();
   }
+}
+
+async function drain(body: Readable): Promise<void> {
+  for await (const _ of body as AsyncIterable<Buffer>) void _;
 }
 
 const cancelled = () => new ToolError('invalid_input', 'Cancelled by the client; nothing was committed.');
