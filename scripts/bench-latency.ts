@@ -5,7 +5,8 @@
  * call: wall time, S3 requests, and sequential round trips (the longest chain of requests each sent
  * after the previous one was answered), next to the tool's floor: the fewest round trips the call
  * can take, written here with what they are. Also wall time / delay (what a user feels, including
- * the server's CPU on this machine) and the server's peak RSS growth during the call.
+ * the server's CPU on this machine), the CPU of the server and of this process (s3rver and the two
+ * proxies: the stand-ins for S3 and the network) during the call, and the server's peak RSS growth.
  *
  * Desktop mode over stdio, one server process; the data is written before the measured calls,
  * without delay. RUNS (default 3) calls per scenario, medians reported; ONLY=<part of a label> runs
@@ -158,28 +159,29 @@ async function main() {
     for (const delayMs of DELAYS) {
       net.set({ delayMs, bytesPerSecond: BANDWIDTH });
       console.log(`\n## ${delayMs} ms per S3 request\n`);
-      console.log('| tool | wall time | S3 requests | sequential round trips | wall / delay | server CPU | peak RSS growth | the floor |');
-      console.log('|---|---|---|---|---|---|---|---|');
+      console.log('| tool | wall time | S3 requests | sequential round trips | wall / delay | server CPU | stand-ins\' CPU | peak RSS growth | the floor |');
+      console.log('|---|---|---|---|---|---|---|---|---|');
       const base = run;
       for (const s of all) {
-        const rows: { ms: number; requests: number; chain: number; growth: number; cpu: number }[] = [];
+        const rows: { ms: number; requests: number; chain: number; growth: number; cpu: number; standIns: number }[] = [];
         for (let i = 0; i < RUNS; i++) {
           const n = net.exchanges.length;
           const before = rssKiB(pid, 'VmRSS');
           writeFileSync(`/proc/${pid}/clear_refs`, '5'); // resets VmHWM to the current RSS
           const cpu = cpuMs(pid);
+          const own = process.cpuUsage();
           const t = performance.now();
           await s.run(h, base + i);
           const ms = performance.now() - t;
           // The last answer may still be on its way out of the proxy.
           while (net.inFlight() > 0) await new Promise((r) => setTimeout(r, 5));
           const calls = net.exchanges.slice(n);
-          rows.push({ ms, requests: calls.length, chain: sequentialRoundTrips(calls), growth: (rssKiB(pid, 'VmHWM') - before) / 1024, cpu: cpuMs(pid) - cpu });
+          rows.push({ ms, requests: calls.length, chain: sequentialRoundTrips(calls), growth: (rssKiB(pid, 'VmHWM') - before) / 1024, cpu: cpuMs(pid) - cpu, standIns: ((u) => (u.user + u.system) / 1000)(process.cpuUsage(own)) });
         }
         const ms = median(rows.map((r) => r.ms));
         const cell = (xs: number[]) => (Math.min(...xs) === Math.max(...xs) ? String(xs[0]) : `${Math.min(...xs)}-${Math.max(...xs)}`);
         console.log(
-          `| ${s.label} | ${ms.toFixed(0)} ms | ${cell(rows.map((r) => r.requests))} | ${cell(rows.map((r) => r.chain))} | ${delayMs ? (ms / delayMs).toFixed(1) : '-'} | ${median(rows.map((r) => r.cpu))} ms | +${Math.max(...rows.map((r) => r.growth)).toFixed(1)} MiB | ${s.floor} |`,
+          `| ${s.label} | ${ms.toFixed(0)} ms | ${cell(rows.map((r) => r.requests))} | ${cell(rows.map((r) => r.chain))} | ${delayMs ? (ms / delayMs).toFixed(1) : '-'} | ${median(rows.map((r) => r.cpu))} ms | ${median(rows.map((r) => r.standIns)).toFixed(0)} ms | +${Math.max(...rows.map((r) => r.growth)).toFixed(1)} MiB | ${s.floor} |`,
         );
       }
       run += RUNS;
