@@ -363,13 +363,19 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
         });
         req.pipe(upstream);
       });
-    if (!conditional) return forward();
-    // Every write of a key goes through one queue, so a conditional check and its write are atomic.
-    await serialize(`${r.bucket}/${r.key}`, async () => {
-      const failure = await preconditionFailure(r);
-      if (failure) return answer(r, req, res, failure);
-      await forward();
-    });
+    const write = async () => {
+      if (!conditional) return forward();
+      // Every write of a key goes through one queue, so a conditional check and its write are atomic.
+      await serialize(`${r.bucket}/${r.key}`, async () => {
+        const failure = await preconditionFailure(r);
+        if (failure) return answer(r, req, res, failure);
+        await forward();
+      });
+    };
+    // s3rver removes a deleted key's empty folders, and two deletes in one folder at once race there
+    // (a 500 after the key was deleted; S3 has no folders to race on): one delete per folder at a time.
+    if (r.method === 'DELETE' && !isBucketRequest) return serialize(`${r.bucket}/${r.key.replace(/[^/]*$/, '')} (folder)`, write);
+    await write();
   });
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
