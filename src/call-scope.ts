@@ -23,6 +23,14 @@ export function runInCall<T>(scope: CallScope, fn: () => Promise<T>): Promise<T>
   return running;
 }
 
+/**
+ * Runs `fn` outside the call in progress: requests it sends are not cancelled with the call (stopping
+ * an Athena query the call started; a lookup whose answer other calls share).
+ */
+export function uncancelled<T>(fn: () => T): T {
+  return calls.exit(fn);
+}
+
 export function callScope(): CallScope | undefined {
   return calls.getStore();
 }

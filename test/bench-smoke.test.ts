@@ -1,6 +1,6 @@
 /**
- * The benchmarks still run: `npm run bench` and `npm run bench:load` in smoke mode (BENCH_SMOKE=1:
- * a few iterations, a few tenants, seconds of load). This fails only when a benchmark errors or the
+ * The benchmarks still run: `npm run bench`, `npm run bench:load` and `npm run bench:latency` in smoke
+ * mode (BENCH_SMOKE=1: a few iterations, a few tenants, seconds of load, small data). This fails only when a benchmark errors or the
  * load test gets a wrong answer, never on a figure: timings on a shared CI machine mean nothing.
  */
 import { spawn } from 'node:child_process';
@@ -48,6 +48,18 @@ describe('benchmarks in smoke mode', () => {
       expect(out).toContain('1. One process');
       expect(out).toContain('2. Two processes');
       expect(out).not.toMatch(/wrong answers [1-9]/);
+    },
+    TIMEOUT_MS,
+  );
+
+  it(
+    'npm run bench:latency runs every tool through the latency proxy',
+    async () => {
+      const { code, out } = await runBench('bench-latency.ts');
+      expect(code, out).toBe(0);
+      for (const tool of ['package_create, 20 text entries', 'package_update', 'package_create_from_s3', 'package_browse', 'package_list', 'package_diff', 'resources/list']) {
+        expect(out, out).toContain(`| ${tool}`);
+      }
     },
     TIMEOUT_MS,
   );

@@ -2,7 +2,7 @@
  * Package copy mode and checksum reuse. End to end (built server over stdio, s3rver behind the
  * proxy that plays S3's stored checksums, GetObjectAttributes and UploadPartCopy): sources copied
  * server-side into the registry at <name>/<logical key>, hashes equal to quilt3's known answers,
- * and no GetObject of a source whose SHA-256 checksum S3 already holds. In process: the multipart
+ * one request per source, and no hashing of a source whose SHA-256 checksum S3 already holds. In process: the multipart
  * copy path with a lowered threshold, pinning to the hashed ETag, and authorization.
  */
 import { createHash } from 'node:crypto';
@@ -129,9 +129,10 @@ describe('package_create copy=true (built server)', () => {
     const copies = s3.requests.slice(n).filter((q) => q.method === 'PUT' && q.bucket === REG && q.headers['x-amz-copy-source']);
     expect(copies.map((q) => q.key).sort()).toEqual(['team/copied/big.bin', 'team/copied/empty.txt', 'team/copied/hello.txt', 'team/copied/nested/eight.bin', 'team/copied/plain.csv']);
     expect(copies.every((q) => typeof q.headers['x-amz-copy-source-if-match'] === 'string')).toBe(true);
-    // No download of a source whose checksum S3 holds; the one without a checksum is read once.
-    expect(sourceGets(n, ['data/hello.txt', 'data/eight.bin', 'data/big.bin', 'data/empty.txt'])).toEqual([]);
-    expect(sourceGets(n, ['data/plain.csv'])).toHaveLength(1);
+    // One request per source, a GET whose answer carries S3's checksum (no HEAD first): where the
+    // checksum gives the hash the body is not hashed (proved below with a checksum that lies).
+    for (const key of ['data/plain.csv', 'data/hello.txt', 'data/eight.bin', 'data/big.bin', 'data/empty.txt']) expect(sourceGets(n, [key]), key).toHaveLength(1);
+    expect(s3.requests.slice(n).filter((q) => q.bucket === SRC && q.method === 'HEAD')).toEqual([]);
     // The composite's part sizes came from GetObjectAttributes.
     expect(s3.requests.slice(n).some((q) => q.key === 'data/big.bin' && q.query.has('attributes'))).toBe(true);
   });
@@ -166,8 +167,27 @@ describe('package_create copy=true (built server)', () => {
     const [e] = await manifestEntries(r.data.top_hash);
     expect(e?.physical_keys).toEqual([`s3://${SRC}/data/hello.txt`]);
     expect(e?.hash.value).toBe(HELLO_HASH);
-    expect(sourceGets(n, ['data/hello.txt'])).toEqual([]);
+    expect(sourceGets(n, ['data/hello.txt'])).toHaveLength(1);
     expect(s3.requests.slice(n).some((q) => q.method === 'PUT' && q.headers['x-amz-copy-source'])).toBe(false);
+  });
+
+  it('takes the hash from S3\'s checksum, not the bytes: one GET per source, or a HEAD when the listing names a SHA-256 checksum', async () => {
+    // A checksum that does not match the bytes: only a hash made from the checksum can carry it.
+    await s3.putWithChecksum(SRC, 'told/eight.bin', EIGHT);
+    const told = sha256(Buffer.from('not these bytes'));
+    s3.checksums.set(`${SRC}/told/eight.bin`, { type: 'FULL_OBJECT', sha256: told });
+    const fromChecksum = chunkedFromFullObject(EIGHT.length, told);
+    let n = s3.requests.length;
+    const one = await call(h.client, 'package_create', { bucket: REG, name: 'team/told', entries: [{ logical_key: 'eight.bin', s3_uri: `s3://${SRC}/told/eight.bin` }] });
+    expect(one.isError, one.text).toBe(false);
+    expect((await manifestEntries(one.data.top_hash))[0]?.hash.value).toBe(fromChecksum);
+    expect(s3.requests.slice(n).filter((q) => q.bucket === SRC).map((q) => q.method)).toEqual(['GET']);
+    // From a prefix: the listing names the checksum's algorithm, so a HEAD (no body) is enough.
+    n = s3.requests.length;
+    const all = await call(h.client, 'package_create_from_s3', { bucket: REG, name: 'team/told-prefix', source_uri_prefix: `s3://${SRC}/told/` });
+    expect(all.isError, all.text).toBe(false);
+    expect((await manifestEntries(all.data.top_hash))[0]?.hash.value).toBe(fromChecksum);
+    expect(s3.requests.slice(n).filter((q) => q.bucket === SRC && q.key !== '').map((q) => q.method)).toEqual(['HEAD']);
   });
 
   it('package_update copy=true copies the added sources; a file already at its place is not copied onto itself', async () => {
@@ -181,6 +201,7 @@ describe('package_create copy=true (built server)', () => {
         { logical_key: 'hello.txt', s3_uri: `s3://${REG}/team/copied/hello.txt` },
       ],
     });
+    console.log(JSON.stringify(s3.requests.slice(n).map((q) => [q.method, q.bucket, q.key, q.status, q.headers['if-match'], q.headers['x-amz-checksum-mode']])));
     expect(r.isError, r.text).toBe(false);
     const byKey = Object.fromEntries((await manifestEntries(r.data.top_hash)).map((e) => [e.logical_key, e]));
     expect(byKey['extra.csv']?.physical_keys).toEqual([`s3://${REG}/team/copied/extra.csv`]);

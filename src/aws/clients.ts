@@ -8,8 +8,10 @@ import type { AthenaClient } from '@aws-sdk/client-athena';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { AthenaSettings, AwsSettings } from '../config.js';
-import { callSignal } from '../call-scope.js';
+import { callSignal, uncancelled } from '../call-scope.js';
+import { CALL_CONCURRENCY, PROCESS_S3_SLOTS } from '../concurrency.js';
 import { lazy } from '../lazy.js';
+import { Lru } from '../lru.js';
 import { checkKey } from './s3-uri.js';
 
 export interface AwsCredentials {
@@ -39,6 +41,40 @@ export interface ClientOptions {
 
 const REQUEST_HANDLER = { connectionTimeout: 5_000, requestTimeout: 60_000 };
 
+type HandlerOptions = { connectionTimeout?: number; requestTimeout?: number; httpAgent?: unknown; httpsAgent?: unknown };
+
+/**
+ * The SDK's HTTP handler, each request carrying the abort signal of the tool call that sends it
+ * (call-scope.ts): when the call is cancelled (its client cancelled it or went away), its requests
+ * are aborted and the bodies they stream cut, on every code path, instead of reading on for nobody.
+ * Given here rather than as a send option: a send with options skips the SDK's middleware cache
+ * (cacheMiddleware). A request that names its own signal keeps it; `uncancelled` sends outside any call.
+ */
+const loadCancellingHandler = lazy(async () => {
+  const { NodeHttpHandler } = await import('@smithy/node-http-handler');
+  type Handle = InstanceType<typeof NodeHttpHandler>['handle'];
+  return class CallCancellingHandler extends NodeHttpHandler {
+    override handle(request: Parameters<Handle>[0], options: Parameters<Handle>[1] = {}): ReturnType<Handle> {
+      const signal = options.abortSignal ?? callSignal();
+      return super.handle(request, signal ? { ...options, abortSignal: signal } : options);
+    }
+  };
+});
+
+async function cancellingHandler(options: HandlerOptions) {
+  const Handler = await loadCancellingHandler();
+  return new Handler(options as ConstructorParameters<typeof Handler>[0]);
+}
+
+/**
+ * S3's socket pool: room for the process's bulk requests (concurrency.ts) and a call's own single
+ * requests beside them. The SDK's default of 50 would queue a call's 64 requests in flight.
+ */
+const S3_SOCKETS = PROCESS_S3_SLOTS + CALL_CONCURRENCY;
+
+/** Per-bucket S3 clients kept per principal (see AwsClients.s3); the least recently used go first. */
+const BUCKET_CLIENTS = 64;
+
 /**
  * Every S3 request passes here before it is built: a key that a server could resolve into another
  * bucket never leaves the process, whichever code path produced it (tool arguments, manifests,
@@ -60,27 +96,6 @@ function guardKeys(client: S3Client): S3Client {
 }
 
 /**
- * Options for a request that must run even when the call that sends it is cancelled (stopping an
- * Athena query; a lookup whose answer other calls share).
- */
-export const NOT_CANCELLED: { abortSignal?: undefined } = Object.freeze({});
-
-/**
- * Every request a client sends carries the abort signal of the tool call in progress (call-scope.ts)
- * unless it names its own, so a cancelled or hung-up call stops its requests and the bodies they
- * stream, on every code path, instead of reading on for nobody. NOT_CANCELLED opts out.
- */
-function cancelWithCall<C extends { send: (...args: never[]) => Promise<unknown> }>(client: C): C {
-  const send = client.send.bind(client) as (command: unknown, options?: { abortSignal?: AbortSignal | undefined }) => Promise<unknown>;
-  client.send = ((command: unknown, options?: { abortSignal?: AbortSignal | undefined }) => {
-    if (options === NOT_CANCELLED || options?.abortSignal) return send(command, options);
-    const signal = callSignal();
-    return send(command, signal ? { ...options, abortSignal: signal } : options);
-  }) as C['send'];
-  return client;
-}
-
-/**
  * The region S3 says a bucket lives in, from a wrong-region answer: 301 PermanentRedirect (or 400
  * AuthorizationHeaderMalformed / IllegalLocationConstraintException) with `x-amz-bucket-region`,
  * or the `<Region>` of the error body.
@@ -97,6 +112,9 @@ export function redirectRegion(err: unknown): string | undefined {
 
 export class AwsClients {
   private readonly s3Clients = new Map<string, Promise<S3Client>>();
+  private readonly bucketClients = new Lru<string, Promise<S3Client>>(BUCKET_CLIENTS);
+  /** One socket pool per principal, shared by its S3 clients (made with the first one). */
+  private s3Sockets: Promise<{ httpAgent: import('node:http').Agent; httpsAgent: import('node:https').Agent }> | undefined;
   private stsClient: Promise<STSClient> | undefined;
   private athenaClient: Promise<AthenaClient> | undefined;
   private readonly bucketRegions = new Map<string, Promise<string>>();
@@ -122,6 +140,8 @@ export class AwsClients {
    * cacheMiddleware: each command class's middleware stack is resolved once per client instead of
    * on every request (the largest single cost of a small GetObject under load); our middleware is
    * added when the client is made and never changed afterwards, which is what the option requires.
+   * The cache is used only by sends without options (`client.send(cmd)`), and its handler context
+   * is shared by concurrent requests: hence S3 clients per bucket (s3()).
    */
   private common(region: string) {
     return {
@@ -140,29 +160,44 @@ export class AwsClients {
    * redirect, for callers that do not go through withS3; withS3 asks for clients without it and
    * follows redirects itself. With a custom endpoint, each region's client still signs for its
    * region and goes to the same endpoint (which is how S3-compatible stand-ins see the region).
+   *
+   * With `bucket`, a client for that bucket alone. The SDK's middleware cache (cacheMiddleware, see
+   * common()) shares one handler context per command class, into which each request writes its
+   * endpoint before an await: two GetObjects to different buckets at once through one client could
+   * swap endpoints, and a read of s3://a/k answer with s3://b/k. Requests that name a bucket
+   * therefore go through that bucket's client (same bucket, same endpoint: nothing to swap); the
+   * clients share the principal's socket pool.
    */
-  s3(region: string = this.options.defaultRegion, { followRedirects = true }: { followRedirects?: boolean } = {}): Promise<S3Client> {
+  s3(region: string = this.options.defaultRegion, { followRedirects = true, bucket }: { followRedirects?: boolean; bucket?: string | undefined } = {}): Promise<S3Client> {
     const cacheKey = `${region}${followRedirects ? '' : ' strict'}`;
-    let client = this.s3Clients.get(cacheKey);
+    const cache = bucket === undefined ? this.s3Clients : this.bucketClients;
+    const key = bucket === undefined ? cacheKey : `${cacheKey}/${bucket}`;
+    let client = cache.get(key);
     if (!client) {
       const { settings } = this.options;
-      client = loadS3().then(({ S3Client }) =>
-        cancelWithCall(
-          guardKeys(
-            new S3Client({
-              ...this.common(region),
-              ...(settings.endpoints.s3 ? { endpoint: settings.endpoints.s3, forcePathStyle: true } : {}),
-              // Real buckets live in many regions; follow S3's redirect instead of failing.
-              followRegionRedirects: followRedirects,
-              ...(settings.requestChecksumCalculation ? { requestChecksumCalculation: settings.requestChecksumCalculation } : {}),
-              ...(settings.responseChecksumValidation ? { responseChecksumValidation: settings.responseChecksumValidation } : {}),
-            }),
-          ),
+      client = Promise.all([loadS3(), this.sockets().then((sockets) => cancellingHandler({ ...REQUEST_HANDLER, ...sockets }))]).then(([{ S3Client }, requestHandler]) =>
+        guardKeys(
+          new S3Client({
+            ...this.common(region),
+            requestHandler,
+            ...(settings.endpoints.s3 ? { endpoint: settings.endpoints.s3, forcePathStyle: true } : {}),
+            // Real buckets live in many regions; follow S3's redirect instead of failing.
+            followRegionRedirects: followRedirects,
+            ...(settings.requestChecksumCalculation ? { requestChecksumCalculation: settings.requestChecksumCalculation } : {}),
+            ...(settings.responseChecksumValidation ? { responseChecksumValidation: settings.responseChecksumValidation } : {}),
+          }),
         ),
       );
-      this.s3Clients.set(cacheKey, client);
+      cache.set(key, client);
     }
     return client;
+  }
+
+  private sockets() {
+    return (this.s3Sockets ??= Promise.all([import('node:http'), import('node:https')]).then(([http, https]) => ({
+      httpAgent: new http.Agent({ keepAlive: true, maxSockets: S3_SOCKETS }),
+      httpsAgent: new https.Agent({ keepAlive: true, maxSockets: S3_SOCKETS }),
+    })));
   }
 
   /** The bucket's region if S3 told it already, else the default region (no AWS call). */
@@ -188,13 +223,13 @@ export class AwsClients {
   /** Athena in the default region (one client: queries, workgroups and catalogs are regional). */
   athena(): Promise<AthenaClient> {
     const { settings, defaultRegion } = this.options;
-    return (this.athenaClient ??= loadAthena().then(({ AthenaClient }) =>
-      cancelWithCall(
+    return (this.athenaClient ??= Promise.all([loadAthena(), cancellingHandler(REQUEST_HANDLER)]).then(
+      ([{ AthenaClient }, requestHandler]) =>
         new AthenaClient({
           ...this.common(defaultRegion),
+          requestHandler,
           ...(settings.endpoints.athena ? { endpoint: settings.endpoints.athena } : {}),
         }),
-      ),
     ));
   }
 
@@ -210,11 +245,11 @@ export class AwsClients {
     let region = this.bucketRegions.get(bucket);
     if (!region) {
       region = (async () => {
-        const [{ HeadBucketCommand }, client] = await Promise.all([loadS3(), this.s3(this.options.defaultRegion, { followRedirects: false })]);
+        const [{ HeadBucketCommand }, client] = await Promise.all([loadS3(), this.s3(this.options.defaultRegion, { followRedirects: false, bucket })]);
         let found: string | undefined;
         try {
           // Shared by every call that asks meanwhile: one caller going away must not fail the others.
-          found = (await client.send(new HeadBucketCommand({ Bucket: bucket }), NOT_CANCELLED)).BucketRegion;
+          found = (await uncancelled(() => client.send(new HeadBucketCommand({ Bucket: bucket })))).BucketRegion;
         } catch (err) {
           const headers = (err as { $response?: { headers?: Record<string, string | undefined> } }).$response?.headers;
           found = headers?.['x-amz-bucket-region'];
@@ -231,8 +266,8 @@ export class AwsClients {
     return region;
   }
 
-  /** S3 client for the bucket's own region. */
+  /** S3 client for the bucket (and in its own region). */
   async s3ForBucket(bucket: string): Promise<S3Client> {
-    return this.s3(await this.bucketRegion(bucket));
+    return this.s3(await this.bucketRegion(bucket), { bucket });
   }
 }

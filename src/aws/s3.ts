@@ -32,14 +32,14 @@ export async function withS3<T>(
   const clients = awsClients(ctx);
   try {
     const region = clients.knownRegion(target.bucket);
-    const [sdk, client] = await Promise.all([loadS3(), clients.s3(region, { followRedirects: false })]);
+    const [sdk, client] = await Promise.all([loadS3(), clients.s3(region, { followRedirects: false, bucket: target.bucket })]);
     try {
       return await fn(client, sdk);
     } catch (err) {
       const moved = redirectRegion(err);
       if (!moved || moved === region) throw err;
       clients.rememberRegion(target.bucket, moved);
-      return await fn(await clients.s3(moved, { followRedirects: false }), sdk);
+      return await fn(await clients.s3(moved, { followRedirects: false, bucket: target.bucket }), sdk);
     }
   } catch (err) {
     throw fromAwsError(err, { action: target.verb, bucket: target.bucket, key: target.key });

@@ -6,9 +6,10 @@
  * its data and manifest are written, so a failure midway never leaves a half-written package.
  */
 import type { Readable } from 'node:stream';
+import type { ListedObject } from '../aws/list.js';
 import { checkKey, formatS3Uri, type S3Location } from '../aws/s3-uri.js';
 import { withS3 } from '../aws/s3.js';
-import { KeyedMutex, mapBounded } from '../concurrency.js';
+import { KeyedMutex, mapS3 } from '../concurrency.js';
 import type { RuntimeContext } from '../context.js';
 import { ToolError, fromAwsError, toToolError } from '../errors.js';
 import { guessContentType } from '../content-type.js';
@@ -19,42 +20,93 @@ import { chunkedHashFromS3, headSource, type SourceHead } from './s3-checksum.js
 import { topHash, validateLogicalKey, type ManifestEntry, type ManifestHeader } from './manifest.js';
 import { formatPhysicalKey } from './physical-keys.js';
 import type { PyJson } from './pyjson.js';
-import { manifestKey, putBody, putManifest, putPointers, readPointer } from './registry.js';
+import { manifestKey, putBody, putManifest, putPointers, readFirstSecond, readPointer } from './registry.js';
 
-/** Sources hashed at once: enough to keep S3 busy, few enough to bound sockets and memory. */
-const CONCURRENCY = 8;
-
-export type Source = { logicalKey: string; meta?: { [k: string]: PyJson } | undefined } & ({ s3: S3Location } | { text: string });
+export type Source = { logicalKey: string; meta?: { [k: string]: PyJson } | undefined } & (
+  | {
+      s3: S3Location;
+      /** What a listing said of the object (its checksums tell whether a HEAD can give the hash). */
+      listed?: ListedObject | undefined;
+    }
+  | { text: string }
+);
 
 /** quilt3 keeps an entry's user metadata under `user_meta` in the entry's `meta`. */
 export const entryMeta = (userMeta: { [k: string]: PyJson } | undefined): { [k: string]: PyJson } => (userMeta ? { user_meta: userMeta } : {});
 
 /**
- * Size, version and hash of an S3 source: from S3's stored SHA-256 checksum when it has the right
- * shape (no download, see s3-checksum.ts), else by reading it once through the chunked hasher. The
- * read is pinned to the version (or ETag) the HEAD saw, so size and bytes belong together.
+ * A body up to this size whose hash S3's checksum gave is read to its end anyway (it is mostly here
+ * already), so its connection can serve the next request; a larger one is cut.
  */
-async function hashS3Object(ctx: RuntimeContext, loc: S3Location, signal: AbortSignal) {
-  const what = { action: 'read', bucket: loc.bucket, key: loc.key };
-  const head = await headSource(ctx, loc, signal);
-  const versionId = loc.versionId ?? head.versionId;
-  const known = await chunkedHashFromS3(ctx, loc, head, signal);
-  if (known) return { size: head.size, hash: known, versionId, head, read: false };
+const DRAIN_BYTES = 256 * 1024;
+
+/**
+ * Size, version and hash of an S3 source, in one request where one suffices: a GET whose answer
+ * carries the size, version, ETag and any SHA-256 checksum S3 stores (see s3-checksum.ts), so the
+ * body is hashed as it streams, or not read at all when the checksum gives the hash. A source a
+ * listing says has a SHA-256 checksum is asked with a HEAD instead (no body), and read only when
+ * that checksum cannot give the hash; that read is pinned to the version (or ETag) the HEAD saw,
+ * so size and bytes belong together.
+ */
+async function hashS3Object(ctx: RuntimeContext, loc: S3Location, signal: AbortSignal, listed?: ListedObject): Promise<{ hash: string; head: SourceHead }> {
+  if (listed?.checksums?.includes('SHA256')) {
+    if (signal.aborted) throw cancelled();
+    const head = await headSource(ctx, loc, signal);
+    const known = await chunkedHashFromS3(ctx, loc, head, signal);
+    if (known) return { hash: known, head };
+    return readAndHash(ctx, loc, signal, head);
+  }
+  return readAndHash(ctx, loc, signal);
+}
+
+/** One GET of the source (pinned to what `seen` saw, when given), hashed as described above. */
+async function readAndHash(ctx: RuntimeContext, loc: S3Location, signal: AbortSignal, seen?: SourceHead): Promise<{ hash: string; head: SourceHead }> {
+  const versionId = loc.versionId ?? seen?.versionId;
+  // No abortSignal option on send (it would make the SDK resolve its middleware again for every
+  // source): a cancelled call stops before each request and cuts the body it is reading.
+  if (signal.aborted) throw cancelled();
   const out = await withS3(ctx, { bucket: loc.bucket, key: loc.key, action: 'read', verb: 'read' }, (client, { GetObjectCommand }) =>
-    client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key, VersionId: versionId, IfMatch: versionId ? undefined : head.etag }), { abortSignal: signal }),
+    client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key, VersionId: versionId, IfMatch: versionId ? undefined : seen?.etag, ChecksumMode: 'ENABLED' })),
   );
   const body = out.Body as Readable;
+  const cut = () => body.destroy(cancelled());
+  signal.addEventListener('abort', cut, { once: true });
   try {
-    const size = out.ContentLength ?? 0;
-    const hash = await chunkedHashOfStream(body, size);
-    return { size, hash, versionId: versionId ?? out.VersionId, head: { ...head, size }, read: true };
+    const size = out.ContentLength;
+    if (size === undefined || !Number.isSafeInteger(size) || size < 0) {
+      throw new ToolError('upstream_error', `S3 gave no size for s3://${loc.bucket}/${loc.key}.`);
+    }
+    const head: SourceHead = {
+      size,
+      versionId: versionId ?? out.VersionId,
+      etag: out.ETag,
+      contentType: out.ContentType,
+      metadata: out.Metadata,
+      sha256: out.ChecksumSHA256,
+      checksumType: out.ChecksumType,
+    };
+    // (A multipart object's checksum needs its part sizes: one more request while the body waits.)
+    const known = seen ? undefined : await chunkedHashFromS3(ctx, loc, head, signal);
+    if (known) {
+      // Best effort: the hash is known, the read only keeps the connection.
+      if (size <= DRAIN_BYTES) await drain(body).catch(() => undefined);
+      return { hash: known, head };
+    }
+    return { hash: await chunkedHashOfStream(body, size), head };
   } catch (err) {
     if (err instanceof ToolError) throw err;
-    throw fromAwsError(err, what);
+    throw fromAwsError(err, { action: 'read', bucket: loc.bucket, key: loc.key });
   } finally {
+    signal.removeEventListener('abort', cut);
     body.destroy();
   }
 }
+
+async function drain(body: Readable): Promise<void> {
+  for await (const _ of body as AsyncIterable<Buffer>) void _;
+}
+
+const cancelled = () => new ToolError('invalid_input', 'Cancelled by the client; nothing was committed.');
 
 export interface Materialized {
   entries: ManifestEntry[];
@@ -99,12 +151,13 @@ export async function materialize(
   const copies: { entry: ManifestEntry; src: S3Location; head: SourceHead }[] = [];
   let done = 0;
   const step = Math.max(1, Math.ceil(sources.length / 100));
-  const entries = await mapBounded(sources, CONCURRENCY, async (s) => {
-    if (extras.signal.aborted) throw new ToolError('invalid_input', 'Cancelled by the client; nothing was committed.');
+  const entries = await mapS3(sources, async (s) => {
+    if (extras.signal.aborted) throw cancelled();
     let entry: ManifestEntry;
     if ('s3' in s) {
       try {
-        const { size, hash, versionId, head } = await hashS3Object(ctx, s.s3, extras.signal);
+        const { hash, head } = await hashS3Object(ctx, s.s3, extras.signal, s.listed);
+        const { size, versionId } = head;
         const src = { ...s.s3, versionId };
         entry = {
           logical_key: s.logicalKey,
@@ -131,24 +184,28 @@ export async function materialize(
   return {
     entries,
     async store() {
-      await mapBounded(copies, CONCURRENCY, async ({ entry, src, head }) => {
-        const key = `${name}/${entry.logical_key}`;
-        try {
-          const { versionId } = await copyObject(ctx, src, head, { bucket: registry, key }, options.copyOptions, extras.signal);
-          entry.physical_keys = [formatPhysicalKey({ bucket: registry, key, versionId })];
-        } catch (err) {
-          throw entryError(entry.logical_key, formatS3Uri(src), err);
-        }
-      });
-      await mapBounded(texts, CONCURRENCY, async ({ entry, body }) => {
-        const key = `${name}/${entry.logical_key}`;
-        try {
-          const { versionId } = await putBody(ctx, registry, key, body, guessContentType(key, true));
-          entry.physical_keys = [formatPhysicalKey({ bucket: registry, key, versionId })];
-        } catch (err) {
-          throw entryError(entry.logical_key, 'its text', err);
-        }
-      });
+      // Copies and text uploads all at once: they are independent of each other.
+      const writes: Array<() => Promise<void>> = [
+        ...copies.map(({ entry, src, head }) => async () => {
+          const key = `${name}/${entry.logical_key}`;
+          try {
+            const { versionId } = await copyObject(ctx, src, head, { bucket: registry, key }, options.copyOptions, extras.signal);
+            entry.physical_keys = [formatPhysicalKey({ bucket: registry, key, versionId })];
+          } catch (err) {
+            throw entryError(entry.logical_key, formatS3Uri(src), err);
+          }
+        }),
+        ...texts.map(({ entry, body }) => async () => {
+          const key = `${name}/${entry.logical_key}`;
+          try {
+            const { versionId } = await putBody(ctx, registry, key, body, guessContentType(key, true));
+            entry.physical_keys = [formatPhysicalKey({ bucket: registry, key, versionId })];
+          } catch (err) {
+            throw entryError(entry.logical_key, 'its text', err);
+          }
+        }),
+      ];
+      await mapS3(writes, (write) => write());
     },
   };
 }
@@ -176,36 +233,47 @@ export type Expected = { hash: string; etag?: string | undefined } | null;
 /**
  * Writes the manifest, then the pointers (timestamp, then `latest`), refusing (after writing only
  * the immutable manifest) when `latest` moved since the caller read it: a concurrent update is
- * reported, never silently overwritten. The re-read here catches most races early; the conditional
- * write of `latest` in putPointers catches the rest, across processes.
+ * reported, never silently overwritten. The re-read of `latest` here catches most races early; the
+ * conditional write of `latest` in putPointers catches the rest, across processes.
  */
 export async function push(ctx: RuntimeContext, bucket: string, name: string, header: ManifestHeader, entries: ManifestEntry[], expected: Expected): Promise<Pushed> {
   const hash = topHash(header, entries);
-  await putManifest(ctx, bucket, hash, header, entries);
-  return pointAt(ctx, bucket, name, hash, expected);
+  return commitManifest(ctx, bucket, name, hash, () => putManifest(ctx, bucket, hash, header, entries), expected);
 }
 
 /** push for a manifest already encoded under its top hash (see update.ts). */
 export async function pushEncoded(ctx: RuntimeContext, bucket: string, name: string, hash: string, body: Uint8Array, expected: Expected): Promise<Pushed> {
-  await putBody(ctx, bucket, manifestKey(hash), body, 'application/jsonl');
-  return pointAt(ctx, bucket, name, hash, expected);
+  return commitManifest(ctx, bucket, name, hash, () => putBody(ctx, bucket, manifestKey(hash), body, 'application/jsonl'), expected);
 }
 
-/** The commit point, once the manifest is written: see push. */
-async function pointAt(ctx: RuntimeContext, bucket: string, name: string, hash: string, expected: Expected): Promise<Pushed> {
-  const now = (await readPointer(ctx, bucket, name, 'latest', { deniedMeansAbsent: true })) ?? null;
-  if (now?.hash !== expected?.hash) {
-    throw new ToolError(
-      'conflict',
-      now === null
-        ? `Package ${name} was deleted from ${bucket} while this revision was being built; nothing was committed.`
-        : expected === null
-          ? `Package ${name} was created in ${bucket} by someone else meanwhile (latest ${now.hash}); nothing was committed.`
-          : `Package ${name} in ${bucket} changed meanwhile: latest is now ${now.hash}, not ${expected.hash}. Nothing was committed.`,
-      'Browse the new latest revision, apply your change on top of it and retry.',
-    );
-  }
-  const condition = now?.etag ? { ifMatch: now.etag } : now === null ? ({ ifNoneMatch: '*' } as const) : undefined;
-  const tag = await putPointers(ctx, bucket, name, hash, condition);
+/**
+ * The commit, in three round trips: the manifest (with the read of this second's timestamp
+ * pointer beside it), the timestamp pointer (with `latest` read again beside it), then `latest`.
+ */
+async function commitManifest(ctx: RuntimeContext, bucket: string, name: string, hash: string, write: () => Promise<unknown>, expected: Expected): Promise<Pushed> {
+  const first = readFirstSecond(ctx, bucket, name);
+  await Promise.all([write(), first.taken]);
+  const tag = await putPointers(
+    ctx,
+    bucket,
+    name,
+    hash,
+    async () => {
+      const now = (await readPointer(ctx, bucket, name, 'latest', { deniedMeansAbsent: true })) ?? null;
+      if (now?.hash !== expected?.hash) {
+        throw new ToolError(
+          'conflict',
+          now === null
+            ? `Package ${name} was deleted from ${bucket} while this revision was being built; nothing was committed.`
+            : expected === null
+              ? `Package ${name} was created in ${bucket} by someone else meanwhile (latest ${now.hash}); nothing was committed.`
+              : `Package ${name} in ${bucket} changed meanwhile: latest is now ${now.hash}, not ${expected.hash}. Nothing was committed.`,
+          'Browse the new latest revision, apply your change on top of it and retry.',
+        );
+      }
+      return now?.etag ? { ifMatch: now.etag } : now === null ? { ifNoneMatch: '*' } : undefined;
+    },
+    first,
+  );
   return { hash, tag };
 }

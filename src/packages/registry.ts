@@ -4,6 +4,7 @@
  * through `withS3`, so the caller's permissions are checked before any AWS call.
  */
 import type { Readable } from 'node:stream';
+import { listAll, type ListedObject } from '../aws/list.js';
 import { withS3 } from '../aws/s3.js';
 import type { BucketAction, RuntimeContext } from '../context.js';
 import { ToolError, deniedOrMissing, fromAwsError } from '../errors.js';
@@ -90,7 +91,8 @@ async function readText(ctx: RuntimeContext, bucket: string, key: string, signal
   try {
     return await withS3(ctx, { bucket, key, action: 'read', verb: 'read' }, async (client, { GetObjectCommand }) => {
       try {
-        const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+        // Options only with a signal: any per-request options make the SDK resolve its middleware again.
+        const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), signal ? { abortSignal: signal } : undefined);
         const text = await smallText(out.Body as Readable | undefined, out.ContentLength, `s3://${bucket}/${key}`, limit);
         return { text, lastModified: out.LastModified, etag: out.ETag, versionId: out.VersionId };
       } catch (err) {
@@ -175,34 +177,16 @@ export async function deleteKey(ctx: RuntimeContext, bucket: string, key: string
   });
 }
 
-export interface ListedKey {
-  key: string;
-  lastModified?: Date | undefined;
-}
+export type ListedKey = ListedObject;
 
-/** Every key under a prefix (all pages), optionally stopping after `max` keys. */
+/** Every key under a prefix (sub-prefixes listed concurrently, see aws/list.ts), optionally stopping after `max` keys. */
 export async function listKeys(
   ctx: RuntimeContext,
   bucket: string,
   prefix: string,
-  { max = Infinity, action = 'list' as BucketAction, signal }: { max?: number; action?: BucketAction; signal?: AbortSignal | undefined } = {},
+  { max, action = 'list' as BucketAction, signal }: { max?: number; action?: BucketAction; signal?: AbortSignal | undefined } = {},
 ): Promise<{ keys: ListedKey[]; truncated: boolean }> {
-  return withS3(ctx, { bucket, key: prefix, action, verb: 'list the objects of' }, async (client, { ListObjectsV2Command }) => {
-    const keys: ListedKey[] = [];
-    let token: string | undefined;
-    do {
-      const out = await client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
-        { abortSignal: signal },
-      );
-      for (const o of out.Contents ?? []) {
-        if (keys.length >= max) return { keys, truncated: true };
-        if (o.Key !== undefined) keys.push({ key: o.Key, lastModified: o.LastModified });
-      }
-      token = out.IsTruncated ? out.NextContinuationToken : undefined;
-    } while (token);
-    return { keys, truncated: false };
-  });
+  return listAll(ctx, bucket, prefix, { max, action, signal });
 }
 
 export interface ListedPackage {
@@ -244,7 +228,7 @@ export async function listPackages(
     do {
       const out = await client.send(
         new ListObjectsV2Command({ Bucket: bucket, Prefix: scan, ContinuationToken: token, StartAfter: token ? undefined : startAfter, MaxKeys: 1000 }),
-        { abortSignal: signal },
+        signal ? { abortSignal: signal } : undefined,
       );
       for (const o of out.Contents ?? []) {
         if (o.Key === undefined) continue;
@@ -424,19 +408,39 @@ export async function putManifest(ctx: RuntimeContext, bucket: string, hash: str
 /** How many seconds after now a revision's timestamp pointer may be placed before giving up. */
 export const MAX_TAG_TRIES = 60;
 
+/** The second a commit starts in, and what its timestamp pointer holds (read while the manifest uploads). */
+export interface FirstSecond {
+  seconds: number;
+  taken: Promise<{ hash: string } | undefined>;
+}
+
+/**
+ * Reads the timestamp pointer of this second. Issued alongside the manifest's upload, it saves
+ * claimTimestamp a round trip; nothing it reads can name the new revision before the upload ends.
+ */
+export function readFirstSecond(ctx: RuntimeContext, bucket: string, name: string): FirstSecond {
+  const seconds = Math.floor(Date.now() / 1000);
+  return { seconds, taken: readPointer(ctx, bucket, name, String(seconds), { deniedMeansAbsent: true }) };
+}
+
 /**
  * Creates the revision's timestamp pointer `<name>/<unix seconds>` (as quilt3 names them) without
  * ever replacing one that names another revision: created with If-None-Match: *, and when the
  * second is taken, the next one is tried (up to MAX_TAG_TRIES). A pointer that already names this
  * hash is this revision's. Returns the tag, and the ETag when this call created it.
  */
-async function claimTimestamp(ctx: RuntimeContext, bucket: string, name: string, hash: string): Promise<{ tag: string; etag?: string | undefined; created: boolean }> {
-  const first = Math.floor(Date.now() / 1000);
-  for (let seconds = first; seconds < first + MAX_TAG_TRIES; seconds++) {
+async function claimTimestamp(
+  ctx: RuntimeContext,
+  bucket: string,
+  name: string,
+  hash: string,
+  first: FirstSecond,
+): Promise<{ tag: string; etag?: string | undefined; created: boolean }> {
+  for (let seconds = first.seconds; seconds < first.seconds + MAX_TAG_TRIES; seconds++) {
     const tag = String(seconds);
     // Read first: it skips taken seconds cheaply, and keeps stores that ignore If-None-Match
     // (some S3-compatible ones) from overwriting a pointer written before this commit started.
-    let taken = await readPointer(ctx, bucket, name, tag, { deniedMeansAbsent: true });
+    let taken = seconds === first.seconds ? await first.taken : await readPointer(ctx, bucket, name, tag, { deniedMeansAbsent: true });
     if (!taken) {
       try {
         const { etag } = await putBody(ctx, bucket, `${pointerPrefix(name)}${tag}`, hash, 'text/plain', { ifNoneMatch: '*' });
@@ -450,37 +454,50 @@ async function claimTimestamp(ctx: RuntimeContext, bucket: string, name: string,
   }
   throw new ToolError(
     'conflict',
-    `Package ${name} in ${bucket} has revisions at every second from ${first} to ${first + MAX_TAG_TRIES - 1}, so this revision got no timestamp pointer; latest was not changed.`,
+    `Package ${name} in ${bucket} has revisions at every second from ${first.seconds} to ${first.seconds + MAX_TAG_TRIES - 1}, so this revision got no timestamp pointer; latest was not changed.`,
     'Wait a minute and retry (its manifest is written; retrying reuses it).',
   );
 }
 
 /**
  * Writes the timestamp pointer, then `latest`: `latest` only ever names a revision that has its
- * timestamp pointer, and moving it is the commit point. With a condition, `latest` is written only
- * if it is still what the caller read (S3 conditional write), so two writers cannot both win; the
- * loser removes the timestamp pointer it created and reports the conflict.
+ * timestamp pointer, and moving it is the commit point. `check` runs while the timestamp pointer is
+ * claimed (one round trip for both): it reads what `latest` must still be and gives the condition
+ * to write it with (S3 conditional write: two writers cannot both win), or throws to stop the
+ * commit. A commit stopped there, or refused when writing `latest`, removes the timestamp pointer it
+ * created and reports why.
  */
-export async function putPointers(ctx: RuntimeContext, bucket: string, name: string, hash: string, condition?: WriteCondition) {
-  const claimed = await claimTimestamp(ctx, bucket, name, hash);
+export async function putPointers(
+  ctx: RuntimeContext,
+  bucket: string,
+  name: string,
+  hash: string,
+  check: () => Promise<WriteCondition | undefined>,
+  first: FirstSecond = readFirstSecond(ctx, bucket, name),
+) {
+  const [claim, checked] = await Promise.allSettled([claimTimestamp(ctx, bucket, name, hash, first), check()]);
+  if (claim.status === 'rejected') throw claim.reason;
+  const claimed = claim.value;
+  /** Removes the timestamp pointer this call created (only while unchanged); says so when it could not. */
+  const withdraw = async (): Promise<string> => {
+    if (!claimed.created) return '';
+    return deleteKey(ctx, bucket, `${pointerPrefix(name)}${claimed.tag}`, claimed.etag).then(
+      () => '',
+      (e: unknown) => ` Its timestamp pointer ${name}:${claimed.tag} could not be removed (${(e as Error).message}); it names a complete revision that is not latest.`,
+    );
+  };
+  const withLeftover = (err: unknown, leftover: string) =>
+    leftover && err instanceof ToolError ? new ToolError(err.code, `${err.message}${leftover}`, err.hint) : err;
+  if (checked.status === 'rejected') throw withLeftover(checked.reason, await withdraw());
   const latestKey = `${pointerPrefix(name)}latest`;
   try {
-    await putBody(ctx, bucket, latestKey, hash, 'text/plain', condition);
+    await putBody(ctx, bucket, latestKey, hash, 'text/plain', checked.value);
   } catch (err) {
     // After a definite refusal `latest` was not written, so the new timestamp pointer is withdrawn;
     // after a network failure or 5xx it may have been, and the pointer stays.
     const refused = err instanceof ToolError && REFUSALS.has(err.code);
-    let leftover = '';
-    if (refused && claimed.created) {
-      // Only the pointer this call created, and only while it is unchanged.
-      await deleteKey(ctx, bucket, `${pointerPrefix(name)}${claimed.tag}`, claimed.etag).catch((e: unknown) => {
-        leftover = ` Its timestamp pointer ${name}:${claimed.tag} could not be removed (${(e as Error).message}); it names a complete revision that is not latest.`;
-      });
-    }
-    if (!(err instanceof ToolError && err.code === 'conflict')) {
-      if (leftover && err instanceof ToolError) throw new ToolError(err.code, `${err.message}${leftover}`, err.hint);
-      throw err;
-    }
+    const leftover = refused ? await withdraw() : '';
+    if (!(err instanceof ToolError && err.code === 'conflict')) throw withLeftover(err, leftover);
     throw new ToolError(
       'conflict',
       `Package ${name} in ${bucket} was changed by someone else at the same moment (latest moved); this revision was not committed.${leftover}`,

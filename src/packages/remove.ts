@@ -5,7 +5,7 @@
  * still names what was read. So `latest` always names a revision that has its timestamp pointer, and
  * a lost race deletes nothing.
  */
-import { mapBounded } from '../concurrency.js';
+import { mapS3 } from '../concurrency.js';
 import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
 import { withPackageLock } from './build.js';
@@ -30,7 +30,7 @@ export async function removePackage(ctx: RuntimeContext, bucket: string, name: s
     }
     const target = hash ? await resolveRevision(ctx, bucket, name, hash) : undefined;
     // Each pointer with its ETag: the deletes below are conditional on what was read here.
-    const pointers = (await mapBounded(tags, 8, async (tag) => ({ tag, ...(await readPointer(ctx, bucket, name, tag)) }))).filter(
+    const pointers = (await mapS3(tags, async (tag) => ({ tag, ...(await readPointer(ctx, bucket, name, tag)) }))).filter(
       (p): p is { tag: string; hash: string; etag: string | undefined } => typeof p.hash === 'string',
     );
     const latest = pointers.find((p) => p.tag === 'latest');
@@ -66,14 +66,17 @@ export async function removePackage(ctx: RuntimeContext, bucket: string, name: s
       newLatest = null;
     }
 
-    for (const p of doomed) {
+    // All at once: each delete is conditional on its own pointer.
+    const gone = await mapS3(doomed, async (p) => {
       try {
-        if (await deleteKey(ctx, bucket, `${prefix}${p.tag}`, p.etag)) removed.push(`${prefix}${p.tag}`);
+        return (await deleteKey(ctx, bucket, `${prefix}${p.tag}`, p.etag)) ? `${prefix}${p.tag}` : undefined;
       } catch (err) {
         // Replaced meanwhile: it names another revision now, which this delete must not touch.
         if (!(err instanceof ToolError && err.code === 'conflict')) throw err;
+        return undefined;
       }
-    }
+    });
+    for (const key of gone) if (key) removed.push(key);
     return { removed, latest: newLatest, target };
   });
 }

@@ -50,8 +50,10 @@ export function chunkedFromComposite(size: number, sha256: string, partSizes: re
 }
 
 export async function headSource(ctx: RuntimeContext, loc: S3Location, signal?: AbortSignal): Promise<SourceHead> {
+  // The signal is checked rather than passed to send, whose per-request options defeat the SDK's middleware cache.
+  signal?.throwIfAborted();
   const out = await withS3(ctx, { bucket: loc.bucket, key: loc.key, action: 'read', verb: 'read' }, (client, { HeadObjectCommand }) =>
-    client.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key, VersionId: loc.versionId, ChecksumMode: 'ENABLED' }), { abortSignal: signal }),
+    client.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key, VersionId: loc.versionId, ChecksumMode: 'ENABLED' })),
   );
   const size = out.ContentLength;
   if (size === undefined || !Number.isSafeInteger(size) || size < 0) {

@@ -23,11 +23,12 @@ import {
 } from './manifest.js';
 import type { RuntimeContext } from '../context.js';
 import { callSignal } from '../call-scope.js';
+import { ToolError } from '../errors.js';
 import { packageMemory } from '../memory.js';
 import { manifestWorkSlots } from './manifest-work.js';
 import { sortInTurns } from '../turns.js';
 import type { ReadMemory } from './manifest.js';
-import { loadManifest, streamManifestLines } from './registry.js';
+import { loadManifest, readManifestHeader, streamManifestLines } from './registry.js';
 
 /** The base manifest is not in strict walk order (not written by quilt3); see mergeManifest's `sorted`. */
 export class BaseNotInWalkOrder extends Error {
@@ -265,30 +266,41 @@ export async function mergeManifest(
   return merged;
 }
 
+/** A stored base revision opened for a merge: its header now, its entries when merged. */
+export interface StoredBase {
+  header: ManifestHeader;
+  /**
+   * mergeManifest of `header`, the base's entries and the changes: the base streamed with its lines
+   * or, when it is not in walk order (not written by quilt3), loaded and sorted in memory as every
+   * revision was before. Call once. The bytes it holds stay reserved until `release` (after the
+   * upload); on a failure here they are released at once.
+   */
+  merge(
+    header: ManifestHeader,
+    added: readonly ManifestEntry[],
+    removes: readonly string[],
+    opts?: { listing?: boolean },
+  ): Promise<MergedRevision & { release(): void }>;
+  /** Closes the base and releases what it holds, when merge is not reached. */
+  close(): Promise<void>;
+}
+
 /**
- * mergeManifest over the stored revision `hash` of `name` in `bucket`: streamed with its lines, or,
- * when it is not in walk order (not written by quilt3), loaded and sorted in memory as every
- * revision was before. What it holds (the new manifest's bytes, growth included; the loaded entries)
- * is counted in the process's memory for package data (memory.ts), the base's length before it is
- * read, and stays counted until the caller calls `release` (after the upload); on a failure here it
- * is released at once.
+ * Opens the stored revision `hash` of `name` in `bucket` for mergeManifest. It takes a slot of the
+ * caller's for manifest work (manifest-work.ts) and counts what the merge holds in the process's
+ * memory for package data (memory.ts): the new manifest's bytes (the base's length before the base
+ * is read, then the buffer as allocated, growth included) and, for a base out of walk order, its
+ * loaded entries; both are held until `release` (after the upload). With `hold`, one GET gives the
+ * header now and the entries at the merge, kept open in between (for callers whose work in between
+ * does no I/O: one round trip less); without, the header is read now (its first line only) and the
+ * base again at the merge.
  */
-export async function mergeStored(
-  ctx: RuntimeContext,
-  bucket: string,
-  name: string,
-  hash: string,
-  header: ManifestHeader,
-  added: readonly ManifestEntry[],
-  removes: readonly string[],
-  opts: { listing?: boolean } = {},
-): Promise<MergedRevision & { release(): void }> {
+export async function openStored(ctx: RuntimeContext, bucket: string, name: string, hash: string, { hold }: { hold: boolean }): Promise<StoredBase> {
   const lease = () =>
     packageMemory.lease({
       what: `Updating ${name}@${hash.slice(0, 12)}`,
       tooLargeHint: 'package_update rewrites a whole manifest in memory: update a package this large with quilt3 on a machine with enough memory.',
     });
-  // A slot of the caller's for manifest work (manifest-work.ts), held with the memory until `release`.
   const slot = await manifestWorkSlots.slot(ctx.principal.key, callSignal());
   const buffer = lease();
   const loaded = lease();
@@ -298,27 +310,64 @@ export async function mergeStored(
     slot();
   };
   let baseSize: number | undefined;
-  const merge = { ...opts, sizeHint: () => baseSize, memory: buffer };
+  const open = () =>
+    streamManifestLines(ctx, bucket, hash, {
+      onSize: (n) => {
+        // Before a byte is read: the new manifest will be about as large as the base.
+        buffer.hold(n + (1 << 20));
+        baseSize = n;
+      },
+    });
+  let held: { stream: AsyncGenerator<RecordWithLine[]>; first: RecordWithLine[] } | undefined;
+  let header: ManifestHeader;
   try {
-    try {
-      const base = streamManifestLines(ctx, bucket, hash, {
-        onSize: (n) => {
-          // Before a byte is read: the new manifest will be about as large as the base.
-          buffer.hold(n + (1 << 20));
-          baseSize = n;
-        },
-      });
-      return { ...(await mergeManifest(header, base, added, removes, merge)), release };
-    } catch (err) {
-      if (!(err instanceof BaseNotInWalkOrder)) throw err;
-      ctx.logger.debug('base manifest not in walk order: merging in memory', { bucket, hash });
-      // Its entries as objects take a few times its bytes.
-      const old = await loadManifest(ctx, bucket, hash, { onSize: (n) => loaded.hold(3 * n) });
-      await sortInTurns(old.entries, (x, y) => compareWalkOrder(x.logical_key, y.logical_key));
-      return { ...(await mergeManifest(header, [old.entries], added, removes, { ...merge, sorted: true })), release };
+    if (hold) {
+      const stream = open();
+      try {
+        const first = await stream.next();
+        if (first.done || !first.value[0]) throw new ToolError('upstream_error', `The manifest of revision ${hash} in ${bucket} is empty.`);
+        held = { stream, first: first.value };
+        header = first.value[0][0] as ManifestHeader;
+      } catch (err) {
+        await stream.return(undefined);
+        throw err;
+      }
+    } else {
+      header = await readManifestHeader(ctx, bucket, hash);
     }
   } catch (err) {
     release();
     throw err;
   }
+  const entries = async function* (): AsyncGenerator<RecordWithLine[]> {
+    if (!held) return yield* open();
+    // The header batch again: mergeManifest skips the header.
+    yield held.first;
+    yield* held.stream;
+  };
+  const merge = { sizeHint: () => baseSize, memory: buffer };
+  return {
+    header,
+    async merge(head, added, removes, opts = {}) {
+      try {
+        try {
+          return { ...(await mergeManifest(head, entries(), added, removes, { ...opts, ...merge })), release };
+        } catch (err) {
+          if (!(err instanceof BaseNotInWalkOrder)) throw err;
+          ctx.logger.debug('base manifest not in walk order: merging in memory', { bucket, hash });
+          // Its entries as objects take a few times its bytes.
+          const old = await loadManifest(ctx, bucket, hash, { onSize: (n) => loaded.hold(3 * n) });
+          await sortInTurns(old.entries, (x, y) => compareWalkOrder(x.logical_key, y.logical_key));
+          return { ...(await mergeManifest(head, [old.entries], added, removes, { ...opts, ...merge, sorted: true })), release };
+        }
+      } catch (err) {
+        release();
+        throw err;
+      }
+    },
+    async close() {
+      await held?.stream.return(undefined);
+      release();
+    },
+  };
 }

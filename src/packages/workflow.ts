@@ -8,6 +8,7 @@
 import { callSignal } from '../call-scope.js';
 import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
+import { allInOrder } from '../concurrency.js';
 import { compileTenantRegex, type Matcher } from '../patterns.js';
 import { formatPhysicalKey, parsePhysicalKey } from './physical-keys.js';
 import type { ManifestEntry } from './manifest.js';
@@ -56,8 +57,10 @@ export async function loadWorkflow(ctx: RuntimeContext, bucket: string, workflow
   }
   const where = `s3://${bucket}/${WORKFLOW_CONFIG}`;
   const { id, spec, schemaUrls } = (await workflowChecks.run(ctx.principal.key, { op: 'select', text: obj.text, where, bucket, workflow }, callSignal())) as SelectedWorkflow;
-  const loaded = new Map<string, { source: SchemaSource; pk: string }>();
-  for (const [sid, url] of Object.entries(schemaUrls)) loaded.set(sid, await loadSchema(ctx, sid, url));
+  // Both schemas at once (one round trip); a problem with the metadata schema is reported first.
+  const sids = Object.keys(schemaUrls);
+  const schemas = await allInOrder(sids.map((sid) => loadSchema(ctx, sid, schemaUrls[sid]!)));
+  const loaded = new Map(sids.map((sid, i) => [sid, schemas[i]!]));
   const record: { [k: string]: PyJson } = {
     id,
     config: formatPhysicalKey({ bucket, key: WORKFLOW_CONFIG, versionId: obj.versionId }),

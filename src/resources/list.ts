@@ -10,7 +10,7 @@ import type { Resource } from '@modelcontextprotocol/sdk/types.js';
 import { loadS3 } from '../aws/clients.js';
 import { BUCKET_CONFIGS, type BucketConfigsData } from '../catalog/documents.js';
 import { quiltPlusUri } from '../catalog/urls.js';
-import { mapBounded } from '../concurrency.js';
+import { mapS3 } from '../concurrency.js';
 import { awsClients, type RuntimeContext } from '../context.js';
 import { ToolError, toToolError } from '../errors.js';
 import { compareCodePoints } from '../packages/pyjson.js';
@@ -112,15 +112,20 @@ export async function listResources(
   const found: Array<{ bucket: string; pkg: ListedPackage }> = [];
   let listings = 0;
   let { i, after } = state;
+  // The buckets this page may reach, listed at once (a page that fills early leaves some unused).
+  const ahead = state.b.slice(i, i + BUCKETS_PER_PAGE).map((bucket) =>
+    listPackages(ctx, bucket, { max: POINTER_KEYS, signal }).then(
+      (r) => r.packages.sort(newestFirst),
+      (err: unknown) => {
+        ctx.logger.info('resources/list: packages of a bucket cannot be listed', { bucket, error: toToolError(err).message });
+        return [] as ListedPackage[];
+      },
+    ),
+  );
   while (i < state.b.length && found.length < PAGE_SIZE && listings < BUCKETS_PER_PAGE) {
     const bucket = state.b[i]!;
+    const packages = await ahead[listings]!;
     listings++;
-    let packages: ListedPackage[] = [];
-    try {
-      packages = (await listPackages(ctx, bucket, { max: POINTER_KEYS, signal })).packages.sort(newestFirst);
-    } catch (err) {
-      ctx.logger.info('resources/list: packages of a bucket cannot be listed', { bucket, error: toToolError(err).message });
-    }
     const rest = after ? packages.filter((p) => isAfter(p, after!)) : packages;
     const take = rest.slice(0, PAGE_SIZE - found.length);
     for (const pkg of take) found.push({ bucket, pkg });
@@ -132,7 +137,7 @@ export async function listResources(
     after = undefined;
   }
 
-  const listed = await mapBounded(found, 8, async ({ bucket, pkg }): Promise<Resource | undefined> => {
+  const listed = await mapS3(found, async ({ bucket, pkg }): Promise<Resource | undefined> => {
     const latest = await readPointer(ctx, bucket, pkg.name, 'latest', signal).catch(() => undefined);
     if (!latest) return undefined; // deleted meanwhile, or unreadable: not listed
     const when = pkg.modified?.toISOString();

@@ -3,9 +3,9 @@
  * (query.ts: words, phrases, AND/OR/NOT). It cannot see file contents, metadata or package messages, ranks nothing, and
  * stops after a bounded number of keys per bucket; the result says all of that.
  */
-import { withS3 } from '../aws/s3.js';
+import { listAll } from '../aws/list.js';
 import type { RuntimeContext } from '../context.js';
-import { mapBounded } from '../concurrency.js';
+import { allInOrder, mapBounded, mapS3 } from '../concurrency.js';
 import { quiltPlusUri } from '../catalog/urls.js';
 import { listPackages, readPointer } from '../packages/registry.js';
 import { s3Matcher } from './query.js';
@@ -13,6 +13,8 @@ import type { Scope, SearchHit, SearchPage } from './types.js';
 
 /** Keys listed per bucket and kind before the scan stops (10 list calls). */
 export const SCAN_LIMIT = 10_000;
+/** Buckets scanned at once (each listing splits across its prefixes on its own). */
+const BUCKETS_AT_ONCE = 8;
 
 
 interface Scan {
@@ -23,38 +25,22 @@ interface Scan {
 }
 
 async function scanObjects(ctx: RuntimeContext, bucket: string, match: (s: string) => boolean, limit: number, signal: AbortSignal): Promise<Scan> {
-  const out: Scan = { hits: [], matched: 0, scanned: 0, truncated: false };
-  await withS3(ctx, { bucket, action: 'list', verb: 'search the objects of' }, async (client, { ListObjectsV2Command }) => {
-    let token: string | undefined;
-    do {
-      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token, MaxKeys: 1000 }), { abortSignal: signal });
-      for (const o of page.Contents ?? []) {
-        const key = o.Key ?? '';
-        out.scanned++;
-        if (key.startsWith('.quilt/') || !match(key)) continue;
-        out.matched++;
-        if (out.hits.length < limit) {
-          out.hits.push({
-            type: 'file',
-            bucket,
-            key,
-            size: o.Size,
-            modified: o.LastModified?.toISOString(),
-            s3_uri: `s3://${bucket}/${key}`,
-          });
-        }
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      if (token && out.scanned >= SCAN_LIMIT) out.truncated = true;
-    } while (token && !out.truncated);
-  });
+  const { keys, truncated } = await listAll(ctx, bucket, '', { max: SCAN_LIMIT, verb: 'search the objects of', signal });
+  const out: Scan = { hits: [], matched: 0, scanned: keys.length, truncated };
+  for (const o of keys) {
+    if (o.key.startsWith('.quilt/') || !match(o.key)) continue;
+    out.matched++;
+    if (out.hits.length < limit) {
+      out.hits.push({ type: 'file', bucket, key: o.key, size: o.size, modified: o.lastModified?.toISOString(), s3_uri: `s3://${bucket}/${o.key}` });
+    }
+  }
   return out;
 }
 
 async function scanPackages(ctx: RuntimeContext, bucket: string, match: (s: string) => boolean, limit: number, signal: AbortSignal): Promise<Scan> {
   const { packages, scanned, truncated } = await listPackages(ctx, bucket, { max: SCAN_LIMIT, signal });
   const found = packages.filter((p) => match(p.name));
-  const hits = await mapBounded(found.slice(0, limit), 8, async ({ name, modified }) => {
+  const hits = await mapS3(found.slice(0, limit), async ({ name, modified }) => {
     const hash = (await readPointer(ctx, bucket, name, 'latest', signal))?.hash;
     return {
       type: 'package' as const,
@@ -77,11 +63,14 @@ export async function searchS3(
   req: { query: string; scope: Scope; buckets: string[]; limit: number; signal: AbortSignal; why: string; fix: string },
 ): Promise<SearchPage> {
   const match = s3Matcher(req.query);
-  const scans = await mapBounded(req.buckets, 4, async (bucket) => ({
-    bucket,
-    packages: req.scope !== 'file' ? await scanPackages(ctx, bucket, match, req.limit, req.signal) : undefined,
-    files: req.scope !== 'package' ? await scanObjects(ctx, bucket, match, req.limit, req.signal) : undefined,
-  }));
+  // A bucket's packages and files are scanned at once, and several buckets at a time.
+  const scans = await mapBounded(req.buckets, BUCKETS_AT_ONCE, async (bucket) => {
+    const [packages, files] = await allInOrder([
+      req.scope !== 'file' ? scanPackages(ctx, bucket, match, req.limit, req.signal) : Promise.resolve(undefined),
+      req.scope !== 'package' ? scanObjects(ctx, bucket, match, req.limit, req.signal) : Promise.resolve(undefined),
+    ]);
+    return { bucket, packages, files };
+  });
   const all = scans.flatMap((s) => [...(s.packages?.hits ?? []), ...(s.files?.hits ?? [])]);
   const matched = (k: 'packages' | 'files') => scans.reduce((n, s) => n + (s[k]?.matched ?? 0), 0);
   const scanned = scans.reduce((n, s) => n + (s.packages?.scanned ?? 0) + (s.files?.scanned ?? 0), 0);

@@ -6,7 +6,7 @@
  */
 import { BUCKET_CONFIGS, SEARCH_SUGGEST, type BucketConfigsData, type FacetShape, type SearchSuggestData } from '../catalog/documents.js';
 import { quiltPlusUri } from '../catalog/urls.js';
-import { mapBounded } from '../concurrency.js';
+import { mapBounded, mapS3 } from '../concurrency.js';
 import type { RuntimeContext } from '../context.js';
 import { bucketsToScan, SCAN_BUCKETS, visibleBuckets } from './buckets.js';
 import { ToolError, toToolError } from '../errors.js';
@@ -220,7 +220,7 @@ async function fromS3(ctx: RuntimeContext, words: string[], requested: string[] 
   // Buckets the words name are scanned first, then the rest, up to SCAN_BUCKETS.
   const { scanned } = bucketsToScan(allowed, words);
   const problems: string[] = [];
-  const listed = await mapBounded(scanned, 4, async (bucket) => {
+  const listed = await mapBounded(scanned, SCAN_BUCKETS, async (bucket) => {
     try {
       const r = await listPackages(ctx, bucket, { max: SCAN_POINTER_KEYS, signal });
       return { bucket, ...r };
@@ -237,7 +237,7 @@ async function fromS3(ctx: RuntimeContext, words: string[], requested: string[] 
   // Metadata keys from the headers of the best-matching (else newest) packages.
   const sample = (rankedPackages.length ? rankedPackages : packages).slice(0, SCAN_MANIFESTS);
   const keys = new Map<string, { type: string; values: Set<string> }>();
-  await mapBounded(sample, 4, async (p) => {
+  await mapS3(sample, async (p) => {
     try {
       metaKeys(toPlain((await headerOf(ctx, p.bucket, p.name, signal))?.user_meta ?? null), keys);
     } catch (err) {

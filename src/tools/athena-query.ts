@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import type { AthenaClient } from '@aws-sdk/client-athena';
 import { z } from 'zod';
 import { DEFAULT_CATALOG, defaultWorkgroup, fromAthenaError, withAthena } from '../aws/athena.js';
-import { NOT_CANCELLED, type AthenaModule } from '../aws/clients.js';
+import type { AthenaModule } from '../aws/clients.js';
+import { uncancelled } from '../call-scope.js';
 import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
 import { formatBytes } from '../format.js';
@@ -95,8 +96,7 @@ async function waitForQuery(
   }
   // Timed out or cancelled: stop the query, whatever the outcome of that call (sent even though the
   // call is cancelled: that is when it matters most).
-  const stopped = await client
-    .send(new sdk.StopQueryExecutionCommand({ QueryExecutionId: id }), NOT_CANCELLED)
+  const stopped = await uncancelled(() => client.send(new sdk.StopQueryExecutionCommand({ QueryExecutionId: id })))
     .then(() => true)
     .catch(() => false);
   const how = stopped ? 'it was stopped' : 'stopping it failed, so it may still be running';

@@ -52,20 +52,45 @@ const denied = (err: unknown, bucket: string) => {
  */
 async function probe(ctx: RuntimeContext, bucket: string): Promise<BucketAccess> {
   const out: BucketAccess = { bucket, list: 'unknown', read: 'unknown', write: 'unknown', source: 'probe' };
-  const [sdk, client] = await Promise.all([loadS3(), awsClients(ctx).s3()]);
+  // A client of this bucket's own: probes of several buckets run at once (see AwsClients.s3).
+  const clients = awsClients(ctx);
+  const [sdk, client] = await Promise.all([loadS3(), clients.s3(clients.knownRegion(bucket), { bucket })]);
   const opts = () => ({ abortSignal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
   const notes: string[] = [];
+  // Listing and starting an upload are independent: both at once, then the HEAD and the abort.
+  const [page, upload] = await Promise.allSettled([
+    client.send(new sdk.ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1 }), opts()),
+    client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: `.quilt-mcp-write-probe/${Date.now()}` }), opts()),
+  ]);
+  const abort = async () => {
+    if (upload.status !== 'fulfilled') return;
+    const mpu = upload.value;
+    await client
+      .send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: mpu.Key, UploadId: mpu.UploadId }), opts())
+      .catch((err: unknown) => ctx.logger.debug('write probe abort failed', { bucket, error: toToolError(err).message }));
+  };
   let sampleKey: string | undefined;
-  try {
-    const page = await client.send(new sdk.ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1 }), opts());
+  if (page.status === 'fulfilled') {
     out.list = 'yes';
-    sampleKey = page.Contents?.[0]?.Key;
-  } catch (err) {
-    const d = denied(err, bucket);
-    if (d instanceof ToolError) throw d; // no such bucket, expired credentials...: the whole answer is wrong
+    sampleKey = page.value.Contents?.[0]?.Key;
+  } else {
+    const d = denied(page.reason, bucket);
+    if (d instanceof ToolError) {
+      await abort();
+      throw d; // no such bucket, expired credentials...: the whole answer is wrong
+    }
     out.list = d;
   }
-  if (sampleKey) {
+  if (upload.status === 'fulfilled') out.write = 'yes';
+  else {
+    const d = denied(upload.reason, bucket);
+    out.write = d instanceof ToolError ? 'unknown' : d;
+  }
+  const head = async () => {
+    if (!sampleKey) {
+      notes.push(out.list === 'yes' ? 'empty bucket: read not probed' : 'read not probed without a key');
+      return;
+    }
     try {
       await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: sampleKey }), opts());
       out.read = 'yes';
@@ -73,19 +98,8 @@ async function probe(ctx: RuntimeContext, bucket: string): Promise<BucketAccess>
       const d = denied(err, bucket);
       out.read = d instanceof ToolError ? 'unknown' : d;
     }
-  } else {
-    notes.push(out.list === 'yes' ? 'empty bucket: read not probed' : 'read not probed without a key');
-  }
-  try {
-    const mpu = await client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: `.quilt-mcp-write-probe/${Date.now()}` }), opts());
-    out.write = 'yes';
-    await client
-      .send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: mpu.Key, UploadId: mpu.UploadId }), opts())
-      .catch((err: unknown) => ctx.logger.debug('write probe abort failed', { bucket, error: toToolError(err).message }));
-  } catch (err) {
-    const d = denied(err, bucket);
-    out.write = d instanceof ToolError ? 'unknown' : d;
-  }
+  };
+  await Promise.all([head(), abort()]);
   if (notes.length) out.detail = notes.join('; ');
   return out;
 }
@@ -133,7 +147,7 @@ export const discoverPermissions = defineTool({
         names = names.slice(0, MAX_PROBED);
       }
     }
-    const results = await mapBounded(names, 4, async (bucket) => {
+    const results = await mapBounded(names, MAX_PROBED, async (bucket) => {
       const known = fromClaims(ctx, bucket);
       if (known) return known;
       try {

@@ -2,13 +2,11 @@ import { z } from 'zod';
 import { checkKey, parseBucket } from '../aws/s3-uri.js';
 import { withS3 } from '../aws/s3.js';
 import { ToolError, toToolError } from '../errors.js';
-import { mapBounded } from '../concurrency.js';
+import { mapS3 } from '../concurrency.js';
 import { guessContentType } from '../content-type.js';
 import { bucketArg } from './args.js';
 import { defineTool } from './define.js';
 import { strictObject } from './schema.js';
-
-const CONCURRENCY = 4;
 
 const item = strictObject({
   key: z.string().min(1).max(1024).describe('Object key'),
@@ -49,7 +47,7 @@ export const bucketObjectsPut = defineTool({
   async handler(args, ctx) {
     const bucket = parseBucket(args.bucket);
     ctx.authorize(bucket, 'write');
-    const results = await mapBounded(args.items, CONCURRENCY, async (it) => {
+    const results = await mapS3(args.items, async (it) => {
       const uri = `s3://${bucket}/${it.key}`;
       try {
         checkKey(it.key);

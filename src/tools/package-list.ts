@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { checkKey, parseBucket } from '../aws/s3-uri.js';
-import { mapBounded } from '../concurrency.js';
+import { mapS3 } from '../concurrency.js';
 import { NAMED, listPackages, readPointer } from '../packages/registry.js';
 import { ToolError } from '../errors.js';
 import { count } from '../format.js';
@@ -47,7 +47,7 @@ export const packageList = defineTool({
     const listed = await listPackages(ctx, bucket, { prefix, limit: args.limit, startAfter });
     const page = listed.packages;
     const unreadable: { name: string; error: string }[] = [];
-    const packages = await mapBounded(page, 8, async ({ name, modified, revisions }) => {
+    const packages = await mapS3(page, async ({ name, modified, revisions }) => {
       let latest: Awaited<ReturnType<typeof readPointer>>;
       try {
         latest = await readPointer(ctx, bucket, name, 'latest');

@@ -4,13 +4,14 @@ import { count, formatBytes } from '../format.js';
 import { parseBucket, parseS3Uri } from '../aws/s3-uri.js';
 import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
+import { allInOrder } from '../concurrency.js';
 import { materialize, push, pushEncoded, withPackageLock, type Expected, type Pushed, type Source } from '../packages/build.js';
 import { newManifestHeader, validateLogicalKey, type ManifestEntry, type ManifestHeader } from '../packages/manifest.js';
-import { mergeStored } from '../packages/update.js';
+import { openStored } from '../packages/update.js';
 import { parsePackageName } from '../packages/names.js';
 import { compileGlobs } from '../patterns.js';
-import { loadWorkflow } from '../packages/workflow.js';
-import { listKeys, readManifestHeader, readPointer, resolveRevision } from '../packages/registry.js';
+import { loadWorkflow, type WorkflowCheck } from '../packages/workflow.js';
+import { listKeys, readPointer, resolveRevision } from '../packages/registry.js';
 import { bucketArg, lines } from './args.js';
 import { defineTool, type ToolExtras } from './define.js';
 import { entrySource, metaArg, packageNameArg, revisionLinks, userMeta } from './package-args.js';
@@ -54,13 +55,12 @@ const forceArg = z.boolean().default(false).describe('Make a revision of only th
 async function commit(
   ctx: RuntimeContext,
   extras: ToolExtras,
-  target: { bucket: string; name: string; expected: Expected; workflow: string | null | undefined; copy: boolean },
+  target: { bucket: string; name: string; expected: Expected; wf: WorkflowCheck; copy: boolean },
   makeHeader: (workflow: ManifestHeader['workflow']) => ManifestHeader,
   kept: ManifestEntry[],
   sources: Source[],
 ) {
-  const { bucket, name } = target;
-  const wf = await loadWorkflow(ctx, bucket, target.workflow);
+  const { bucket, name, wf } = target;
   const head = makeHeader(wf.record);
   await wf.before({ name, message: head.message, userMeta: head.user_meta ?? undefined });
   const added = await materialize(ctx, bucket, name, sources, extras, { copy: target.copy });
@@ -108,36 +108,43 @@ interface CreateArgs {
   copy: boolean;
 }
 
-/** The objects under a prefix as sources, logical keys relative to it, filtered by the globs. */
-async function prefixSources(ctx: RuntimeContext, args: CreateArgs & { source_uri_prefix: string }): Promise<Source[]> {
+/**
+ * The objects under a prefix as sources (logical keys relative to it, filtered by the globs): the
+ * prefix and globs are checked now, before any AWS call; `list` lists and filters.
+ */
+function prefixSources(ctx: RuntimeContext, args: CreateArgs & { source_uri_prefix: string }): { list(signal: AbortSignal): Promise<Source[]> } {
   const src = parseS3Uri(args.source_uri_prefix, { requireKey: false });
   const prefix = src.key && !src.key.endsWith('/') ? `${src.key}/` : src.key;
   // Shell-style globs on keys relative to the prefix: `*` within a folder, `**` across folders, `?` one character.
   const include = args.include && compileGlobs(args.include, 'include');
   const exclude = args.exclude && compileGlobs(args.exclude, 'exclude');
-  const { keys, truncated } = await listKeys(ctx, src.bucket, prefix, { max: args.max_objects });
-  if (truncated) {
-    throw new ToolError(
-      'too_large',
-      `More than ${args.max_objects} objects are under s3://${src.bucket}/${prefix}.`,
-      'Narrow the prefix or the include globs, or raise max_objects (up to 100000).',
-    );
-  }
-  const sources: Source[] = keys
-    .map((k) => ({ key: k.key, rel: k.key.slice(prefix.length) }))
-    // Folder markers and registries are not package data.
-    .filter(({ key, rel }) => rel && !key.endsWith('/') && !key.startsWith('.quilt/'))
-    .filter(({ rel }) => (!include || include.test(rel)) && !exclude?.test(rel))
-    .map(({ key, rel }) => ({ logicalKey: rel, s3: { bucket: src.bucket, key } }));
-  if (sources.length === 0) {
-    throw new ToolError(
-      'not_found',
-      `No objects under s3://${src.bucket}/${prefix} match${include || exclude ? ' the include/exclude globs' : ''}.`,
-      'Check the prefix with bucket_objects_list.',
-    );
-  }
-  for (const s of sources) validateLogicalKey(s.logicalKey);
-  return sources;
+  return {
+    async list(signal) {
+      const { keys, truncated } = await listKeys(ctx, src.bucket, prefix, { max: args.max_objects, signal });
+      if (truncated) {
+        throw new ToolError(
+          'too_large',
+          `More than ${args.max_objects} objects are under s3://${src.bucket}/${prefix}.`,
+          'Narrow the prefix or the include globs, or raise max_objects (up to 100000).',
+        );
+      }
+      const sources: Source[] = keys
+        .map((k) => ({ listed: k, rel: k.key.slice(prefix.length) }))
+        // Folder markers and registries are not package data.
+        .filter(({ listed, rel }) => rel && !listed.key.endsWith('/') && !listed.key.startsWith('.quilt/'))
+        .filter(({ rel }) => (!include || include.test(rel)) && !exclude?.test(rel))
+        .map(({ listed, rel }) => ({ logicalKey: rel, s3: { bucket: src.bucket, key: listed.key }, listed }));
+      if (sources.length === 0) {
+        throw new ToolError(
+          'not_found',
+          `No objects under s3://${src.bucket}/${prefix} match${include || exclude ? ' the include/exclude globs' : ''}.`,
+          'Check the prefix with bucket_objects_list.',
+        );
+      }
+      for (const s of sources) validateLogicalKey(s.logicalKey);
+      return sources;
+    },
+  };
 }
 
 async function createPackage(args: CreateArgs, ctx: RuntimeContext, extras: ToolExtras) {
@@ -149,18 +156,23 @@ async function createPackage(args: CreateArgs, ctx: RuntimeContext, extras: Tool
   }
   const given = sourcesOf(args.entries ?? []);
   const user_meta = userMeta(args.meta, 'meta');
-  let sources = given;
-  if (args.source_uri_prefix !== undefined) {
-    if (!args.force) await refuseExisting(ctx, bucket, name, false); // fail before listing a large prefix
-    const listed = await prefixSources(ctx, { ...args, source_uri_prefix: args.source_uri_prefix });
+  const prefix = args.source_uri_prefix !== undefined ? prefixSources(ctx, { ...args, source_uri_prefix: args.source_uri_prefix }) : undefined;
+  return withPackageLock(bucket, name, async () => {
+    // The latest pointer, the listing and the workflow config at once, their errors reported in that
+    // order; the listing stops when an existing package is refused first.
+    const stopListing = new AbortController();
+    const existing = refuseExisting(ctx, bucket, name, args.force);
+    existing.catch(() => stopListing.abort());
+    const [expected, listed, wf] = await allInOrder([
+      existing,
+      prefix ? prefix.list(AbortSignal.any([extras.signal, stopListing.signal])) : Promise.resolve([] as Source[]),
+      loadWorkflow(ctx, bucket, args.workflow),
+    ]);
     const explicit = new Set(given.map((g) => g.logicalKey));
     // An entry given by name wins over the object of the prefix at the same logical key.
-    sources = [...given, ...listed.filter((l) => !explicit.has(l.logicalKey))];
-  }
-  return withPackageLock(bucket, name, async () => {
-    const expected = await refuseExisting(ctx, bucket, name, args.force);
+    const sources = [...given, ...listed.filter((l) => !explicit.has(l.logicalKey))];
     const head = (workflow: ManifestHeader['workflow']) => newManifestHeader({ message: args.message, user_meta, workflow });
-    return commit(ctx, extras, { bucket, name, expected, workflow: args.workflow, copy: args.copy }, head, [], sources);
+    return commit(ctx, extras, { bucket, name, expected, wf, copy: args.copy }, head, [], sources);
   });
 }
 
@@ -246,6 +258,8 @@ export const packageUpdate = defineTool({
     const sources = sourcesOf(args.add ?? []);
     const wanted = args.base ? await resolveRevision(ctx, bucket, name, args.base) : undefined;
     return withPackageLock(bucket, name, async () => {
+      const workflow = loadWorkflow(ctx, bucket, args.workflow);
+      workflow.catch(() => undefined); // reported below, after the checks of latest
       const latest = await readPointer(ctx, bucket, name, 'latest');
       if (!latest) {
         throw new ToolError('not_found', `Package ${name} does not exist in ${bucket}.`, 'Create it with package_create; see existing ones with package_list.');
@@ -258,36 +272,45 @@ export const packageUpdate = defineTool({
         );
       }
       const removes = (args.remove ?? []).map((r) => r.replace(/^\/+/, ''));
-      // Both at once (one S3 round trip less); a workflow problem is still the one reported first.
-      // Only the header is read before the checks; the entries are streamed once, below.
-      const [wfRead, headerRead] = await Promise.allSettled([loadWorkflow(ctx, bucket, args.workflow), readManifestHeader(ctx, bucket, latest.hash)]);
-      if (wfRead.status === 'rejected') throw wfRead.reason;
-      if (headerRead.status === 'rejected') throw headerRead.reason;
+      // The base is opened while the workflow config loads; a workflow problem is still the one
+      // reported first. When the added entries need no reading, one GET of the base gives its header
+      // now and its entries to the merge below.
+      const [wfRead, baseRead] = await Promise.allSettled([workflow, openStored(ctx, bucket, name, latest.hash, { hold: sources.every((s) => 'text' in s) })]);
+      if (wfRead.status === 'rejected') {
+        if (baseRead.status === 'fulfilled') await baseRead.value.close();
+        throw wfRead.reason;
+      }
+      if (baseRead.status === 'rejected') throw baseRead.reason;
       const wf = wfRead.value;
-      const oldHeader = headerRead.value;
-      const user_meta = args.meta === undefined ? oldHeader.user_meta : userMeta(args.meta, 'meta');
-      // The old header's keys keep their places (as in quilt3); the workflow is checked anew.
-      const head: ManifestHeader = { ...oldHeader, user_meta, workflow: wf.record, message: args.message ?? null };
-      if (user_meta === undefined) delete head.user_meta;
-      if (wf.record === undefined) delete head.workflow;
-      await wf.before({ name, message: head.message, userMeta: head.user_meta ?? undefined });
-      const added = await materialize(ctx, bucket, name, sources, extras, { copy: args.copy });
-      // The new manifest is held whole until uploaded; mergeStored reserves its bytes until then.
-      const merged = await mergeStored(ctx, bucket, name, latest.hash, head, added.entries, removes, { listing: wf.checksEntries });
+      const base = baseRead.value;
       try {
-        if (merged.missing.length) {
-          throw new ToolError(
-            'not_found',
-            `Not in ${name}@${latest.hash.slice(0, 12)}: ${merged.missing.map((m) => `"${m}"`).join(', ')}. Nothing was committed.`,
-            'See the files with package_browse.',
-          );
+        const oldHeader = base.header;
+        const user_meta = args.meta === undefined ? oldHeader.user_meta : userMeta(args.meta, 'meta');
+        // The old header's keys keep their places (as in quilt3); the workflow is checked anew.
+        const head: ManifestHeader = { ...oldHeader, user_meta, workflow: wf.record, message: args.message ?? null };
+        if (user_meta === undefined) delete head.user_meta;
+        if (wf.record === undefined) delete head.workflow;
+        await wf.before({ name, message: head.message, userMeta: head.user_meta ?? undefined });
+        const added = await materialize(ctx, bucket, name, sources, extras, { copy: args.copy });
+        // The new manifest is held whole until uploaded; the merge reserves its bytes until then.
+        const merged = await base.merge(head, added.entries, removes, { listing: wf.checksEntries });
+        try {
+          if (merged.missing.length) {
+            throw new ToolError(
+              'not_found',
+              `Not in ${name}@${latest.hash.slice(0, 12)}: ${merged.missing.map((m) => `"${m}"`).join(', ')}. Nothing was committed.`,
+              'See the files with package_browse.',
+            );
+          }
+          if (merged.listing) await wf.after(merged.listing);
+          await added.store();
+          const pushed = await pushEncoded(ctx, bucket, name, merged.hash, merged.encode(), latest);
+          return committed(ctx, bucket, name, pushed, merged.entries, merged.totalSize);
+        } finally {
+          merged.release();
         }
-        if (merged.listing) await wf.after(merged.listing);
-        await added.store();
-        const pushed = await pushEncoded(ctx, bucket, name, merged.hash, merged.encode(), latest);
-        return committed(ctx, bucket, name, pushed, merged.entries, merged.totalSize);
       } finally {
-        merged.release();
+        await base.close();
       }
     });
   },

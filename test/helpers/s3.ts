@@ -180,6 +180,15 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
   };
 
   const checksums = new Map<string, StoredChecksum>();
+  const isListing = (r: S3Request) => r.method === 'GET' && r.bucket !== '' && r.key === '' && ['location', 'uploads', 'versioning', 'versions', 'policy', 'acl', 'cors', 'tagging'].every((q) => !r.query.has(q));
+  const unescapeXml = (t: string) => t.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
+  /** A listing's XML with ChecksumAlgorithm and ChecksumType in each object that has a stored checksum, as S3 lists them. */
+  const withListedChecksums = (bucket: string, xml: string) =>
+    xml.replace(/<Contents>([\s\S]*?)<\/Contents>/g, (whole, inner: string) => {
+      const key = /<Key>([\s\S]*?)<\/Key>/.exec(inner)?.[1];
+      const stored = key === undefined ? undefined : checksums.get(`${bucket}/${unescapeXml(key)}`);
+      return stored ? `<Contents>${inner}<ChecksumAlgorithm>SHA256</ChecksumAlgorithm><ChecksumType>${stored.type}</ChecksumType></Contents>` : whole;
+    });
   const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest();
   const xmlOk = (r: S3Request, req: http.IncomingMessage, res: http.ServerResponse, body: string, headers: http.OutgoingHttpHeaders = {}) => {
     req.resume();
@@ -318,6 +327,18 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
           }
           // S3 tells every HEAD bucket the bucket's region; SDKs read it from there.
           if (isBucketRequest && r.method === 'HEAD') headers['x-amz-bucket-region'] = home;
+          // Listings name the algorithm of each object's stored checksum (s3rver keeps none).
+          if (isListing(r) && up.statusCode === 200 && [...checksums.keys()].some((k) => k.startsWith(`${r.bucket}/`))) {
+            const chunks: Buffer[] = [];
+            up.on('data', (c: Buffer) => chunks.push(c));
+            up.on('end', () => {
+              const body = Buffer.from(withListedChecksums(r.bucket, Buffer.concat(chunks).toString('utf8')));
+              r.status = 200;
+              res.writeHead(200, { ...headers, 'content-length': String(body.length) });
+              res.end(body);
+            });
+            return;
+          }
           r.status = up.statusCode ?? 502;
           res.writeHead(r.status, headers);
           const cut = opts.cut?.(r);
@@ -347,13 +368,19 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
         });
         req.pipe(upstream);
       });
-    if (!conditional) return forward();
-    // Every write of a key goes through one queue, so a conditional check and its write are atomic.
-    await serialize(`${r.bucket}/${r.key}`, async () => {
-      const failure = await preconditionFailure(r);
-      if (failure) return answer(r, req, res, failure);
-      await forward();
-    });
+    const write = async () => {
+      if (!conditional) return forward();
+      // Every write of a key goes through one queue, so a conditional check and its write are atomic.
+      await serialize(`${r.bucket}/${r.key}`, async () => {
+        const failure = await preconditionFailure(r);
+        if (failure) return answer(r, req, res, failure);
+        await forward();
+      });
+    };
+    // s3rver removes a deleted key's empty folders, and two deletes in one folder at once race there
+    // (a 500 after the key was deleted; S3 has no folders to race on): one delete per folder at a time.
+    if (r.method === 'DELETE' && !isBucketRequest) return serialize(`${r.bucket}/${r.key.replace(/[^/]*$/, '')} (folder)`, write);
+    await write();
   });
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
