@@ -7,7 +7,18 @@ import { ConfigError, loadConfig, prepareProcessEnv, type Config } from './confi
 import { createLogger } from './log.js';
 import { registerSecret } from './redact.js';
 
+/** The oldest Node release quilt-mcp supports (package.json engines). */
+const NODE_MAJOR = 22;
+
 async function main(): Promise<void> {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < NODE_MAJOR) {
+    // It still starts (nothing is known to break yet), but says so once, before anything else.
+    process.stderr.write(
+      `quilt-mcp: warning: this is Node ${process.version}; quilt-mcp needs Node ${NODE_MAJOR} or later (Node ${major} is past its end of life, and AWS SDK releases from 2027 require ${NODE_MAJOR}). ` +
+        `Install Node ${NODE_MAJOR} LTS or newer (https://nodejs.org, or \`nvm install ${NODE_MAJOR}\`) and start quilt-mcp with it.\n`,
+    );
+  }
   prepareProcessEnv();
   let config: Config;
   try {
@@ -43,7 +54,19 @@ async function main(): Promise<void> {
       break;
   }
 
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
+  if (config.mode === 'jwt' && config.jwt.secretSsmParameter) {
+    const { withSecretFromSsm, SsmSecretError } = await import('./auth/ssm-secret.js');
+    try {
+      config = await withSecretFromSsm(config, logger);
+    } catch (err) {
+      if (!(err instanceof SsmSecretError)) throw err;
+      process.stderr.write(`quilt-mcp: ${err.message}\n`);
+      process.exit(1);
+    }
+    registerSecret(config.jwt.secret);
+    registerSecret(config.cursorSecret);
+  }
   const [{ createAuthService }, { createServer }, { allTools, selectTools }, { allResources, selectResources }] = await Promise.all([
     import('./auth/service.js'),
     import('./server.js'),

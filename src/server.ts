@@ -9,6 +9,7 @@ import type { CallToolResult, ProgressToken, ServerNotification, ServerRequest }
 import type { AuthService } from './auth/service.js';
 import { runWithContext, type RuntimeContext } from './context.js';
 import { toToolError } from './errors.js';
+import { noteRequest } from './request-record.js';
 import type { Logger } from './log.js';
 import { annotationsFor, type AnyTool, type ToolExtras } from './tools/define.js';
 import { allTools } from './tools/index.js';
@@ -61,14 +62,17 @@ export function toolRunner(tool: AnyTool, { auth, logger }: Pick<ServerDeps, 'au
     };
     try {
       const ctx = extra.ctx ?? (await auth.context({ token: extra.authInfo?.token }));
+      noteRequest({ principal: ctx.principal.id });
       const out = await runWithContext(ctx, () => tool.handler(args as Record<string, unknown>, ctx, extras));
       logger.debug('tool call', { tool: tool.name, user: ctx.principal.id, ms: Math.round(performance.now() - started) });
+      noteRequest({ toolOutcome: 'ok' });
       return {
         content: [{ type: 'text', text: out.text ?? JSON.stringify(out.data) }, ...(out.extraContent ?? [])],
         structuredContent: out.data as Record<string, unknown>,
       };
     } catch (err) {
       const error = toToolError(err);
+      noteRequest({ toolOutcome: 'tool_error', errorCode: error.code });
       const level = error.code === 'internal' ? 'error' : 'info';
       logger[level]('tool call failed', {
         tool: tool.name,
