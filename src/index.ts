@@ -11,14 +11,6 @@ import { registerSecret } from './redact.js';
 const NODE_MAJOR = 22;
 
 async function main(): Promise<void> {
-  const major = Number(process.versions.node.split('.')[0]);
-  if (major < NODE_MAJOR) {
-    // It still starts (nothing is known to break yet), but says so once, before anything else.
-    process.stderr.write(
-      `quilt-mcp: warning: this is Node ${process.version}; quilt-mcp needs Node ${NODE_MAJOR} or later (Node ${major} is past its end of life, and AWS SDK releases from 2027 require ${NODE_MAJOR}). ` +
-        `Install Node ${NODE_MAJOR} LTS or newer (https://nodejs.org, or \`nvm install ${NODE_MAJOR}\`) and start quilt-mcp with it.\n`,
-    );
-  }
   prepareProcessEnv();
   let config: Config;
   try {
@@ -52,6 +44,14 @@ async function main(): Promise<void> {
     }
     case 'serve':
       break;
+  }
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < NODE_MAJOR) {
+    // The server still starts (nothing is known to break yet), but says so once, first.
+    process.stderr.write(
+      `quilt-mcp: warning: this is Node ${process.version}; quilt-mcp needs Node ${NODE_MAJOR} or later (Node ${major} is past its end of life, and AWS SDK releases from 2027 require ${NODE_MAJOR}). ` +
+        `Install Node ${NODE_MAJOR} LTS or newer (https://nodejs.org, or \`nvm install ${NODE_MAJOR}\`) and start quilt-mcp with it.\n`,
+    );
   }
 
   const logger = createLogger(config.logLevel, undefined, config.logFormat);

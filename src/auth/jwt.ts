@@ -226,6 +226,7 @@ export class JwtAuthService implements AuthService {
       roleArn,
       sub: claims.sub,
       tags: claims.sessionTags,
+      ...(claims.roleArn && claims.externalId ? { externalId: claims.externalId } : {}),
       ...(this.config.jwt.webIdentity ? { webIdentity: { token: raw, expiresAt: claims.expiresAt } } : {}),
     };
   }
