@@ -5,10 +5,8 @@
  */
 import { ConfigError, loadConfig, prepareProcessEnv, type Config } from './config.js';
 import { createLogger } from './log.js';
+import { nodeVersionWarning } from './node-version.js';
 import { registerSecret } from './redact.js';
-
-/** The oldest Node release quilt-mcp supports (package.json engines). */
-const NODE_MAJOR = 22;
 
 async function main(): Promise<void> {
   prepareProcessEnv();
@@ -45,16 +43,9 @@ async function main(): Promise<void> {
     case 'serve':
       break;
   }
-  const major = Number(process.versions.node.split('.')[0]);
-  if (major < NODE_MAJOR) {
-    // The server still starts (nothing is known to break yet), but says so once, first.
-    process.stderr.write(
-      `quilt-mcp: warning: this is Node ${process.version}; quilt-mcp needs Node ${NODE_MAJOR} or later (Node ${major} is past its end of life, and AWS SDK releases from 2027 require ${NODE_MAJOR}). ` +
-        `Install Node ${NODE_MAJOR} LTS or newer (https://nodejs.org, or \`nvm install ${NODE_MAJOR}\`) and start quilt-mcp with it.\n`,
-    );
-  }
-
   const logger = createLogger(config.logLevel, undefined, config.logFormat);
+  const oldNode = nodeVersionWarning(process.version);
+  if (oldNode) logger.warning(oldNode);
   if (config.mode === 'jwt' && config.jwt.secretSsmParameter) {
     const { withSecretFromSsm, SsmSecretError } = await import('./auth/ssm-secret.js');
     try {
