@@ -33,10 +33,15 @@ beforeAll(async () => {
 
 afterAll(async () => {
   release();
-  await Promise.all(servers.map((s) => s.stop()));
+  await Promise.all(servers.map(async (s) => {
+    const t0 = Date.now();
+    await s.stop();
+    // A stop that waits for a request that never ends would be a drain bug: say which.
+    if (Date.now() - t0 > 5_000) console.warn(`slow stop (${Date.now() - t0} ms):`, s.stderr().split('\n').filter((l) => /Drain/.test(l)).join(' | '));
+  }));
   await s3.close();
   await sts.close();
-});
+}, 60_000);
 
 async function start(extra: Record<string, string> = {}): Promise<HttpServer> {
   const server = await startHttpServer(jwtEnv({ s3: s3.endpoint, sts: sts.endpoint }, extra));
