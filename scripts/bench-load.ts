@@ -13,8 +13,8 @@
  *  2. one process, closed loop (BENCH_CONCURRENCY requests in flight, default 64): its ceiling;
  *  3. two processes behind a round-robin keep-alive proxy (node:http, its own process), same two runs;
  *  4. a rolling restart under load (BENCH_RATE_ROLL, default 200/s): each replica in turn is replaced
- *     as ECS replaces a task: a new one starts and is registered, the old one gets SIGTERM (readiness
- *     turns false, the proxy stops sending to it, it answers what it has and exits 0). Any request
+ *     as ECS replaces a task: a new one starts and is registered once ready, the old one is
+ *     deregistered and gets SIGTERM (readiness turns false, it answers what it has and exits 0). Any request
  *     that fails (a reset, a 502 from the proxy) and any exit code but 0 fail the run.
  *
  * The load generator is this process's own (node:http with keep-alive, bounded in flight): the
@@ -426,8 +426,11 @@ async function main() {
         servers.push(fresh);
         register(`add ${fresh.url}`);
         await untilReady(fresh.port);
-        exits.push(await replicas[i]!.stop());
+        // ECS's order: deregister, then SIGTERM (the replica drains what it still has); the proxy's
+        // probe of /ready would also take it out, as a Kubernetes readiness probe does.
         register(`remove ${replicas[i]!.url}`);
+        await sleep(100);
+        exits.push(await replicas[i]!.stop());
         replicas[i] = fresh;
         restarted++;
       }
