@@ -363,7 +363,9 @@ export async function serveHttp({ config, logger, auth, createServer, tools = al
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.http.port, config.http.host, resolve);
+    // A kernel accept queue as deep as the connections the server takes (Node's default is 511): a
+    // burst of new connections waits to be accepted instead of overflowing into resets.
+    server.listen({ port: config.http.port, host: config.http.host, backlog: config.http.maxConnections }, resolve);
   });
   const { port } = server.address() as AddressInfo;
   policy.listening(port);
