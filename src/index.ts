@@ -23,6 +23,7 @@ async function main(): Promise<void> {
   registerSecret(config.jwt.secret);
   registerSecret(config.jwt.token);
   registerSecret(config.cursorSecret);
+  registerSecret(config.metrics.token);
 
   switch (config.command.name) {
     case 'help': {
