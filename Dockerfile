@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # quilt-mcp for containers: JWT mode over stateless Streamable HTTP. Built from a fresh clone
-# (the build stage bundles the server with its dependencies into one folder); the image itself is
-# built by your pipeline, not by this project's CI (which has no Docker engine). See
+# (the build stage bundles the server with its dependencies into one folder). This project's CI
+# builds it with podman (scripts/image.sh) and runs it as deployed (npm run test:stateless). See
 # deploy/README.md for ECS and a local trial.
 # Runs with a read-only root filesystem: give it a writable tmpfs (or volume) at /tmp.
 

@@ -91,22 +91,23 @@ export interface ChildServer {
   url: string;
   port: number;
   child: ChildProcess;
-  stop(): Promise<void>;
+  /** SIGTERM, then the exit code once it has exited (null when a signal ended it). */
+  stop(): Promise<number | null>;
 }
 
-/** Starts `node entry ...args`, which prints "listening on http://host:port/" on stderr. */
-export async function spawnServer(entry: string, args: string[], env: Record<string, string>, execArgv: string[] = []): Promise<ChildServer> {
-  const child = spawn(process.execPath, [...execArgv, entry, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+/** Starts `node entry ...args`, which prints "listening on http://host:port/" on stderr; `stdin` gives it a pipe. */
+export async function spawnServer(entry: string, args: string[], env: Record<string, string>, execArgv: string[] = [], { stdin = false } = {}): Promise<ChildServer> {
+  const child = spawn(process.execPath, [...execArgv, entry, ...args], { env, stdio: [stdin ? 'pipe' : 'ignore', 'ignore', 'pipe'] });
   const port = await listeningPort(child, 15_000, { value: '' }, 100_000);
   return {
     url: `http://127.0.0.1:${port}/mcp`,
     port,
     child,
     stop: () =>
-      new Promise<void>((resolve) => {
+      new Promise<number | null>((resolve) => {
         // A process killed by a signal has no exit code, but its signal code: either means gone.
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once('exit', () => resolve());
+        if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
+        child.once('exit', (code) => resolve(code));
         child.kill('SIGTERM');
       }),
   };

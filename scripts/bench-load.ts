@@ -11,7 +11,11 @@
  *  1. one process, open loop at BENCH_RATE requests/s (default 1000) for BENCH_SECONDS (default 20),
  *     then at BENCH_RATE_LOW (default 400, below one process's ceiling here) for latency unsaturated;
  *  2. one process, closed loop (BENCH_CONCURRENCY requests in flight, default 64): its ceiling;
- *  3. two processes behind a round-robin keep-alive proxy (node:http, its own process), same two runs.
+ *  3. two processes behind a round-robin keep-alive proxy (node:http, its own process), same two runs;
+ *  4. a rolling restart under load (BENCH_RATE_ROLL, default 200/s): each replica in turn is replaced
+ *     as ECS replaces a task: a new one starts and is registered once ready, the old one is
+ *     deregistered and gets SIGTERM (readiness turns false, it answers what it has and exits 0). Any request
+ *     that fails (a reset, a 502 from the proxy) and any exit code but 0 fail the run.
  *
  * The load generator is this process's own (node:http with keep-alive, bounded in flight): the
  * lightest client Node has, with no dependency to install; autocannon cannot check each answer
@@ -35,6 +39,8 @@ const RATE = SMOKE ? 50 : Number(process.env.BENCH_RATE ?? 1000);
 /** A second open-loop rate for one process, below its ceiling on 2 cores, for latency when not saturated. */
 const RATE_LOW = SMOKE ? 25 : Number(process.env.BENCH_RATE_LOW ?? 400);
 const SECONDS = SMOKE ? 1.5 : Number(process.env.BENCH_SECONDS ?? 20);
+/** Below what two replicas serve here even when the machine is shared, so that any failure is the restart's. */
+const RATE_ROLL = SMOKE ? 25 : Number(process.env.BENCH_RATE_ROLL ?? 200);
 const CONCURRENCY = SMOKE ? 8 : Number(process.env.BENCH_CONCURRENCY ?? 64);
 /** Open loop: requests in flight beyond this are not sent (and counted), so a slow server cannot grow the client without bound. */
 const MAX_IN_FLIGHT = 1024;
@@ -104,21 +110,60 @@ async function startObjectStore(sts: LocalSts, objects: Map<string, string>) {
   };
 }
 
-/** A round-robin reverse proxy over keep-alive connections, as a load balancer in front of replicas. */
+/**
+ * A round-robin reverse proxy over keep-alive connections, as a load balancer in front of replicas:
+ * it asks each replica's /ready every 100 ms and sends requests only to ready ones (as a target
+ * group's health check does: a 503 or a refused connection takes a target out at once, a probe that
+ * only times out, as on a saturated replica, must fail 3 times), and takes "add URL" / "remove URL"
+ * lines on stdin (registering and deregistering targets, as ECS does in a rolling deployment). With
+ * no ready target it answers 502, as a balancer does: an error, not a refusal by a server.
+ */
 const PROXY = `
 import http from 'node:http';
-const upstreams = process.argv.slice(2).map((u) => new URL(u));
+import readline from 'node:readline';
+const targets = new Map(process.argv.slice(2).map((u) => [u, { url: new URL(u), ready: true, timeouts: 0 }]));
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+const probeAgent = new http.Agent({ keepAlive: true, maxSockets: 4 });
 let next = 0;
+setInterval(() => {
+  for (const t of targets.values()) {
+    if (t.probing) continue;
+    t.probing = true;
+    const r = http.get({ agent: probeAgent, host: t.url.hostname, port: t.url.port, path: '/ready', timeout: 2000 }, (res) => {
+      t.ready = res.statusCode === 200;
+      t.timeouts = 0;
+      t.probing = false;
+      res.resume();
+    });
+    r.on('timeout', () => {
+      t.timedOut = true;
+      r.destroy();
+    });
+    r.on('error', () => {
+      t.probing = false;
+      if (t.timedOut) {
+        t.timedOut = false;
+        if (++t.timeouts >= 3) t.ready = false;
+      } else t.ready = false;
+    });
+  }
+}, 100).unref();
+readline.createInterface({ input: process.stdin }).on('line', (line) => {
+  const [cmd, u] = line.trim().split(/\\s+/);
+  if (cmd === 'add') targets.set(u, { url: new URL(u), ready: false, timeouts: 0 });
+  if (cmd === 'remove') targets.delete(u);
+});
 const server = http.createServer((req, res) => {
-  const up = upstreams[next++ % upstreams.length];
+  const ready = [...targets.values()].filter((t) => t.ready);
+  if (!ready.length) { res.writeHead(502); return res.end('no ready target'); }
+  const up = ready[next++ % ready.length].url;
   const headers = { ...req.headers };
   delete headers.connection;
   const out = http.request({ agent, host: up.hostname, port: up.port, path: req.url, method: req.method, headers }, (r) => {
     res.writeHead(r.statusCode ?? 502, r.headers);
     r.pipe(res);
   });
-  out.on('error', () => { if (!res.headersSent) res.writeHead(502); res.end(); });
+  out.on('error', (e) => { if (!res.headersSent) res.writeHead(502); res.end(String(e.code)); });
   req.pipe(out);
 });
 server.keepAliveTimeout = 60000;
@@ -236,6 +281,18 @@ interface Measured {
   rss: { before: number[]; peak: number[]; after: number[] };
 }
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Until a replica's /ready answers 200 (and the proxy's next probe, 100 ms apart, has seen it). */
+async function untilReady(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ok = await fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.ok, () => false);
+    if (ok) return sleep(250);
+    await sleep(50);
+  }
+  throw new Error(`replica on port ${port} never became ready`);
+}
+
 /** Runs `load` while sampling the servers' CPU and RSS. */
 async function measure(pids: number[], load: () => Promise<RunResult>): Promise<Measured> {
   const before = pids.map(rssMiB);
@@ -261,7 +318,7 @@ function report(label: string, m: Measured): number {
       `p50 ${fmt(r.latency.p50)}, p99 ${fmt(r.latency.p99)}, max ${fmt(r.latency.max)}; wrong answers ${r.wrong}, errors ${r.errors}` +
         (r.refused ? `, refused by the server's limits (408/503, overload) ${r.refused}` : ''),
   );
-  console.log(
+  if (m.rss.before.length) console.log(
     `     server CPU ${m.cpuPercent.toFixed(0)}% of a core (${(m.cpuPercent * 10 / Math.max(rps, 1)).toFixed(2)} ms/answer); ` +
       `RSS MiB before ${mib(m.rss.before)}, peak ${mib(m.rss.peak)}, after ${mib(m.rss.after)}`,
   );
@@ -288,7 +345,8 @@ async function main() {
     }),
   );
   const s3 = await startObjectStore(sts, objects);
-  const env = jwtEnv({ s3: s3.endpoint, sts: sts.endpoint }, { MCP_LOG_LEVEL: 'notice', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' });
+  // MCP_DRAIN_DELAY: on SIGTERM, a second of readiness false while still serving, for the proxy's probe to see.
+  const env = jwtEnv({ s3: s3.endpoint, sts: sts.endpoint }, { MCP_LOG_LEVEL: 'notice', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', MCP_DRAIN_DELAY: '1' });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'quilt-mcp-bench-load-'));
   const proxyFile = path.join(dir, 'proxy.mjs');
   writeFileSync(proxyFile, PROXY);
@@ -342,7 +400,7 @@ async function main() {
     // 3: a second replica behind the proxy.
     const two = await spawnServer(SERVER_ENTRY, ['--http', '--port', '0'], env, NODE_ARGS);
     servers.push(two);
-    const proxy = await spawnServer(proxyFile, [one.url, two.url], env);
+    const proxy = await spawnServer(proxyFile, [one.url, two.url], env, [], { stdin: true });
     servers.push(proxy);
     const pids = [onePid, two.child.pid ?? 0];
     client = new KeepAliveClient(proxy.url, MAX_IN_FLIGHT);
@@ -354,12 +412,39 @@ async function main() {
     const closed2 = await measure(pids, () => closedLoop(client, tenants, CONCURRENCY, SECONDS / 2));
     check(closed2);
     const ceiling2 = report(`closed loop, ${CONCURRENCY} in flight (ceiling):`, closed2);
-    client.close();
     console.log(
       `\n   scale-out: 2 replicas ${ceiling2.toFixed(0)}/s vs 1 replica ${ceiling1.toFixed(0)}/s direct (${(ceiling2 / ceiling1).toFixed(2)}x) ` +
         `and ${ceiling1p.toFixed(0)}/s through the same proxy (${(ceiling2 / ceiling1p).toFixed(2)}x); target 1.7x`,
     );
-    console.log(`   S3 stand-in: ${s3.counts.requests} requests, ${s3.counts.denied} denied, ${s3.counts.unexpected} unexpected`);
+
+    // 4: a rolling restart while the load runs: each replica replaced in turn.
+    const replicas = [one, two];
+    const exits: Array<number | null> = [];
+    const register = (line: string) => proxy.child.stdin?.write(`${line}\n`);
+    let restarted = 0;
+    const restart = async () => {
+      await sleep(SMOKE ? 300 : 2_000);
+      for (let i = 0; i < replicas.length; i++) {
+        const fresh = await spawnServer(SERVER_ENTRY, ['--http', '--port', '0'], env, NODE_ARGS);
+        servers.push(fresh);
+        register(`add ${fresh.url}`);
+        await untilReady(fresh.port);
+        // ECS's order: deregister, then SIGTERM (the replica drains what it still has); the proxy's
+        // probe of /ready would also take it out, as a Kubernetes readiness probe does.
+        register(`remove ${replicas[i]!.url}`);
+        await sleep(100);
+        exits.push(await replicas[i]!.stop());
+        replicas[i] = fresh;
+        restarted++;
+      }
+    };
+    const rollSeconds = SMOKE ? 6 : 20;
+    const rolling = (await Promise.all([measure([], () => openLoop(client, tenants, RATE_ROLL, rollSeconds)), restart()]))[0];
+    console.log(`\n3. Rolling restart under load: ${restarted} of 2 replicas replaced (new one registered, old one SIGTERM: exit codes ${exits.join(', ')})`);
+    report(`open loop, ${RATE_ROLL} requests/s during the restart:`, rolling);
+    if (rolling.run.wrong || rolling.run.errors || restarted !== 2 || exits.some((c) => c !== 0)) failed = true;
+    client.close();
+    console.log(`\n   S3 stand-in: ${s3.counts.requests} requests, ${s3.counts.denied} denied, ${s3.counts.unexpected} unexpected`);
     if (s3.counts.denied || s3.counts.unexpected) failed = true;
   } finally {
     await Promise.all(servers.map((s) => s.stop()));

@@ -47,7 +47,7 @@ function inlineVersion(version: string): Plugin {
  * Each is imported through a small ES module that re-exports exactly the names Node would give.
  * The build fails when another CommonJS package is dynamically imported, so none slips through.
  */
-const CJS_DYNAMIC = ['yaml', 'ajv'];
+const CJS_DYNAMIC = ['yaml', 'ajv', 'prom-client'];
 
 function cjsNamedExports(names: string[]): Plugin {
   return {

@@ -12,6 +12,7 @@ import { ArgsError, parseJwtArgs, type JwtCommand } from './cli/jwt-args.js';
 import { redact } from './redact.js';
 
 export type LogLevel = 'debug' | 'info' | 'notice' | 'warning' | 'error';
+export type LogFormat = 'text' | 'json';
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'notice', 'warning', 'error'];
 
 export type Command =
@@ -37,7 +38,7 @@ export interface AwsSettings {
   profile: string | undefined;
   /** True when AWS_ACCESS_KEY_ID is set (the value itself is never kept here). */
   envCredentials: boolean;
-  endpoints: { s3: string | undefined; sts: string | undefined; athena: string | undefined };
+  endpoints: { s3: string | undefined; sts: string | undefined; athena: string | undefined; ssm: string | undefined };
   /**
    * JWT mode: which container identity source is configured for the server's own STS calls (the
    * first of environment, web identity, container credentials, instance metadata), or undefined.
@@ -55,6 +56,12 @@ export interface AthenaSettings {
 
 export interface JwtSettings {
   secret: string | undefined;
+  /**
+   * MCP_JWT_SECRET_SSM_PARAMETER (the catalog stacks' MCP_ENHANCED_JWT_SECRET_SSM_PARAMETER): an SSM
+   * parameter holding the HS256 secret, read once at start with the server's own identity
+   * (auth/ssm-secret.ts), which then sets `secret`.
+   */
+  secretSsmParameter: string | undefined;
   jwksUrl: string | undefined;
   issuers: string[];
   audiences: string[];
@@ -107,7 +114,25 @@ export interface Config {
     maxConnections: number;
     /** Requests in progress per process; more are answered 503. Each caller may hold a quarter of them. */
     maxInflight: number;
+    /**
+     * How long an idle keep-alive connection stays open: longer than load balancers' idle timeouts
+     * (AWS ALB: 60 s), so that the balancer, not the server, closes it (else: intermittent 502s).
+     */
+    keepAliveTimeoutMs: number;
+    /** Time to receive a request's headers; ordered after the keep-alive timeout (Node issue 27363). */
+    headersTimeoutMs: number;
+    /** On SIGTERM: how long in-flight requests may take to finish before the process exits anyway. */
+    drainTimeoutMs: number;
+    /** On SIGTERM: how long to keep accepting, answering readiness with 503, before closing the listener (Kubernetes). */
+    drainDelayMs: number;
   };
+  /** `text` (default) or `json`: every log line as one JSON object, plus one line per HTTP request. */
+  logFormat: LogFormat;
+  /**
+   * Prometheus metrics at /metrics: off unless MCP_METRICS_PORT (a listener of their own) or
+   * MCP_METRICS_TOKEN (a bearer the scraper sends) is set; never on the MCP port without the token.
+   */
+  metrics: { port: number | undefined; token: string | undefined };
   logLevel: LogLevel;
   /** Which tools to offer: read-only, and/or only some toolsets (auth tools are always offered). */
   tools: { readOnly: boolean; toolsets: string[] | undefined };
@@ -373,7 +398,17 @@ export function loadConfig(
 ): Config {
   const args = parseArgs(argv);
   const mode = read(env, 'MCP_REQUIRE_JWT', boolFromText) ? 'jwt' : 'desktop';
-  const transportEnv = read(env, 'MCP_TRANSPORT', z.enum(['stdio', 'http']));
+  // FASTMCP_TRANSPORT: the Python server's switch, which deployments made for it still set.
+  const transportVar = aliasOf(env, 'MCP_TRANSPORT', 'FASTMCP_TRANSPORT') ?? 'MCP_TRANSPORT';
+  const transportEnv = read(
+    env,
+    transportVar,
+    z
+      .string()
+      .transform((s) => s.toLowerCase())
+      .pipe(z.enum(['stdio', 'http', 'streamable-http'], { message: 'must be http or stdio (quilt-mcp serves Streamable HTTP, not the older SSE transport)' }))
+      .transform((s) => (s === 'streamable-http' ? 'http' : s)),
+  );
   const transport = args.http === undefined ? (transportEnv ?? 'stdio') : args.http ? 'http' : 'stdio';
   const portSchema = intFromText(0, 65535);
   const port =
@@ -394,6 +429,23 @@ export function loadConfig(
   }
 
   const { secret, source: secretVar } = readSecret(env, readSecretFile);
+  const ssmVar = aliasOf(env, 'MCP_JWT_SECRET_SSM_PARAMETER', 'MCP_ENHANCED_JWT_SECRET_SSM_PARAMETER');
+  const secretSsmParameter = ssmVar
+    ? read(env, ssmVar, z.string().regex(/^(?:arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter)?\/?[\w.\/-]{1,2048}$/, 'must be an SSM parameter name such as /quilt/mcp/jwt-secret, or its ARN'))
+    : undefined;
+  if (secretSsmParameter && secret !== undefined) {
+    // As with the file: a stale value must not win unnoticed.
+    throw new ConfigError(`${ssmVar} and ${secretVar} are both set: set only one (the secret is read from the SSM parameter at start).`);
+  }
+  const keepAliveSeconds = read(env, 'MCP_KEEP_ALIVE_TIMEOUT', intFromText(1, 3600)) ?? 65;
+  const headersSeconds = read(env, 'MCP_HEADERS_TIMEOUT', intFromText(2, 3601)) ?? keepAliveSeconds + 1;
+  if (headersSeconds <= keepAliveSeconds) {
+    throw new ConfigError(
+      `MCP_HEADERS_TIMEOUT (${headersSeconds} s) must be longer than MCP_KEEP_ALIVE_TIMEOUT (${keepAliveSeconds} s): a reused keep-alive connection could otherwise be cut while the balancer sends on it.`,
+    );
+  }
+  const metricsPort = read(env, 'MCP_METRICS_PORT', intFromText(0, 65535));
+  const metricsToken = read(env, 'MCP_METRICS_TOKEN', z.string().min(16, 'must be at least 16 characters'));
   const kidVar = aliasOf(env, 'MCP_JWT_KID', 'MCP_ENHANCED_JWT_KID');
   const jwksUrl = read(env, 'MCP_JWT_JWKS_URL', urlText);
   const resource = read(env, 'MCP_RESOURCE_URL', oauthUrl);
@@ -411,7 +463,14 @@ export function loadConfig(
       maxBodyBytes: read(env, 'MCP_MAX_BODY_BYTES', intFromText(1024, 64 * 1024 * 1024)) ?? 1024 * 1024,
       maxConnections: read(env, 'MCP_MAX_CONNECTIONS', intFromText(1, 1_000_000)) ?? 1024,
       maxInflight: read(env, 'MCP_MAX_INFLIGHT', intFromText(4, 1_000_000)) ?? 256,
+      keepAliveTimeoutMs: keepAliveSeconds * 1000,
+      headersTimeoutMs: headersSeconds * 1000,
+      // ECS waits 30 s (stopTimeout) between SIGTERM and SIGKILL by default.
+      drainTimeoutMs: (read(env, 'MCP_DRAIN_TIMEOUT', intFromText(1, 3600)) ?? 25) * 1000,
+      drainDelayMs: (read(env, 'MCP_DRAIN_DELAY', intFromText(0, 300)) ?? 0) * 1000,
     },
+    logFormat: read(env, 'MCP_LOG_FORMAT', z.string().transform((s) => s.toLowerCase()).pipe(z.enum(['text', 'json']))) ?? 'text',
+    metrics: { port: metricsPort, token: metricsToken },
     tools: {
       readOnly: read(env, 'MCP_READ_ONLY', boolFromText) ?? false,
       toolsets: read(
@@ -435,6 +494,7 @@ export function loadConfig(
         s3: read(env, 'AWS_ENDPOINT_URL_S3', urlText) ?? read(env, 'AWS_ENDPOINT_URL', urlText),
         sts: read(env, 'AWS_ENDPOINT_URL_STS', urlText) ?? read(env, 'AWS_ENDPOINT_URL', urlText),
         athena: read(env, 'AWS_ENDPOINT_URL_ATHENA', urlText) ?? read(env, 'AWS_ENDPOINT_URL', urlText),
+        ssm: read(env, 'AWS_ENDPOINT_URL_SSM', urlText) ?? read(env, 'AWS_ENDPOINT_URL', urlText),
       },
       ownIdentity: ownIdentitySource(env),
       requestChecksumCalculation: read(env, 'AWS_REQUEST_CHECKSUM_CALCULATION', checksumMode),
@@ -452,6 +512,7 @@ export function loadConfig(
     },
     jwt: {
       secret,
+      secretSsmParameter,
       jwksUrl,
       // An authorization server's identifier is its tokens' iss (RFC 8414), and tokens for this
       // server carry its resource identifier in aud (RFC 8707); explicit settings win.
@@ -481,13 +542,18 @@ export function loadConfig(
     cursorSecret: read(env, 'MCP_CURSOR_SECRET', z.string().min(32, 'must be at least 32 characters')) ?? secret,
   };
 
+  if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === port) {
+    throw new ConfigError(
+      `MCP_METRICS_PORT (${metricsPort}) is the MCP port: give metrics a port of their own, or leave it unset and set MCP_METRICS_TOKEN to serve /metrics on the MCP port to scrapers that send it.`,
+    );
+  }
   if (config.mode === 'jwt' && config.command.name === 'serve') {
     if (config.jwt.quiltApiKeys && !config.quilt.catalogUrl) {
       throw new ConfigError('MCP_QUILT_API_KEYS needs QUILT_CATALOG_URL: API keys are checked by that catalog\'s registry.');
     }
-    if (!secret && !jwksUrl && authorizationServers.length === 0 && !config.jwt.quiltApiKeys) {
+    if (!secret && !secretSsmParameter && !jwksUrl && authorizationServers.length === 0 && !config.jwt.quiltApiKeys) {
       throw new ConfigError(
-        'JWT mode (MCP_REQUIRE_JWT=true) needs a way to verify tokens: set MCP_JWT_SECRET or MCP_JWT_SECRET_FILE (HS256), MCP_JWT_JWKS_URL (RS256/ES256), MCP_OAUTH_AUTHORIZATION_SERVERS (keys found from their metadata), or MCP_QUILT_API_KEYS=true (Quilt API keys).',
+        'JWT mode (MCP_REQUIRE_JWT=true) needs a way to verify tokens: set MCP_JWT_SECRET, MCP_JWT_SECRET_FILE or MCP_JWT_SECRET_SSM_PARAMETER (HS256), MCP_JWT_JWKS_URL (RS256/ES256), MCP_OAUTH_AUTHORIZATION_SERVERS (keys found from their metadata), or MCP_QUILT_API_KEYS=true (Quilt API keys).',
       );
     }
     if (authorizationServers.length > 0 && !resource) {
@@ -496,8 +562,8 @@ export function loadConfig(
         'MCP_OAUTH_AUTHORIZATION_SERVERS is set without MCP_RESOURCE_URL: set it to the URL clients use for this server\'s MCP endpoint (e.g. https://mcp.example.com/mcp); tokens must be issued for it (aud).',
       );
     }
-    if (secret && jwksUrl) {
-      throw new ConfigError(`Set only one of ${secretVar} and MCP_JWT_JWKS_URL: the verification algorithm is pinned by which one is set.`);
+    if ((secret || secretSsmParameter) && jwksUrl) {
+      throw new ConfigError(`Set only one of ${secretSsmParameter ? ssmVar : secretVar} and MCP_JWT_JWKS_URL: the verification algorithm is pinned by which one is set.`);
     }
     if ((jwksUrl || (!secret && authorizationServers.length > 0)) && config.jwt.audiences.length === 0) {
       // An identity provider signs tokens for every application it serves with the same keys.
@@ -505,15 +571,18 @@ export function loadConfig(
         'MCP_JWT_JWKS_URL is set without MCP_JWT_AUDIENCE: tokens the identity provider issued for any other application would be accepted. Set MCP_RESOURCE_URL (tokens must then be issued for it), or MCP_JWT_AUDIENCE to the audience (aud) of this server\'s tokens.',
       );
     }
-    if (config.jwt.webIdentity && secret) {
+    if (config.jwt.webIdentity && (secret || secretSsmParameter)) {
       // AWS verifies a web identity token itself, against the issuer's published keys: a shared secret cannot be published.
       throw new ConfigError(
         `MCP_JWT_WEB_IDENTITY needs tokens AWS can verify (RS256/ES256 from an OpenID provider, with MCP_JWT_JWKS_URL or MCP_OAUTH_AUTHORIZATION_SERVERS), not HS256 tokens signed with ${secretVar}.`,
       );
     }
     if (config.transport === 'stdio' && !config.jwt.token) {
-      throw new ConfigError('JWT mode over stdio takes the token from MCP_JWT_TOKEN, which is not set.');
+      throw new ConfigError(
+        'JWT mode over stdio takes the token from MCP_JWT_TOKEN, which is not set. To serve many users over HTTP, set MCP_TRANSPORT=http (or pass --http).',
+      );
     }
+
   }
   return config;
 }

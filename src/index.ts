@@ -5,6 +5,7 @@
  */
 import { ConfigError, loadConfig, prepareProcessEnv, type Config } from './config.js';
 import { createLogger } from './log.js';
+import { nodeVersionWarning } from './node-version.js';
 import { registerSecret } from './redact.js';
 
 async function main(): Promise<void> {
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
   registerSecret(config.jwt.secret);
   registerSecret(config.jwt.token);
   registerSecret(config.cursorSecret);
+  registerSecret(config.metrics.token);
 
   switch (config.command.name) {
     case 'help': {
@@ -43,7 +45,21 @@ async function main(): Promise<void> {
       break;
   }
 
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
+  const oldNode = nodeVersionWarning(process.version);
+  if (oldNode) logger.warning(oldNode);
+  if (config.mode === 'jwt' && config.jwt.secretSsmParameter) {
+    const { withSecretFromSsm, SsmSecretError } = await import('./auth/ssm-secret.js');
+    try {
+      config = await withSecretFromSsm(config, logger);
+    } catch (err) {
+      if (!(err instanceof SsmSecretError)) throw err;
+      process.stderr.write(`quilt-mcp: ${err.message}\n`);
+      process.exit(1);
+    }
+    registerSecret(config.jwt.secret);
+    registerSecret(config.cursorSecret);
+  }
   const [{ createAuthService }, { createServer }, { allTools, hiddenTools, selectTools }, { allResources, selectResources }] = await Promise.all([
     import('./auth/service.js'),
     import('./server.js'),

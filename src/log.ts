@@ -1,8 +1,10 @@
 /**
  * Logging: one line per event on stderr (stdout is the protocol in stdio mode), and optionally to
  * the connected MCP client as `notifications/message`. Every line passes through `redact`.
+ * MCP_LOG_FORMAT=json writes each line as one JSON object (`time`, `level`, `msg`, then the
+ * fields), for log stores that query fields (CloudWatch Logs Insights, Loki, Elasticsearch).
  */
-import { LOG_LEVELS, type LogLevel } from './config.js';
+import { LOG_LEVELS, type LogFormat, type LogLevel } from './config.js';
 import { redact } from './redact.js';
 
 export type LogFields = Record<string, unknown>;
@@ -34,16 +36,35 @@ function formatFields(fields: LogFields | undefined): string {
   return parts.length ? ` ${parts.join(' ')}` : '';
 }
 
+/** A field value for a JSON line: strings redacted one by one, so the line stays valid JSON. */
+function jsonValue(v: unknown, depth = 0): unknown {
+  if (typeof v === 'string') return redact(v);
+  if (v instanceof Error) return redact(v.message);
+  if (v === null || typeof v !== 'object') return typeof v === 'bigint' ? String(v) : v;
+  if (depth > 4) return '[nested]';
+  if (Array.isArray(v)) return v.map((x) => jsonValue(x, depth + 1));
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonValue(x, depth + 1)]));
+}
+
+function jsonLine(lvl: LogLevel, message: string, fields: LogFields | undefined): string {
+  const line: Record<string, unknown> = { time: new Date().toISOString(), level: lvl, msg: redact(message) };
+  for (const [k, v] of Object.entries(fields ?? {})) {
+    if (v !== undefined && !(k in line)) line[k] = jsonValue(v);
+  }
+  return `${JSON.stringify(line)}\n`;
+}
+
 export function createLogger(
   level: LogLevel,
   write: (line: string) => void = (line) => process.stderr.write(line),
+  format: LogFormat = 'text',
 ): Logger {
   const sinks = new Set<LogSink>();
   const min = rank(level);
   const log = (lvl: LogLevel, message: string, fields?: LogFields) => {
     if (rank(lvl) < min) return;
-    const text = redact(`${message}${formatFields(fields)}`);
-    write(`${new Date().toISOString()} ${lvl.toUpperCase()} ${text}\n`);
+    const text = format === 'text' || sinks.size ? redact(`${message}${formatFields(fields)}`) : '';
+    write(format === 'json' ? jsonLine(lvl, message, fields) : `${new Date().toISOString()} ${lvl.toUpperCase()} ${text}\n`);
     for (const sink of sinks) {
       try {
         sink(lvl, text);

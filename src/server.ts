@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { AuthService } from './auth/service.js';
 import { runWithContext, type RuntimeContext } from './context.js';
 import { ToolError, toToolError } from './errors.js';
+import { noteRequest } from './request-record.js';
 import type { Logger } from './log.js';
 import { annotationsFor, type AnyTool, type ToolExtras } from './tools/define.js';
 import { allTools, type HiddenTool } from './tools/index.js';
@@ -65,14 +66,17 @@ export function toolRunner(tool: AnyTool, { auth, logger }: Pick<ServerDeps, 'au
     };
     try {
       const ctx = extra.ctx ?? (await auth.context({ token: extra.authInfo?.token }));
+      noteRequest({ principal: ctx.principal.id });
       const out = await runWithContext(ctx, () => tool.handler(args as Record<string, unknown>, ctx, extras), extra.signal);
       logger.debug('tool call', { tool: tool.name, user: ctx.principal.id, ms: Math.round(performance.now() - started) });
+      noteRequest({ toolOutcome: 'ok' });
       return {
         content: [{ type: 'text', text: out.text ?? JSON.stringify(out.data) }, ...(out.extraContent ?? [])],
         ...(tool.output ? { structuredContent: out.data as Record<string, unknown> } : {}),
       };
     } catch (err) {
       const error = toToolError(err);
+      noteRequest({ toolOutcome: 'tool_error', errorCode: error.code });
       const level = error.code === 'internal' ? 'error' : error.code === 'cancelled' ? 'debug' : 'info';
       logger[level]('tool call failed', {
         tool: tool.name,

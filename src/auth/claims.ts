@@ -22,6 +22,8 @@ export interface JwtClaims {
   sub: string;
   shape: TokenShape;
   roleArn: string | undefined;
+  /** sts:ExternalId for AssumeRole of roleArn, when the role's trust policy asks for one. */
+  externalId?: string | undefined;
   roles: string[];
   sessionTags: Record<string, string>;
   /** undefined: the token does not restrict buckets (IAM decides); [] allows none. */
@@ -94,7 +96,9 @@ export function missingScope(c: JwtClaims, kind: 'read' | 'write' | 'destructive
   return [...new Set([...c.scopes.filter(isOAuthScope), needed])].join(' ');
 }
 
-const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+export const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+/** What AWS STS accepts as ExternalId. */
+export const EXTERNAL_ID = /^[\w+=,.@:/-]{2,1224}$/;
 const TAG_KEY = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u;
 
 type Raw = Record<string, unknown>;
@@ -269,6 +273,8 @@ export function normalizeClaims(raw: Raw, options: NormalizeOptions = {}): JwtCl
 
   const roleArn = str(raw, ['role_arn', 'roleArn', 'aws_role_arn']);
   if (roleArn && !ROLE_ARN.test(roleArn)) throw new ClaimError('role_arn', 'is not an IAM role ARN (arn:aws:iam::<account>:role/<name>).');
+  const externalId = str(raw, ['external_id', 'externalId']);
+  if (externalId && !EXTERNAL_ID.test(externalId)) throw new ClaimError('external_id', 'must be 2 to 1224 characters of letters, digits and +=,.@:/-_ (what AWS STS accepts).');
 
   // Explicit full fields win over the compressed short ones.
   const configured = options.rolesClaim ? atPath(raw, options.rolesClaim) : undefined;
@@ -298,6 +304,7 @@ export function normalizeClaims(raw: Raw, options: NormalizeOptions = {}): JwtCl
     sub,
     shape: enhanced ? 'enhanced' : compressed ? 'compressed' : 'mcp',
     roleArn,
+    ...(externalId ? { externalId } : {}),
     roles,
     sessionTags: sessionTags(raw),
     buckets,
@@ -337,6 +344,7 @@ export function publicClaims(c: JwtClaims): Record<string, unknown> {
     sub: c.sub,
     token_shape: c.shape,
     role_arn: c.roleArn ?? null,
+    ...(c.externalId ? { external_id: c.externalId } : {}),
     roles: c.roles,
     session_tags: c.sessionTags,
     buckets: c.buckets ?? null,

@@ -157,9 +157,22 @@ export class JwtAuthService implements AuthService {
     }
     this.counters.verified++;
     const ctx = this.buildContext(verified.claims, raw.trim().replace(/^Bearer\s+/i, ''));
+    this.logAccepted(verified.claims, ctx);
     const until = Math.min(verified.claims.expiresAt.getTime(), this.now() + MAX_CACHE_LIFETIME_MS);
     this.tokens.set(key, { ctx, until });
     return ctx;
+  }
+
+  /** Once per verified token (not per request): who, and what it reaches; a warning when no catalog. */
+  private logAccepted(claims: JwtClaims, ctx: RuntimeContext): void {
+    const fields = { sub: claims.sub, shape: claims.shape, issuer: claims.issuer, expires: claims.expiresAt.toISOString(), aws: ctx.aws.source };
+    this.logger.debug('Token accepted', fields);
+    if (ctx.catalog.auth === 'none') {
+      this.logger.warning('Token has no catalog access: search_catalog falls back to S3, catalog tools fail', {
+        sub: claims.sub,
+        reason: claims.catalogToken ? 'no catalog_url in the token and no QUILT_CATALOG_URL' : 'no catalog_token claim',
+      });
+    }
   }
 
   private buildContext(claims: JwtClaims, raw: string): RuntimeContext {
@@ -224,6 +237,7 @@ export class JwtAuthService implements AuthService {
       sub: claims.sub,
       tags: claims.sessionTags,
       tokenDigest: digest(raw),
+      ...(claims.roleArn && claims.externalId ? { externalId: claims.externalId } : {}),
       ...(this.config.jwt.webIdentity ? { webIdentity: { token: raw, expiresAt: claims.expiresAt } } : {}),
     };
   }

@@ -25,6 +25,8 @@ export interface AssumeRoleRequest {
   roleArn: string;
   sub: string;
   tags: Record<string, string>;
+  /** sts:ExternalId, from the token's external_id claim. */
+  externalId?: string | undefined;
   /** AssumeRoleWithWebIdentity with the caller's token (raw JWT), instead of AssumeRole. */
   webIdentity?: { token: string; expiresAt: Date } | undefined;
   /** The digest of the token asking: a refusal is remembered for that token only. */
@@ -42,7 +44,7 @@ export function cacheKey(r: AssumeRoleRequest): string {
   const tags = Object.keys(r.tags)
     .sort()
     .map((k) => [k, r.tags[k]]);
-  return JSON.stringify([r.roleArn, r.sub, tags]);
+  return JSON.stringify([r.roleArn, r.sub, tags, ...(r.externalId ? [r.externalId] : [])]);
 }
 
 export interface StsStats {
@@ -227,6 +229,7 @@ export class StsBroker {
           SourceIdentity: sub.length >= 2 ? sub : `${sub}_`,
           DurationSeconds: this.durationSeconds,
           Tags: Object.entries(r.tags).map(([Key, Value]) => ({ Key, Value })),
+          ...(r.externalId ? { ExternalId: r.externalId } : {}),
         }),
       );
       const c = out.Credentials;

@@ -6,20 +6,28 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-export const GENERATE_HELP = `Usage: quilt-mcp jwt generate --sub USER [options]
+export const GENERATE_HELP = `Usage: quilt-mcp jwt generate [--sub USER] [options]
        quilt-mcp jwt generate --auto-extract [options]
 Makes a signed HS256 test token for JWT mode (development and tests). Prints only the token.
+Takes the command line of jwt_helper.py generate too (--role-arn, --secret, --expiry,
+--session-tags, --external-id, --auto-extract, --catalog-token, --issuer, --audience), and refuses
+what this server would refuse (a malformed role ARN, a secret under 32 characters) with the reason.
 
-  --sub USER           the user (required unless --auto-extract)
+  --sub USER           the user; without it, the user of your quilt3 login (with its catalog
+                       token and URLs, as --auto-extract takes them) when there is one, else
+                       "mcp-test-user" (said on stderr)
   --auto-extract       take the catalog token, catalog URL, registry URL and user from your quilt3
                        login (\`quilt3 login\`): the session's access token (refreshed if it is
                        about to expire), navigator_url and registryUrl from quilt3's config.yml, and
-                       the user name the catalog's \`me\` query returns. Options given here win.
-  --secret S           HS256 secret (default: MCP_JWT_SECRET, MCP_ENHANCED_JWT_SECRET or the
-                       content of MCP_JWT_SECRET_FILE)
-  --role-arn ARN       IAM role the server assumes for this user
+                       the user name the catalog's \`me\` query returns; fails without a login.
+                       Options given here win.
+  --secret S           HS256 secret, at least 32 characters (default: MCP_JWT_SECRET,
+                       MCP_ENHANCED_JWT_SECRET or the content of MCP_JWT_SECRET_FILE)
+  --role-arn ARN       IAM role the server assumes for this user (arn:aws:iam::<12 digits>:role/NAME)
+  --external-id ID     sts:ExternalId the server passes when it assumes that role
   --roles a,b          role names (used with MCP_JWT_ROLE_ARN_TEMPLATE)
   --tags k=v,k2=v2     STS session tags
+  --session-tags JSON  STS session tags as a JSON object, e.g. '{"team":"data"}'
   --buckets a,b        buckets the token may use (without it: no bucket restriction)
   --permissions p,q    e.g. s3:GetObject,s3:ListBucket
   --catalog-token T    Quilt catalog token
@@ -31,7 +39,7 @@ Makes a signed HS256 test token for JWT mode (development and tests). Prints onl
   --enhanced           token_type "enhanced" (what the Quilt catalog issues)
   --scope "a b"        scope claim, space-separated as the catalog signs it (commas are accepted)
   --level L            level claim, e.g. read, write or admin (the catalog's authorization level)
-  --expires-in SECONDS lifetime (default 3600)
+  --expires-in SECONDS lifetime (default 3600); --expiry SECONDS is the same
   -h, --help           this text
 
 Every token gets a random jti. The server shows scope and level (jwt inspect, jwt_diagnostics)
@@ -65,6 +73,8 @@ const GENERATE_OPTIONS = {
   'role-arn': { type: 'string' },
   roles: { type: 'string' },
   tags: { type: 'string' },
+  'session-tags': { type: 'string' },
+  'external-id': { type: 'string' },
   buckets: { type: 'string' },
   permissions: { type: 'string' },
   'catalog-token': { type: 'string' },
@@ -78,6 +88,7 @@ const GENERATE_OPTIONS = {
   scope: { type: 'string' },
   level: { type: 'string' },
   'expires-in': { type: 'string' },
+  expiry: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 

@@ -27,13 +27,15 @@ import type { Logger } from '../log.js';
 import { redact } from '../redact.js';
 import { toolRunner, type ServerDeps } from '../server.js';
 import type { AnyTool } from '../tools/define.js';
-import { VERSION } from '../version.js';
 import { scopeForKind } from '../auth/claims.js';
 import { allTools } from '../tools/index.js';
 import { Admission, BodyError, capConnections, OriginPolicy, readBody, TOKENLESS_BODY_BYTES } from './http-guards.js';
 import { ProtectedResource } from './oauth-metadata.js';
 import { ToolsListCache } from './tools-list.js';
 import { SharedServer } from './dispatch.js';
+import { acceptance, envelopeProblem, NOT_ACCEPTABLE, withoutProgress } from './negotiate.js';
+import { noteMessages } from '../request-record.js';
+import { Operations } from './operations.js';
 
 export interface HttpDeps {
   config: Config;
@@ -228,8 +230,15 @@ export async function serveHttp({ config, logger, auth, createServer, tools = al
     }
     if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
       lingerAfter(req, res);
-      return jsonRpcError(res, 415, -32000, 'Unsupported Media Type: send Content-Type: application/json.', cors);
+      return jsonRpcError(res, 415, -32000, `Unsupported Media Type${req.headers['content-type'] ? ` (${String(req.headers['content-type']).slice(0, 60)})` : ''}: the body must be JSON-RPC sent with Content-Type: application/json (curl: -H 'Content-Type: application/json').`, cors);
     }
+    const accepts = acceptance(req.headers.accept);
+    if (!accepts) {
+      lingerAfter(req, res);
+      return jsonRpcError(res, 406, -32000, NOT_ACCEPTABLE, cors);
+    }
+    // JSON only: the SDK transport, which asks for both, answers with JSON instead of a stream.
+    if (accepts === 'json') req.headers.accept = 'application/json, text/event-stream';
 
     // The token first: an unknown caller costs no body reading.
     const token = bearer(req);
@@ -295,14 +304,23 @@ export async function serveHttp({ config, logger, auth, createServer, tools = al
     // when the response closes, so it ends soon after).
     const work = new RequestWork();
     res.once('close', () => void work.idle().then(release));
-    await runRequest(work, () => serveAdmitted(req, res, { token, authInfo, ctx, limit, cors }));
+    await runRequest(work, () => serveAdmitted(req, res, { token, authInfo, ctx, limit, cors, accepts }));
+    // Returns once the request's handlers have ended too, so the drain on SIGTERM waits for them.
+    await work.idle();
   };
 
   /** The rest of a request once it holds a slot: the body, then the answer. */
   const serveAdmitted = async (
     req: http.IncomingMessage,
     res: http.ServerResponse,
-    { token, authInfo, ctx, limit, cors }: { token: string | undefined; authInfo: AuthInfo | undefined; ctx: RuntimeContext | undefined; limit: number; cors: Headers },
+    {
+      token,
+      authInfo,
+      ctx,
+      limit,
+      cors,
+      accepts,
+    }: { token: string | undefined; authInfo: AuthInfo | undefined; ctx: RuntimeContext | undefined; limit: number; cors: Headers; accepts: 'json' | 'both' },
   ) => {
     let text: string;
     try {
@@ -317,7 +335,11 @@ export async function serveHttp({ config, logger, auth, createServer, tools = al
     } catch {
       return jsonRpcError(res, 400, -32700, 'Parse error: the body is not JSON.', cors);
     }
+    if (accepts === 'json') body = withoutProgress(body);
     const messages = Array.isArray(body) ? body : [body];
+    noteMessages(messages);
+    const malformed = envelopeProblem(messages);
+    if (malformed) return jsonRpcError(res, 400, -32600, `Invalid Request: ${malformed}`, cors);
     if (auth.mode === 'jwt' && token === undefined) {
       const needing = messages.filter((m) => {
         const method = (m as { method?: unknown } | null)?.method;
@@ -346,7 +368,7 @@ export async function serveHttp({ config, logger, auth, createServer, tools = al
     if (await shared.fastCall(req, res, body, { authInfo, ctx }, cors)) return;
 
     const server = createServer({ auth, logger });
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: accepts === 'json' });
     res.once('close', () => {
       void transport.close();
       void server.close();
@@ -360,30 +382,28 @@ export async function serveHttp({ config, logger, auth, createServer, tools = al
 
   // Room for large tokens in headers, so the token size limit answers with a clear 401 rather than 431.
   // Timeouts are checked every second (Node's default is every 30 s).
-  const server = http.createServer({ maxHeaderSize: 64 * 1024, connectionsCheckingInterval: 1_000 }, (req, res) => {
+  // /health, /ready, /metrics, the request log and the drain on SIGTERM: operations.ts.
+  const ops = await Operations.create({ config, logger, auth, tools: tools.map((t) => t.name) });
+  const server = http.createServer({ maxHeaderSize: 64 * 1024, connectionsCheckingInterval: 1_000 }, ops.handler(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (resource?.paths.has(path)) return resource.serve(req, res);
-    if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
-      return sendJson(res, 200, { status: 'ok', name: 'quilt-mcp', version: VERSION, mode: config.mode });
-    }
     if (path !== MCP_PATH) {
       lingerAfter(req, res);
       return sendJson(res, 404, { error: 'not_found', error_description: `Not found; MCP is served at ${MCP_PATH}.` });
     }
-    handleMcp(req, res).catch((err: unknown) => {
+    await handleMcp(req, res).catch((err: unknown) => {
       logger.error('HTTP request failed', { error: err instanceof Error ? err.message : String(err) });
       if (!res.headersSent) jsonRpcError(res, 500, -32603, 'Internal server error');
       else res.end();
     });
-  });
-  // Slow senders: headers within 10 s, the whole request within 30 s (bodies have their own 10 s).
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  }));
   capConnections(server, config.http.maxConnections, () => counters.connectionsRefused++);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.http.port, config.http.host, resolve);
+    // A kernel accept queue as deep as the connections the server takes (Node's default is 511): a
+    // burst of new connections waits to be accepted instead of overflowing into resets.
+    server.listen({ port: config.http.port, host: config.http.host, backlog: config.http.maxConnections }, resolve);
   });
   const { port } = server.address() as AddressInfo;
   policy.listening(port);
@@ -401,16 +421,6 @@ export async function serveHttp({ config, logger, auth, createServer, tools = al
     max_connections: config.http.maxConnections,
     max_inflight: config.http.maxInflight,
   });
-  let closing = false;
-  const shutdown = (why: string) => {
-    if (closing) return;
-    closing = true;
-    logger.info('Shutting down', { reason: why, busy_refusals: counters.busy, connections_refused: counters.connectionsRefused });
-    server.close(() => process.exit(0));
-    server.closeIdleConnections();
-    setTimeout(() => process.exit(0), 5_000).unref();
-  };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  await ops.start(server, () => ({ busy_refusals: counters.busy, connections_refused: counters.connectionsRefused }));
   return server;
 }

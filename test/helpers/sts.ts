@@ -36,6 +36,7 @@ export interface AssumeRoleCall {
   roleArn: string;
   roleSessionName: string;
   sourceIdentity: string | undefined;
+  externalId: string | undefined;
   durationSeconds: number | undefined;
   tags: Record<string, string>;
   transitiveTagKeys: string[];
@@ -176,6 +177,7 @@ export async function startSts(): Promise<LocalSts> {
         roleArn,
         roleSessionName: form.get('RoleSessionName') ?? '',
         sourceIdentity: form.get('SourceIdentity') ?? undefined,
+        externalId: form.get('ExternalId') ?? undefined,
         durationSeconds: duration,
         tags,
         transitiveTagKeys,
