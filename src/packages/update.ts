@@ -286,9 +286,9 @@ export interface StoredBase {
 }
 
 /**
- * Opens the stored revision `hash` of `name` in `bucket` for mergeManifest. It takes a slot of the
- * caller's for manifest work (manifest-work.ts) and counts what the merge holds in the process's
- * memory for package data (memory.ts): the new manifest's bytes (the base's length before the base
+ * Opens the stored revision `hash` of `name` in `bucket` for mergeManifest. Streaming the base takes
+ * a slot of the caller's for manifest work (manifest-work.ts), and what the merge holds counts in the
+ * process's memory for package data (memory.ts): the new manifest's bytes (the base's length before the base
  * is read, then the buffer as allocated, growth included) and, for a base out of walk order, its
  * loaded entries; both are held until `release` (after the upload). With `hold`, one GET gives the
  * header now and the entries at the merge, kept open in between (for callers whose work in between
@@ -301,13 +301,18 @@ export async function openStored(ctx: RuntimeContext, bucket: string, name: stri
       what: `Updating ${name}@${hash.slice(0, 12)}`,
       tooLargeHint: 'package_update rewrites a whole manifest in memory: update a package this large with quilt3 on a machine with enough memory.',
     });
-  const slot = await manifestWorkSlots.slot(ctx.principal.key, callSignal());
+  // The slot is taken when the base is streamed (at once with `hold`, else at the merge), so the
+  // work in between (hashing the added sources, which may take long) does not hold it.
+  let slot: (() => void) | undefined;
+  const takeSlot = async () => {
+    slot ??= await manifestWorkSlots.slot(ctx.principal.key, callSignal());
+  };
   const buffer = lease();
   const loaded = lease();
   const release = () => {
     buffer.release();
     loaded.release();
-    slot();
+    slot?.();
   };
   let baseSize: number | undefined;
   const open = () =>
@@ -322,6 +327,7 @@ export async function openStored(ctx: RuntimeContext, bucket: string, name: stri
   let header: ManifestHeader;
   try {
     if (hold) {
+      await takeSlot();
       const stream = open();
       try {
         const first = await stream.next();
@@ -350,6 +356,7 @@ export async function openStored(ctx: RuntimeContext, bucket: string, name: stri
     header,
     async merge(head, added, removes, opts = {}) {
       try {
+        await takeSlot();
         try {
           return { ...(await mergeManifest(head, entries(), added, removes, { ...opts, ...merge })), release };
         } catch (err) {
