@@ -1,22 +1,35 @@
 /**
  * Long loops over a caller's data give the event loop back every few milliseconds, so other
  * callers' requests run in between: a chunk of a stream that arrives while the loop works would
- * otherwise be handled in the same turn (a chain of promises never yields to I/O).
+ * otherwise be handled in the same turn (a chain of promises never yields to I/O). The time is the
+ * loop's, not one loop's: every loop of every call counts from the last time the event loop was
+ * given back, so several streams at once yield as soon as their work together passes TURN_MS.
  */
 const TURN_MS = 4;
 
-export class Turns {
-  private since = performance.now();
+let since = performance.now();
+let pending: Promise<void> | undefined;
 
-  /** Resolves at once while this turn is short; after TURN_MS of work, on the next turn of the loop. */
+/** A turn of the event loop (shared by everyone who asks while it is pending). */
+function nextTurn(): Promise<void> {
+  return (pending ??= new Promise<void>((resolve) =>
+    setImmediate(() => {
+      since = performance.now();
+      pending = undefined;
+      resolve();
+    }),
+  ));
+}
+
+/** Resolves at once while the loop has worked less than TURN_MS since it was last given back. */
+export function yieldIfBusy(): Promise<void> | undefined {
+  return performance.now() - since < TURN_MS ? undefined : nextTurn();
+}
+
+/** yieldIfBusy for a loop (kept as an object so callers can keep one per loop). */
+export class Turns {
   next(): Promise<void> | undefined {
-    if (performance.now() - this.since < TURN_MS) return undefined;
-    return new Promise<void>((resolve) =>
-      setImmediate(() => {
-        this.since = performance.now();
-        resolve();
-      }),
-    );
+    return yieldIfBusy();
   }
 }
 
