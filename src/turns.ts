@@ -26,13 +26,6 @@ export function yieldIfBusy(): Promise<void> | undefined {
   return performance.now() - since < TURN_MS ? undefined : nextTurn();
 }
 
-/** yieldIfBusy for a loop (kept as an object so callers can keep one per loop). */
-export class Turns {
-  next(): Promise<void> | undefined {
-    return yieldIfBusy();
-  }
-}
-
 const RUN = 4096;
 
 /**
@@ -42,13 +35,12 @@ const RUN = 4096;
  * the loop for a second.
  */
 export async function sortInTurns<T>(items: T[], cmp: (a: T, b: T) => number): Promise<T[]> {
-  const turns = new Turns();
   if (items.length <= RUN) return items.sort(cmp);
   let src = items;
   for (let at = 0; at < src.length; at += RUN) {
     const run = src.slice(at, at + RUN).sort(cmp);
     for (let i = 0; i < run.length; i++) src[at + i] = run[i]!;
-    await turns.next();
+    await yieldIfBusy();
   }
   let dst = new Array<T>(src.length);
   for (let width = RUN; width < src.length; width *= 2) {
@@ -60,13 +52,13 @@ export async function sortInTurns<T>(items: T[], cmp: (a: T, b: T) => number): P
       let k = lo;
       while (i < mid && j < hi) {
         dst[k++] = cmp(src[j]!, src[i]!) < 0 ? src[j++]! : src[i++]!;
-        if ((k & 4095) === 0) await turns.next();
+        if ((k & 4095) === 0) await yieldIfBusy();
       }
       while (i < mid) dst[k++] = src[i++]!;
       while (j < hi) dst[k++] = src[j++]!;
     }
     [src, dst] = [dst, src];
-    await turns.next();
+    await yieldIfBusy();
   }
   if (src !== items) for (let i = 0; i < items.length; i++) items[i] = src[i]!;
   return items;
