@@ -26,9 +26,14 @@ import { callSignal } from '../call-scope.js';
 import { ToolError } from '../errors.js';
 import { packageMemory } from '../memory.js';
 import { manifestWorkSlots } from './manifest-work.js';
-import { sortInTurns } from '../turns.js';
+import { sortInTurns, yieldIfBusy } from '../turns.js';
 import type { ReadMemory } from './manifest.js';
 import { loadManifest, readManifestHeader, streamManifestLines } from './registry.js';
+
+/** Entries held in memory, as the batches mergeManifest reads (so it gives the event loop back between them). */
+function* inBatches<T>(items: readonly T[], size = 1024): Generator<readonly T[]> {
+  for (let at = 0; at < items.length; at += size) yield items.slice(at, at + size);
+}
 
 /** The base manifest is not in strict walk order (not written by quilt3); see mergeManifest's `sorted`. */
 export class BaseNotInWalkOrder extends Error {
@@ -96,6 +101,10 @@ export interface MergedRevision {
 }
 
 const BATCH = 1 << 16;
+/** Room left in the buffer below which it grows between batches (a batch writes far less). */
+const GROW_AHEAD = 4 << 20;
+/** Bytes copied at once while growing. */
+const GROW_PIECE = 1 << 20;
 
 /**
  * The new manifest's bytes in one buffer, written as the pass goes, with the added entries' lines
@@ -143,6 +152,27 @@ class ManifestBuffer {
     const room = (this.buf?.length ?? 0) - this.used;
     const buf = this.reserve(this.used + (text.length * 3 <= room ? 0 : Buffer.byteLength(text, 'utf8')));
     this.used += buf.write(text, this.used, 'utf8');
+  }
+
+  /**
+   * Between batches: when the buffer is nearly full, grows it ahead of need, copying in pieces and
+   * giving the event loop back between them (growing a 100 MiB buffer at once touches 150 MiB of new
+   * memory, a pause of a second on slow machines). Nothing writes while it runs: the merge awaits it.
+   */
+  async keepRoom(): Promise<void> {
+    this.flush();
+    const buf = this.buf;
+    if (!buf || buf.length - this.used > GROW_AHEAD) return;
+    const grown = Math.ceil(buf.length * 1.5);
+    this.memory(buf.length + grown);
+    const next = Buffer.allocUnsafe(grown);
+    for (let at = 0; at < this.used; at += GROW_PIECE) {
+      buf.copy(next, at, at, Math.min(this.used, at + GROW_PIECE));
+      const turn = yieldIfBusy();
+      if (turn) await turn;
+    }
+    this.buf = next;
+    this.memory(grown);
   }
 
   /** The buffer, with room for `size` bytes in all. */
@@ -252,6 +282,10 @@ export async function mergeManifest(
       if (bytes && isEntryLineOf(rec, text!)) out.writeLine(bytes);
       else out.write(entryLine(rec));
     }
+    // Hashing and encoding is the event loop's work: give it back now and then, and grow between batches.
+    const turn = yieldIfBusy();
+    if (turn) await turn;
+    await out.keepRoom();
   }
   while (next < adds.length) emitAdded(adds[next++]!);
   const hash = hasher.digest();
@@ -365,7 +399,7 @@ export async function openStored(ctx: RuntimeContext, bucket: string, name: stri
           // Its entries as objects take a few times its bytes.
           const old = await loadManifest(ctx, bucket, hash, { onSize: (n) => loaded.hold(3 * n) });
           await sortInTurns(old.entries, (x, y) => compareWalkOrder(x.logical_key, y.logical_key));
-          return { ...(await mergeManifest(head, [old.entries], added, removes, { ...opts, ...merge, sorted: true })), release };
+          return { ...(await mergeManifest(head, inBatches(old.entries), added, removes, { ...opts, ...merge, sorted: true })), release };
         }
       } catch (err) {
         release();
