@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { parseBucket } from '../aws/s3-uri.js';
 import { count } from '../format.js';
 import { parsePackageName } from '../packages/names.js';
 import { listRevisions, MAX_POINTER_KEYS } from '../packages/revisions.js';
-import { bucketArg, cursorArg, lines, moreLine } from './args.js';
+import { cursorArg, lines, moreLine } from './args.js';
+import { openRegistry } from '../packages/registries.js';
 import { defineTool } from './define.js';
-import { openCursor, packageNameArg } from './package-args.js';
+import { openCursor, packageNameArg, registryArg } from './package-args.js';
 
 export const packageRevisions = defineTool({
   name: 'package_revisions',
@@ -15,7 +15,7 @@ export const packageRevisions = defineTool({
   toolset: 'packages',
   kind: 'read',
   input: {
-    bucket: bucketArg,
+    bucket: registryArg,
     name: packageNameArg,
     limit: z.number().int().min(1).max(100).default(20).describe('Revisions per page'),
     cursor: cursorArg,
@@ -39,10 +39,11 @@ export const packageRevisions = defineTool({
     note: z.string().optional().describe('What the listing left out'),
   },
   async handler(args, ctx, extras) {
-    const bucket = parseBucket(args.bucket);
+    const reg = await openRegistry(ctx, args.bucket);
+    const bucket = reg.id;
     const name = parsePackageName(args.name);
     const before = openCursor(ctx, 'package_revisions', args.cursor, ['before'], { bucket, name })?.before;
-    const page = await listRevisions(ctx, bucket, name, { limit: args.limit, before, signal: extras.signal });
+    const page = await listRevisions(reg, name, { limit: args.limit, before, signal: extras.signal });
     const next_cursor = page.before ? ctx.cursors.seal('package_revisions', { bucket, name, before: page.before }) : undefined;
     const note = page.truncated ? `Only the oldest ${MAX_POINTER_KEYS.toLocaleString('en-US')} timestamp pointers were listed.` : undefined;
     const data = { bucket, name, latest: page.latest, total: page.total, revisions: page.revisions, next_cursor, note };
