@@ -246,6 +246,8 @@ async function createPackage(args: CreateArgs, ctx: RuntimeContext, extras: Tool
     throw new ToolError('invalid_input', 'Nothing to package: give entries, source_uri_prefix, or both.');
   }
   const given = sourcesOf(args.entries ?? []);
+  // Refused now in JWT mode, before any request.
+  if (given.local.length) localAccess(ctx, 'Local files as package sources');
   const user_meta = userMeta(args.meta, 'meta');
   const prefix = args.source_uri_prefix !== undefined ? prefixSources(ctx, { ...args, source_uri_prefix: args.source_uri_prefix }) : undefined;
   const folderPrefix = args.source_uri_prefix !== undefined && isLocalRegistryArg(args.source_uri_prefix);
@@ -353,6 +355,7 @@ export const packageUpdate = defineTool({
       throw new ToolError('invalid_input', 'Nothing to change: give add, remove, meta or message.');
     }
     const given = sourcesOf(args.add ?? []);
+    if (given.local.length) localAccess(ctx, 'Local files as package sources');
     const wanted = args.base ? await resolveRevision(reg, name, args.base) : undefined;
     return withPackageLock(reg, name, async () => {
       const workflow = loadWorkflow(reg, args.workflow);
