@@ -127,7 +127,7 @@ export async function resolveRevision(reg: RegistryStore, name: string, ref = 'l
     throw new ToolError(
       'not_found',
       keys.length ? `The hash prefix "${r}" matches several revisions in ${reg.id}.` : `No revision in ${reg.id} has a hash starting "${r}".`,
-      keys.length ? 'Give more digits of the hash.' : `package_revisions(bucket="${reg.id}", name="${name}") lists the revisions and their hashes.`,
+      keys.length ? 'Give more digits of the hash.' : `package_list(bucket="${reg.id}", name="${name}") lists the revisions and their hashes.`,
     );
   }
   if (!/^(latest|\d+)$/.test(r)) {
@@ -138,7 +138,7 @@ export async function resolveRevision(reg: RegistryStore, name: string, ref = 'l
     throw new ToolError(
       'not_found',
       r === 'latest' ? `Package ${name} does not exist in ${reg.id}.` : `Package ${name} has no revision tagged ${r} in ${reg.id}.`,
-      r === 'latest' ? `See the packages of the bucket with package_list(bucket="${reg.id}").` : `package_revisions(bucket="${reg.id}", name="${name}") lists its revisions and their tags.`,
+      r === 'latest' ? `See the packages of the bucket with package_list(bucket="${reg.id}").` : `package_list(bucket="${reg.id}", name="${name}") lists its revisions and their tags.`,
     );
   }
   return p.hash;

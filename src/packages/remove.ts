@@ -36,7 +36,7 @@ export async function removePackage(reg: RegistryStore, name: string, hash?: str
     const latest = pointers.find((p) => p.tag === 'latest');
     const doomed = pointers.filter((p) => p.tag !== 'latest' && (target === undefined || p.hash === target));
     if (target && doomed.length === 0 && latest?.hash !== target) {
-      throw new ToolError('not_found', `Package ${name} has no revision ${target} in ${bucket}.`, `package_revisions(bucket="${bucket}", name="${name}") lists its revisions.`);
+      throw new ToolError('not_found', `Package ${name} has no revision ${target} in ${bucket}.`, `package_list(bucket="${bucket}", name="${name}") lists its revisions.`);
     }
     const remaining = pointers.filter((p) => p.tag !== 'latest' && !doomed.includes(p)).sort((a, b) => Number(b.tag) - Number(a.tag));
     const removed: string[] = [];

@@ -56,7 +56,7 @@ export const packageBrowse = defineTool({
   name: 'package_browse',
   title: 'Browse a package',
   description:
-    "A package revision like a directory: message, metadata, and the files and folders at path, each file with size, location (s3_uri) and metadata.",
+    "A package revision like a directory: message, metadata, and the files (size, location, metadata) and folders at path.",
   toolset: 'packages',
   kind: 'read',
   input: {

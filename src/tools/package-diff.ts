@@ -40,9 +40,9 @@ export const packageDiff = defineTool({
   input: {
     bucket: registryArg,
     name: packageNameArg,
-    from: z.string().describe('Older revision (hash, prefix or tag: see package_revisions)'),
+    from: z.string().describe('Older revision (hash, prefix or tag)'),
     to: z.string().default('latest').describe('Newer revision'),
-    to_bucket: z.string().optional().describe("Newer side's bucket (default: bucket)"),
+    to_bucket: z.string().optional().describe("Newer side's registry (default: bucket)"),
     to_name: z.string().optional().describe("Newer side's package (default: name)"),
     limit: z.number().int().min(1).max(1000).default(200).describe('Files listed per kind'),
   },

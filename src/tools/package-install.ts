@@ -14,7 +14,7 @@ export const packageInstall = defineTool({
   name: 'package_install',
   title: 'Install a package locally',
   description:
-    "Download a revision's files into a local folder (default: quilt3's install location), each hash checked, and record it in the local registry, as quilt3 install. Keeps existing files unless overwrite.",
+    "Download a revision's files, hashes checked, into a local folder (default: quilt3's install location) and record it in the local registry, as quilt3 install.",
   toolset: 'packages',
   kind: 'write',
   desktopOnly: true,
@@ -22,9 +22,9 @@ export const packageInstall = defineTool({
     bucket: registryArg,
     name: packageNameArg,
     hash_or_tag: hashOrTagArg,
-    path: z.string().optional().describe('Only this folder or file of the package'),
+    path: z.string().optional().describe('Only this folder or file'),
     dest: z.string().optional().describe('Folder to write to'),
-    overwrite: z.boolean().default(false).describe('Replace existing files'),
+    overwrite: z.boolean().default(false).describe('Replace existing files (else kept)'),
   },
   output: {
     bucket: z.string(),

@@ -7,22 +7,28 @@ import { ToolError } from '../errors.js';
 import { count } from '../format.js';
 import { cursorArg, isoDate, lines, moreLine } from './args.js';
 import { defineTool } from './define.js';
-import { openCursor, registryArg, revisionLinks } from './package-args.js';
+import { openCursor, packageNameArg, registryArg, revisionLinks } from './package-args.js';
+import { revisionsOutput, revisionsPage } from './package-revisions.js';
 
 export const packageList = defineTool({
   name: 'package_list',
   title: 'List packages',
   description:
-    "List a bucket's Quilt packages (from S3, no catalog needed): name, latest top hash, when set, revision count.",
+    "List a registry's packages (a bucket, \"local\": quilt3's local registry, or file:///dir): name, latest top hash, when set, revisions. With name: its revisions, newest first.",
   toolset: 'packages',
   kind: 'read',
   input: {
     bucket: registryArg,
+    name: packageNameArg.optional(),
     prefix: z.string().optional().describe('Name prefix'),
-    limit: z.number().int().min(1).max(1000).default(100).describe('Packages per page'),
+    limit: z.number().int().min(1).max(1000).optional().describe('Per page (100; revisions: 20)'),
     cursor: cursorArg,
   },
   output: {
+    ...revisionsOutput,
+    name: revisionsOutput.name.optional().describe('With name: the package whose revisions are listed'),
+    total: revisionsOutput.total.optional(),
+    revisions: revisionsOutput.revisions.optional(),
     bucket: z.string(),
     packages: z.array(
       z.object({
@@ -33,20 +39,26 @@ export const packageList = defineTool({
         quilt_uri: z.string(),
         catalog_url: z.string().optional(),
       }),
-    ),
+    )
+      .optional()
+      .describe('Without name: the packages'),
     unreadable: z
       .array(z.object({ name: z.string(), error: z.string() }))
       .optional()
       .describe('Packages whose latest pointer is not a pointer (damaged, or too large to be one): listed apart, not failing the rest'),
-    next_cursor: z.string().optional(),
   },
-  async handler(args, ctx) {
+  async handler(args, ctx, extras) {
     const reg = await openRegistry(ctx, args.bucket);
+    if (args.name !== undefined) {
+      if (args.prefix !== undefined) throw new ToolError('invalid_input', 'Give name (its revisions) or prefix (packages), not both.');
+      return revisionsPage(reg, args.name, args.limit ?? 20, args.cursor, ctx, extras);
+    }
+    const limit = args.limit ?? 100;
     const bucket = reg.id;
     const prefix = checkKey((args.prefix ?? '').replace(/^\/+/, ''), 'Prefix');
     const startAfter = openCursor(ctx, 'package_list', args.cursor, ['start_after'], { bucket, prefix })?.start_after;
     // One page of packages, aggregated from the pointer listing as it goes (not the whole registry).
-    const listed = await listPackages(reg, { prefix, limit: args.limit, startAfter });
+    const listed = await listPackages(reg, { prefix, limit, startAfter });
     const page = listed.packages;
     const unreadable: { name: string; error: string }[] = [];
     const packages = await mapS3(page, async ({ name, modified, revisions }) => {

@@ -12,7 +12,7 @@ export const packagePush = defineTool({
   name: 'package_push',
   title: 'Push a package to S3',
   description:
-    'Copy a revision (e.g. from a local registry) to an S3 registry as quilt3 push: data copied to <to_bucket>/<name>/, hashes kept, physical keys rewritten.',
+    'Copy a revision (e.g. from the local registry) to a bucket, as quilt3 push: data to <to_bucket>/<name>/, hashes kept.',
   toolset: 'packages',
   kind: 'write',
   input: {
@@ -20,9 +20,8 @@ export const packagePush = defineTool({
     name: packageNameArg,
     hash_or_tag: hashOrTagArg,
     to_bucket: z.string().describe('Target bucket'),
-    to_name: z.string().optional().describe('Target package (default: name)'),
-    message: z.string().max(10_000).optional().describe('New commit message (default: the same)'),
-    workflow: z.string().nullable().optional().describe("Target's workflow id (default: its default; null: none)"),
+    to_name: z.string().optional().describe('Default: name'),
+    message: z.string().max(10_000).optional().describe('New commit message'),
   },
   output: {
     bucket: z.string(),
@@ -44,7 +43,7 @@ export const packagePush = defineTool({
     const destName = args.to_name ? parsePackageName(args.to_name) : name;
     dest.authorize('write'); // before any read, so a read-only caller costs no AWS call
     const hash = await resolveRevision(src, name, args.hash_or_tag);
-    const r = await pushRevision(src, name, hash, dest, destName, { message: args.message, workflow: args.workflow }, extras);
+    const r = await pushRevision(src, name, hash, dest, destName, { message: args.message }, extras);
     const note = r.sameHash ? undefined : `The top hash differs from the source's (${hash}): the message or the target's workflow changed the header.`;
     const data = { bucket: dest.id, name: destName, top_hash: r.hash, tag: r.tag, from_top_hash: hash, entries: r.entries, total_size: r.totalSize, copied: r.copied, ...revisionLinks(dest, destName, r.hash), note };
     const text = lines(

@@ -42,7 +42,7 @@ const result = {
 const copyArg = z
   .boolean()
   .default(false)
-  .describe('Copy S3 sources to <bucket>/<name>/<logical key> like quilt3 push (default: reference in place)');
+  .describe('Copy S3 sources into the registry, as quilt3 push');
 
 const messageArg = z.string().max(10_000).optional().describe('Commit message');
 
@@ -114,7 +114,7 @@ async function localSources(ctx: RuntimeContext, entries: EntryArg[], max: numbe
 /** Files package_update takes from local folders (package_create's max_objects at its largest). */
 const MAX_FOLDER_FILES = 100_000;
 
-const workflowArg = z.string().nullable().optional().describe("Workflow id (default: the bucket's; null: none)");
+const workflowArg = z.string().nullable().optional().describe('Workflow id (null: none)');
 const forceArg = z.boolean().default(false).describe('Make a revision of only these files even if the package exists');
 
 /** Checks the bucket's workflow, hashes the sources, then stores and pushes: nothing is written before every check passed. */
@@ -275,18 +275,18 @@ async function createPackage(args: CreateArgs, ctx: RuntimeContext, extras: Tool
 }
 
 const prefixArgs = {
-  source_uri_prefix: z.string().describe('s3://bucket/prefix/ whose objects are added (keys relative to it)'),
+  source_uri_prefix: z.string().describe('s3://bucket/prefix/ or a local folder: all its files (keys relative to it)'),
   // compileGlobs bounds their number and length (patterns.ts MAX_GLOBS, MAX_GLOB_LENGTH), with a message.
   include: z.array(z.string()).optional().describe('Globs of keys to take, e.g. "**/*.csv"'),
   exclude: z.array(z.string()).optional().describe('Globs of keys to leave out'),
-  max_objects: z.number().int().min(1).max(100_000).default(10_000).describe('Refuse prefixes with more objects'),
+  max_objects: z.number().int().min(1).max(100_000).default(10_000).describe('Refuse more files'),
 };
 
 export const packageCreate = defineTool({
   name: 'package_create',
   title: 'Create a package',
   description:
-    'Create a package, as quilt3 writes one, from S3 objects (entries, or all under source_uri_prefix; referenced in place unless copy) and/or text. Refuses an existing package unless force.',
+    'Create a package, as quilt3 writes one, from S3 objects or local files (entries, or all under source_uri_prefix; referenced in place unless copy) and/or text.',
   toolset: 'packages',
   kind: 'write',
   input: {
@@ -376,7 +376,7 @@ export const packageUpdate = defineTool({
         throw new ToolError(
           'conflict',
           `Package ${name} in ${bucket} is at ${latest.hash}, not ${wanted}; nothing was committed.`,
-          `package_revisions(bucket="${bucket}", name="${name}") lists its revisions: apply the change to latest (omit base), after package_diff(from="${wanted}") shows what changed since.`,
+          `package_list(bucket="${bucket}", name="${name}") lists its revisions: apply the change to latest (omit base), after package_diff(from="${wanted}") shows what changed since.`,
         );
       }
       const removes = (args.remove ?? []).map((r) => r.replace(/^\/+/, ''));
