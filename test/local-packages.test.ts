@@ -258,8 +258,13 @@ describe('a folder into S3, installed back; push from the local registry', () =>
     expect(s3.checksums.get(`${REG}/team/folder/big/nine.bin`)?.sha256).toBe(items.find((i) => i.logical_key === 'big/nine.bin')?.hash);
 
     const dest = path.join(work, 'installed-s3');
-    const inst = await call(h.client, 'package_install', { bucket: REG, name: 'team/folder', dest });
+    // Progress by bytes, as the files stream in.
+    const progress: Array<{ progress: number; total?: number | undefined }> = [];
+    const raw = await h.client.callTool({ name: 'package_install', arguments: { bucket: REG, name: 'team/folder', dest } }, undefined, { onprogress: (p) => progress.push(p) });
+    const inst = { isError: Boolean(raw.isError), text: (raw.content as Array<{ text: string }>)[0]!.text, data: raw.structuredContent as Record<string, unknown> };
     expect(inst.isError, inst.text).toBe(false);
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress[progress.length - 1]).toMatchObject({ progress: inst.data.bytes, total: inst.data.bytes });
     const got = filesUnder(dest);
     expect([...got.keys()].sort()).toEqual([...expected.keys()].sort());
     for (const [k, v] of expected) expect(got.get(k)?.equals(v), k).toBe(true);
@@ -318,5 +323,53 @@ describe('the known answer for the top hash', () => {
     expect(pushed.hash).toBe('0929824c58e90a6d2cc3ad2c7bdc66e34f43e8ed7063a6b48595a3834dd3ec99');
     expect(statSync(path.join(dir, '.quilt', 'packages', pushed.hash)).isFile()).toBe(true);
     expect(readFileSync(path.join(dir, '.quilt', 'named_packages', 'known', 'answer', 'latest'), 'utf8')).toBe(pushed.hash);
+  });
+});
+
+describe('local work takes turns and stops when cancelled', () => {
+  it('hashing a file gives the event loop back between pieces, and stops at a cancelled call', async () => {
+    const { hashFile } = await import('../src/local/hash-file.js');
+    const big = path.join(work, 'turns.bin');
+    writeFileSync(big, randomBytes(20 * MiB));
+    let turns = 0;
+    let on = true;
+    const tick = () => {
+      turns++;
+      if (on) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const hash = await hashFile(big, 20 * MiB, undefined);
+    on = false;
+    if (hasPython) expect(hash).toBe(python(PY_CHUNKED, '', [big]).trim());
+    // Twenty 1 MiB pieces, each an await: other work ran between them.
+    expect(turns).toBeGreaterThanOrEqual(10);
+    const stop = new AbortController();
+    stop.abort();
+    await expect(hashFile(big, 20 * MiB, stop.signal)).rejects.toMatchObject({ code: 'cancelled' });
+  });
+
+  it('an install cancelled midway leaves whole files only, and no temporary ones', async () => {
+    const { installFiles } = await import('../src/packages/install.js');
+    const { DesktopAuthService } = await import('../src/auth/desktop.js');
+    const { loadConfig } = await import('../src/config.js');
+    const { silentLogger } = await import('../src/log.js');
+    const { fileUriOf } = await import('../src/local/paths.js');
+    const ctx = await new DesktopAuthService(loadConfig([], { QUILT_MCP_ROOTS: work }, { platform: 'linux', homedir: work }), silentLogger).context();
+    const src = path.join(folder, 'big', 'nine.bin');
+    const { hashFile } = await import('../src/local/hash-file.js');
+    const hash = { type: 'sha2-256-chunked' as const, value: await hashFile(src, 9 * MiB, undefined) };
+    // More files than are installed at once (8): the first progress (a file done) cancels the call.
+    const files = Array.from({ length: 24 }, (_, i) => ({ rel: `f${i}.bin`, physicalKey: fileUriOf(src), size: 9 * MiB, hash }));
+    const dest = path.join(work, 'cancelled');
+    const stop = new AbortController();
+    const run = installFiles(ctx, ctx.local!, files, dest, false, {
+      signal: stop.signal,
+      progress: async () => stop.abort(),
+    });
+    await expect(run).rejects.toMatchObject({ code: 'cancelled' });
+    const left = readdirSync(dest);
+    expect(left.length).toBeLessThan(files.length);
+    expect(left.filter((n) => n.startsWith('.'))).toEqual([]);
+    for (const n of left) expect(statSync(path.join(dest, n)).size).toBe(9 * MiB);
   });
 });

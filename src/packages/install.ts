@@ -15,7 +15,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { withS3 } from '../aws/s3.js';
-import { cancelledError } from '../call-scope.js';
+import { callSignal, cancelledError } from '../call-scope.js';
+import { packageMemory, type MemoryLease } from '../memory.js';
 import { inS3Slot, mapLocal } from '../concurrency.js';
 import type { RuntimeContext } from '../context.js';
 import { ToolError, toToolError } from '../errors.js';
@@ -26,7 +27,7 @@ import { isWithin } from '../local/paths.js';
 import type { ToolExtras } from '../tools/define.js';
 import { withPackageLock, pushEncoded } from './build.js';
 import { ChunkedHasher } from './chunked-hash.js';
-import { manifestWork } from './manifest-work.js';
+import { manifestWorkSlots } from './manifest-work.js';
 import { isManifestEntry, validateLogicalKey, type EntryHash } from './manifest.js';
 import { parsePhysicalKey } from './physical-keys.js';
 import { readPointer, streamManifestBatches, type RegistryStore } from './registry.js';
@@ -61,16 +62,17 @@ function fileError(rel: string, err: unknown): ToolError {
 
 /**
  * The files of revision `hash` to install: every entry, or those under `sub` (a folder, keys
- * relative to it) or the one entry `sub` names (at its base name), as quilt3 install's `path`.
+ * relative to it) or the one entry `sub` names (at its base name), as quilt3 install's `path`. The
+ * manifest is read in a slot for manifest work (manifest-work.ts); the records kept are counted in
+ * `memory`, which the caller holds until the install is over.
  */
-export async function filesToInstall(reg: RegistryStore, name: string, hash: string, sub: string | undefined): Promise<InstallFile[]> {
+export async function filesToInstall(reg: RegistryStore, name: string, hash: string, sub: string | undefined, memory: MemoryLease): Promise<InstallFile[]> {
   const ctx = reg.ctx;
   const dir = sub?.replace(/^\/+|\/+$/g, '') ?? '';
   const prefix = dir ? `${dir}/` : '';
-  return manifestWork(
-    ctx,
-    { what: `Installing ${name}@${hash.slice(0, 12)}`, tooLargeHint: 'Install a folder of the package at a time (path).' },
-    async (memory) => {
+  return manifestWorkSlots.run(
+    ctx.principal.key,
+    async () => {
       const files: InstallFile[] = [];
       let held = 0;
       for await (const batch of streamManifestBatches(reg, hash)) {
@@ -97,8 +99,13 @@ export async function filesToInstall(reg: RegistryStore, name: string, hash: str
       }
       return files;
     },
+    callSignal(),
   );
 }
+
+/** The lease an install's records are counted in (memory.ts), released when the call ends. */
+export const installLease = (name: string, hash: string) =>
+  packageMemory.lease({ what: `Installing ${name}@${hash.slice(0, 12)}`, tooLargeHint: 'Install a folder of the package at a time (path).' });
 
 /** An entry's hash of bytes as they stream. */
 function entryHasher(h: EntryHash, size: number): { update(b: Uint8Array): void; matches(): boolean } {
@@ -230,7 +237,9 @@ export async function installFiles(
   let written = 0;
   let unchanged = 0;
   const kept: string[] = [];
-  await mapLocal(files, async (f) => {
+  // Files in progress: after a failure the call ends only once they have (their temporary files removed).
+  const running = new Set<Promise<void>>();
+  const one = async (f: InstallFile): Promise<void> => {
     if (extras.signal.aborted) throw cancelledError();
     const target = path.join(dest, ...f.rel.split('/'));
     try {
@@ -240,7 +249,14 @@ export async function installFiles(
         throw err;
       });
       if (st && !overwrite) {
-        const same = st.isFile() && st.size === f.size && f.hash.type === 'sha2-256-chunked' && (await hashFile(target, f.size, extras.signal).catch(() => '')) === f.hash.value;
+        const same =
+          st.isFile() &&
+          st.size === f.size &&
+          f.hash.type === 'sha2-256-chunked' &&
+          (await hashFile(target, f.size, extras.signal).catch((err: unknown) => {
+            if (err instanceof ToolError && err.code === 'cancelled') throw err;
+            return ''; // unreadable: kept, as a file with other bytes
+          })) === f.hash.value;
         if (same) unchanged++;
         else kept.push(f.rel);
         done += f.size;
@@ -256,7 +272,21 @@ export async function installFiles(
     }
     filesDone++;
     await tell(filesDone === files.length);
-  });
+  };
+  try {
+    await mapLocal(files, (f) => {
+      const p = one(f);
+      running.add(p);
+      void p.then(
+        () => running.delete(p),
+        () => running.delete(p),
+      );
+      return p;
+    });
+  } catch (err) {
+    await Promise.allSettled([...running]);
+    throw err;
+  }
   return { written, unchanged, kept, files: files.length, bytes: total };
 }
 

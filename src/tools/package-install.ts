@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { count, formatBytes } from '../format.js';
 import { localAccess } from '../local/access.js';
 import { fileUriOf } from '../local/paths.js';
-import { filesToInstall, installFiles, registerRevision } from '../packages/install.js';
+import { filesToInstall, installFiles, installLease, registerRevision } from '../packages/install.js';
 import { parsePackageName } from '../packages/names.js';
 import { openRegistry } from '../packages/registries.js';
 import { resolveRevision } from '../packages/registry.js';
@@ -47,8 +47,14 @@ export const packageInstall = defineTool({
       ? await local.roots.resolve(args.dest, 'The install folder', 'write')
       : await local.roots.check(`${local.installLocation}/${name}`, 'The install folder', 'write');
     const hash = await resolveRevision(reg, name, args.hash_or_tag);
-    const files = await filesToInstall(reg, name, hash, args.path);
-    const done = await installFiles(ctx, local, files, dest, args.overwrite, extras);
+    const lease = installLease(name, hash);
+    let done: Awaited<ReturnType<typeof installFiles>>;
+    try {
+      const files = await filesToInstall(reg, name, hash, args.path, lease);
+      done = await installFiles(ctx, local, files, dest, args.overwrite, extras);
+    } finally {
+      lease.release();
+    }
     // As quilt3 install: the revision is recorded in the local registry (unless it came from there).
     const localReg = await openRegistry(ctx, 'local', 'write');
     const recorded = localReg.uri === reg.uri ? undefined : await registerRevision(reg, name, hash, localReg);
