@@ -22,7 +22,8 @@ import type { RuntimeContext } from '../context.js';
 import { ToolError, toToolError } from '../errors.js';
 import { formatBytes } from '../format.js';
 import type { LocalAccess } from '../local/access.js';
-import { hashFile, PIECE } from '../local/hash-file.js';
+import { hashFile } from '../local/hash-file.js';
+import { fileWork } from '../local/file-workers.js';
 import { isWithin } from '../local/paths.js';
 import type { ToolExtras } from '../tools/define.js';
 import { withPackageLock, pushEncoded } from './build.js';
@@ -126,27 +127,8 @@ function entryHasher(h: EntryHash, size: number): { update(b: Uint8Array): void;
   };
 }
 
-/** The bytes at a physical key, in pieces: a local file (inside the roots) or an S3 object (pinned to its version). */
-async function* sourceBytes(ctx: RuntimeContext, local: LocalAccess, pk: string, signal: AbortSignal): AsyncGenerator<Uint8Array> {
-  if (/^file:/i.test(pk)) {
-    const p = await local.roots.resolve(pk, 'A source file of the package', 'read');
-    const fh = await fs.open(p, 'r').catch((err: NodeJS.ErrnoException) => {
-      throw new ToolError(err.code === 'ENOENT' ? 'not_found' : 'access_denied', `${p} ${err.code === 'ENOENT' ? 'no longer exists' : `cannot be read (${err.code})`}.`);
-    });
-    try {
-      const buf = Buffer.allocUnsafe(PIECE);
-      for (let pos = 0; ; ) {
-        if (signal.aborted) throw cancelledError();
-        const { bytesRead } = await fh.read(buf, 0, PIECE, pos);
-        if (bytesRead === 0) return;
-        pos += bytesRead;
-        // The consumer hashes and writes the piece before asking for the next one.
-        yield buf.subarray(0, bytesRead);
-      }
-    } finally {
-      await fh.close();
-    }
-  }
+/** An S3 object's bytes, in pieces (pinned to the version its physical key names). */
+async function* s3Bytes(ctx: RuntimeContext, pk: string, signal: AbortSignal): AsyncGenerator<Uint8Array> {
   const loc = parsePhysicalKey(pk);
   if (signal.aborted) throw cancelledError();
   const body = await inS3Slot(() =>
@@ -165,28 +147,48 @@ async function* sourceBytes(ctx: RuntimeContext, local: LocalAccess, pk: string,
   }
 }
 
-/** Writes one file: temporary name, hashed on the way, renamed into place only when the hash matches. */
+const mismatch = (f: InstallFile, size: number) =>
+  new ToolError(
+    'conflict',
+    `its bytes at ${f.physicalKey} do not match the package (${size === f.size ? 'another hash' : `${size > f.size ? 'more than' : size} bytes, not ${f.size}`}); it was not installed.`,
+    'The source changed after the package was made: make a new revision from it, or install a revision that matches it.',
+  );
+
+/**
+ * Writes one file: a temporary name, hashed on the way, renamed into place only when the hash
+ * matches. A local source is copied by a file worker (file-workers.ts); an S3 one streams here.
+ */
 async function installFile(ctx: RuntimeContext, local: LocalAccess, f: InstallFile, target: string, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
   const tmp = path.join(path.dirname(target), `.${path.basename(target).slice(0, 64)}.${randomBytes(6).toString('hex')}.quilt-install`);
+  if (/^file:/i.test(f.physicalKey)) {
+    const src = await local.roots.resolve(f.physicalKey, 'A source file of the package', 'read');
+    const r = await fileWork({ op: 'copy', src, tmp, size: f.size, hashType: f.hash.type }, signal).catch((err: unknown) => {
+      const code = /^(ENOENT|EACCES|EPERM)\b/.exec(err instanceof Error ? err.message : '')?.[1];
+      if (code) throw new ToolError(code === 'ENOENT' ? 'not_found' : 'access_denied', `${src} ${code === 'ENOENT' ? 'no longer exists' : `cannot be read (${code})`}.`);
+      throw err;
+    });
+    const want = f.hash.type === 'SHA256' ? f.hash.value.toLowerCase() : f.hash.value;
+    if (r.size !== f.size || r.hash !== want) {
+      await fs.unlink(tmp).catch(() => undefined);
+      throw mismatch(f, r.size ?? 0);
+    }
+    await fs.rename(tmp, target);
+    onBytes(f.size);
+    return;
+  }
   const fh = await fs.open(tmp, 'wx', 0o666);
   let ok = false;
   try {
     const hasher = entryHasher(f.hash, f.size);
     let size = 0;
-    for await (const piece of sourceBytes(ctx, local, f.physicalKey, signal)) {
+    for await (const piece of s3Bytes(ctx, f.physicalKey, signal)) {
       size += piece.length;
       if (size > f.size) break;
       hasher.update(piece);
       await fh.write(piece);
       onBytes(piece.length);
     }
-    if (size !== f.size || !hasher.matches()) {
-      throw new ToolError(
-        'conflict',
-        `its bytes at ${f.physicalKey} do not match the package (${size === f.size ? 'another hash' : `${size > f.size ? 'more than' : size} bytes, not ${f.size}`}); it was not installed.`,
-        'The source changed after the package was made: make a new revision from it, or install a revision that matches it.',
-      );
-    }
+    if (size !== f.size || !hasher.matches()) throw mismatch(f, size);
     await fh.close();
     await fs.rename(tmp, target);
     ok = true;
