@@ -5,8 +5,6 @@
  */
 import { fileWork } from './file-workers.js';
 
-export { PIECE } from './file-jobs.js';
-
 /**
  * The hash of the `size` bytes at `path` (a file that changed size meanwhile is refused);
  * `chunks` receives each chunk's sha256 (the part checksums of an upload, upload.ts).

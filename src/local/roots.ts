@@ -8,7 +8,6 @@
  * and the client's MCP roots (`roots/list`), asked for once the client has said hello and again on
  * every `notifications/roots/list_changed`, so a root the client removes stops working at once.
  */
-import path from 'node:path';
 import { ToolError } from '../errors.js';
 import { isWithin, parseLocalPath, realPath, type PathPlatform } from './paths.js';
 
@@ -106,10 +105,3 @@ export class LocalRoots {
     );
   }
 }
-
-/** Folders of a QUILT_MCP_ROOTS-style list, for config.ts (which parses them with the real platform). */
-export function rootsFromList(list: readonly string[], source: string, p: PathPlatform): Root[] {
-  return list.map((entry) => ({ path: parseLocalPath(entry, p), source }));
-}
-
-export const sameFolder = (a: string, b: string) => path.resolve(a) === path.resolve(b);
