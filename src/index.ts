@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     await serveHttp({ config, logger, auth, tools, createServer: (deps) => createServer({ ...deps, tools, hidden, resources }) });
   } else {
     const { serveStdio } = await import('./transports/stdio.js');
-    await serveStdio(createServer({ auth, logger, tools, hidden, resources }), logger);
+    await serveStdio(createServer({ auth, logger, tools, hidden, resources }), logger, auth.clientRoots);
   }
 }
 

@@ -21,14 +21,13 @@ import {
   type ManifestRecord,
   type RecordWithLine,
 } from './manifest.js';
-import type { RuntimeContext } from '../context.js';
 import { callSignal } from '../call-scope.js';
 import { ToolError } from '../errors.js';
 import { packageMemory } from '../memory.js';
 import { manifestWorkSlots } from './manifest-work.js';
 import { sortInTurns, yieldIfBusy } from '../turns.js';
 import type { ReadMemory } from './manifest.js';
-import { loadManifest, readManifestHeader, streamManifestLines } from './registry.js';
+import { loadManifest, readManifestHeader, streamManifestLines, type RegistryStore } from './registry.js';
 
 /** Entries held in memory, as the batches mergeManifest reads (so it gives the event loop back between them). */
 function* inBatches<T>(items: readonly T[], size = 1024): Generator<readonly T[]> {
@@ -329,7 +328,9 @@ export interface StoredBase {
  * does no I/O: one round trip less); without, the header is read now (its first line only) and the
  * base again at the merge.
  */
-export async function openStored(ctx: RuntimeContext, bucket: string, name: string, hash: string, { hold }: { hold: boolean }): Promise<StoredBase> {
+export async function openStored(reg: RegistryStore, name: string, hash: string, { hold }: { hold: boolean }): Promise<StoredBase> {
+  const ctx = reg.ctx;
+  const bucket = reg.id;
   const lease = () =>
     packageMemory.lease({
       what: `Updating ${name}@${hash.slice(0, 12)}`,
@@ -350,7 +351,7 @@ export async function openStored(ctx: RuntimeContext, bucket: string, name: stri
   };
   let baseSize: number | undefined;
   const open = () =>
-    streamManifestLines(ctx, bucket, hash, {
+    streamManifestLines(reg, hash, {
       onSize: (n) => {
         // Before a byte is read: the new manifest will be about as large as the base.
         buffer.hold(n + (1 << 20));
@@ -373,7 +374,7 @@ export async function openStored(ctx: RuntimeContext, bucket: string, name: stri
         throw err;
       }
     } else {
-      header = await readManifestHeader(ctx, bucket, hash);
+      header = await readManifestHeader(reg, hash);
     }
   } catch (err) {
     release();
@@ -397,7 +398,7 @@ export async function openStored(ctx: RuntimeContext, bucket: string, name: stri
           if (!(err instanceof BaseNotInWalkOrder)) throw err;
           ctx.logger.debug('base manifest not in walk order: merging in memory', { bucket, hash });
           // Its entries as objects take a few times its bytes.
-          const old = await loadManifest(ctx, bucket, hash, { onSize: (n) => loaded.hold(3 * n) });
+          const old = await loadManifest(reg, hash, { onSize: (n) => loaded.hold(3 * n) });
           await sortInTurns(old.entries, (x, y) => compareWalkOrder(x.logical_key, y.logical_key));
           return { ...(await mergeManifest(head, inBatches(old.entries), added, removes, { ...opts, ...merge, sorted: true })), release };
         }
