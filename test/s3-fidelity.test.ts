@@ -165,6 +165,34 @@ describe('the stand-in plays S3, not s3rver', () => {
     }
   });
 
+  it('serves an object whole while it is being overwritten (s3rver wrote in place: readers saw it cut)', async () => {
+    const c = viaProxy();
+    const direct = s3.client;
+    try {
+      const key = 'whole/object.bin';
+      const versions = ['a', 'b', 'c', 'd'].map((ch) => ch.repeat(2 * 1024 * 1024));
+      await c.send(new PutObjectCommand({ Bucket: REG, Key: key, Body: versions[0] }));
+      const seen = new Set<string>();
+      const reads = async (client: S3Client) => {
+        for (let i = 0; i < 12; i++) {
+          const text = await (await client.send(new GetObjectCommand({ Bucket: REG, Key: key }))).Body!.transformToString();
+          seen.add(text.length === versions[0]!.length && versions.includes(text) ? 'whole' : `cut at ${text.length}`);
+        }
+      };
+      // Writes through the proxy; reads through it and straight to s3rver (the store's own behaviour).
+      await Promise.all([
+        (async () => {
+          for (const v of [...versions.slice(1), ...versions]) await c.send(new PutObjectCommand({ Bucket: REG, Key: key, Body: v }));
+        })(),
+        reads(c),
+        reads(direct),
+      ]);
+      expect([...seen]).toEqual(['whole']);
+    } finally {
+      c.destroy();
+    }
+  });
+
   it('redirects requests signed for the wrong region with 301 and the bucket region', async () => {
     const us = viaProxy('us-east-1');
     const eu = viaProxy('eu-west-1');

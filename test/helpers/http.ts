@@ -2,6 +2,7 @@
  * The built server in HTTP mode as a child process (port 0, the port read from its log line), an
  * MCP client over Streamable HTTP with a bearer token, and JWT signing for tests.
  */
+import { setMaxListeners } from 'node:events';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -69,6 +70,11 @@ export async function connectHttp(url: string, token?: string): Promise<Client> 
   });
   const client = new Client({ name: 'quilt-mcp-tests', version: '0.0.0' });
   await client.connect(transport);
+  // The SDK client gives every request its one long-lived signal, and the test process's fetch
+  // keeps one listener on it per request until garbage collection: a client that probes thousands
+  // of times (test/security/memory.test.ts) printed thousands of leak warnings. Not a leak.
+  const signal = (transport as unknown as { _abortController?: AbortController })._abortController?.signal;
+  if (signal) setMaxListeners(0, signal);
   return client;
 }
 

@@ -4,12 +4,15 @@
  * plays what s3rver is lenient about and real S3 is not: 403 instead of 404 for roles without
  * s3:ListBucket, buckets in other regions (301 PermanentRedirect) and conditional writes.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 
@@ -107,10 +110,13 @@ function describe(req: http.IncomingMessage): S3Request {
   };
 }
 
-/** Runs callbacks with the same key one at a time (the proxy's check-then-put must be atomic). */
+/**
+ * Runs callbacks with the same key one at a time (the proxy's check-then-put must be atomic);
+ * `settled(key)` waits for the callbacks of a key queued so far.
+ */
 function serializer() {
   const tails = new Map<string, Promise<unknown>>();
-  return async <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+  const run = async <T>(key: string, fn: () => Promise<T>): Promise<T> => {
     const prev = tails.get(key) ?? Promise.resolve();
     const result = prev.then(fn, fn);
     const tail = result.catch(() => undefined);
@@ -120,6 +126,54 @@ function serializer() {
     } finally {
       if (tails.get(key) === tail) tails.delete(key);
     }
+  };
+  return Object.assign(run, { settled: async (key: string) => void (await tails.get(key)) });
+}
+
+interface S3rverObject {
+  bucket: string;
+  key: string;
+  metadata: Record<string, string>;
+  content: Buffer | NodeJS.ReadableStream;
+}
+interface S3rverStore {
+  getResourcePath(bucket: string, key: string, resource: string): string;
+  putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5: string): Promise<void>;
+  putObject(object: S3rverObject): Promise<{ size: number; md5: string }>;
+}
+
+/**
+ * s3rver writes an object in place and answers the PUT before the file is flushed, so a GET at the
+ * same moment reads a truncated object (an empty pointer, half a manifest). S3 serves the old
+ * object or the new one, whole. Here the bytes go to a temporary file that is renamed over the
+ * object once flushed; a reader that opened the old file keeps reading the old bytes.
+ */
+function writeObjectsWhole(store: S3rverStore): void {
+  store.putObject = async (object) => {
+    const objectPath = store.getResourcePath(object.bucket, object.key, 'object');
+    await mkdir(path.dirname(objectPath), { recursive: true });
+    // Not ending in `._S3rver_object`, so listings never see it.
+    const temp = `${objectPath}.${process.pid}-${randomUUID()}.partial`;
+    const md5 = createHash('md5');
+    let size = 0;
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        md5.update(chunk);
+        size += chunk.length;
+        done(null, chunk);
+      },
+    });
+    try {
+      const source = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : (object.content as NodeJS.ReadableStream);
+      await pipeline(source, counted, createWriteStream(temp));
+      await rename(temp, objectPath);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    const digest = md5.digest('hex');
+    await store.putMetadata(object.bucket, object.key, object.metadata, digest);
+    return { size, md5: digest };
   };
 }
 
@@ -133,6 +187,7 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
     configureBuckets: opts.buckets.map((name) => ({ name, configs: [] })),
   });
   const info = (await server.run()) as AddressInfo;
+  writeObjectsWhole((server as unknown as { store: S3rverStore }).store);
   const target = `http://127.0.0.1:${info.port}`;
   const requests: S3Request[] = [];
 
@@ -408,10 +463,14 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
         else req.pipe(upstream);
       });
     const write = async () => {
-      if (!conditional) return forward();
+      if (!writesKey) {
+        // A read waits for the writes of its key already under way: S3 reads after a write see it whole.
+        if (!isBucketRequest && (r.method === 'GET' || r.method === 'HEAD')) await serialize.settled(objectId);
+        return forward();
+      }
       // Every write of a key goes through one queue, so a conditional check and its write are atomic.
-      await serialize(`${r.bucket}/${r.key}`, async () => {
-        const failure = await preconditionFailure(r);
+      await serialize(objectId, async () => {
+        const failure = conditional ? await preconditionFailure(r) : undefined;
         if (failure) return answer(r, req, res, failure);
         await forward();
       });
