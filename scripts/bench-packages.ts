@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { chunkedHashOf, chunkedHashOfStream } from '../src/packages/chunked-hash.js';
+import { chunkedHashOf, chunkedHashOfStream } from '../src/core/chunked-hash.js';
 import { entryLine, headerLine, TopHasher, type ManifestEntry, type ManifestHeader } from '../src/packages/manifest.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { call, connectStdio, s3Env } from '../test/helpers/mcp.js';

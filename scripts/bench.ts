@@ -20,7 +20,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { JwtAuthService } from '../src/auth/jwt.js';
 import { SEARCH_PACKAGES } from '../src/catalog/documents.js';
 import { loadConfig } from '../src/config.js';
-import { silentLogger } from '../src/log.js';
+import { silentLogger } from '../src/core/log.js';
 import { startCatalog } from '../test/helpers/catalog.js';
 import { graphqlHandler } from '../test/helpers/catalog-graphql.js';
 import { isolatedEnv, SERVER_ENTRY } from '../test/helpers/mcp.js';

@@ -26,14 +26,14 @@ export const SERVER_ENTRY = 'server/index.mjs';
 export const NOTICES = 'server/THIRD_PARTY_LICENSES.txt';
 
 /**
- * src/version.ts reads ../package.json next to dist/ at run time; the .mcpb and the image ship no
+ * src/core/version.ts reads ../../package.json next to dist/ at run time; the .mcpb and the image ship no
  * package.json, so the bundle gets the version as a constant instead.
  */
 function inlineVersion(version: string): Plugin {
   return {
     name: 'inline-version',
     setup(b) {
-      const file = path.join(ROOT, 'src', 'version.ts');
+      const file = path.join(ROOT, 'src', 'core', 'version.ts');
       b.onLoad({ filter: /[\\/]version\.ts$/ }, (args) =>
         args.path === file ? { contents: `export const VERSION: string = ${JSON.stringify(version)};\n`, loader: 'ts' } : undefined,
       );

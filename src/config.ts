@@ -10,11 +10,16 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ArgsError, parseJwtArgs, type JwtCommand } from './cli/jwt-args.js';
 import { parseLocalPath } from './local/paths.js';
-import { redact } from './redact.js';
+import { LOG_LEVELS, type LogFormat, type LogLevel } from './core/log.js';
+import { redact } from './core/redact.js';
 
-export type LogLevel = 'debug' | 'info' | 'notice' | 'warning' | 'error';
-export type LogFormat = 'text' | 'json';
-export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'notice', 'warning', 'error'];
+/**
+ * Groups of tools MCP_TOOLSETS can name. `admin` tools (catalog administration) are offered only
+ * when MCP_TOOLSETS names `admin`; `diagnostics` (operators' token and cache checks) in JWT mode,
+ * or when MCP_TOOLSETS names it.
+ */
+export const TOOLSETS = ['auth', 'buckets', 'packages', 'search', 'catalog', 'athena', 'diagnostics', 'admin'] as const;
+export type Toolset = (typeof TOOLSETS)[number];
 
 export type Command =
   | { name: 'serve' }
@@ -136,7 +141,7 @@ export interface Config {
   metrics: { port: number | undefined; token: string | undefined };
   logLevel: LogLevel;
   /** Which tools to offer: read-only, and/or only some toolsets (auth tools are always offered). */
-  tools: { readOnly: boolean; toolsets: string[] | undefined };
+  tools: { readOnly: boolean; toolsets: Toolset[] | undefined };
   aws: AwsSettings;
   quilt: {
     /** quilt3's data directory (auth.json, credentials.json, config.yml), found as quilt3 finds it. */
@@ -506,8 +511,8 @@ export function loadConfig(
         'MCP_TOOLSETS',
         listText.pipe(
           z.array(
-            z.enum(['auth', 'buckets', 'packages', 'search', 'catalog', 'athena', 'diagnostics', 'admin'], {
-              message: 'toolsets are auth, buckets, packages, search, catalog, athena, diagnostics, admin',
+            z.enum(TOOLSETS, {
+              message: `toolsets are ${TOOLSETS.join(', ')}`,
             }),
           ),
         ),

@@ -3,19 +3,21 @@
  * session, and what they may touch. Tools get everything from it, never from the environment, files
  * or globals, so desktop and JWT mode run the same tool code and concurrent users stay apart.
  */
+import type { BucketAction } from './auth/claims.js';
 import type { VerifiedToken } from './auth/verifier.js';
 import type { AwsClients } from './aws/clients.js';
 import type { CatalogAuthKind, CatalogClient } from './catalog/client.js';
-import { callScope, runInCall } from './call-scope.js';
-import type { Cursors } from './cursors.js';
-import { ToolError } from './errors.js';
-import type { Logger } from './log.js';
+import { callScope, runInCall } from './core/call-scope.js';
+import type { Cursors } from './core/cursors.js';
+import { ToolError } from './core/errors.js';
+import type { Logger } from './core/log.js';
 import type { LocalAccess } from './local/access.js';
+
+export type { BucketAction };
 
 export type AuthMode = 'desktop' | 'jwt';
 
 /** What a tool is about to do to a bucket; checked against JWT claims before any AWS call. */
-export type BucketAction = 'list' | 'read' | 'write' | 'delete';
 
 export interface AwsAccess {
   /** Human description of where the credentials come from (never the credentials). */
@@ -101,4 +103,14 @@ export function currentContext(): RuntimeContext {
 export function awsClients(ctx: RuntimeContext): AwsClients {
   if (ctx.aws.clients) return ctx.aws.clients;
   throw ctx.aws.unavailable ?? new ToolError('no_credentials', 'No AWS access is configured.');
+}
+
+/** Whether this caller may list a bucket (search, suggestions and resources/list show only those). */
+export function mayList(ctx: RuntimeContext, bucket: string): boolean {
+  try {
+    ctx.authorize(bucket, 'list');
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -4,9 +4,9 @@
  * variable), then run the chosen command. Heavy modules (AWS SDK, jose) load on first use.
  */
 import { ConfigError, loadConfig, prepareProcessEnv, type Config } from './config.js';
-import { createLogger } from './log.js';
-import { nodeVersionWarning } from './node-version.js';
-import { registerSecret } from './redact.js';
+import { createLogger } from './core/log.js';
+import { nodeVersionWarning } from './core/node-version.js';
+import { registerSecret } from './core/redact.js';
 
 async function main(): Promise<void> {
   prepareProcessEnv();
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     registerSecret(config.cursorSecret);
   }
   const [{ createAuthService }, { createServer }, { allTools, hiddenTools, selectTools }, { allResources, selectResources }] = await Promise.all([
-    import('./auth/service.js'),
+    import('./auth/factory.js'),
     import('./server.js'),
     import('./tools/index.js'),
     import('./resources/index.js'),

@@ -9,15 +9,15 @@ import { ListToolsRequestSchema, type CallToolResult, type ProgressToken, type S
 import { z } from 'zod';
 import type { AuthService } from './auth/service.js';
 import { runWithContext, type RuntimeContext } from './context.js';
-import { ToolError, toToolError } from './errors.js';
-import { noteRequest } from './request-record.js';
-import type { Logger } from './log.js';
+import { ToolError, toToolError } from './core/errors.js';
+import { noteRequest } from './core/request-record.js';
+import type { Logger } from './core/log.js';
 import { annotationsFor, type AnyTool, type ToolExtras } from './tools/define.js';
 import { allTools, type HiddenTool } from './tools/index.js';
 import { jsonSchemaOf, toolInputSchema } from './tools/schema.js';
 import { allResources, registerResources } from './resources/index.js';
 import type { ResourceDefinition } from './resources/define.js';
-import { VERSION } from './version.js';
+import { VERSION } from './core/version.js';
 
 export interface ServerDeps {
   auth: AuthService;

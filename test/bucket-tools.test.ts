@@ -3,7 +3,7 @@
  * behind a local policy proxy, with a local STS for auth_status.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mapBounded } from '../src/concurrency.js';
+import { mapBounded } from '../src/core/concurrency.js';
 import { call, connectStdio, objectText, s3Env, type Harness } from './helpers/mcp.js';
 import { startS3, type LocalS3 } from './helpers/s3.js';
 import { startSts, type LocalSts } from './helpers/sts.js';

@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestJson } from '../src/catalog/http.js';
-import { ToolError } from '../src/errors.js';
+import { ToolError } from '../src/core/errors.js';
 
 let server: http.Server;
 let base: string;

@@ -1,6 +1,6 @@
 /** The concurrency helpers behind the calls' round trips: bounded maps, the process's slots, errors in order. */
 import { describe, expect, it } from 'vitest';
-import { Slots, allInOrder, mapBounded } from '../src/concurrency.js';
+import { Slots, allInOrder, mapBounded } from '../src/core/concurrency.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
 

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DesktopAuthService } from '../src/auth/desktop.js';
 import { loadConfig, quilt3DataDir, type Config } from '../src/config.js';
 import type { RuntimeContext } from '../src/context.js';
-import { createLogger, silentLogger } from '../src/log.js';
+import { createLogger, silentLogger } from '../src/core/log.js';
 import type { ToolExtras } from '../src/tools/define.js';
 import { bucketObjectsList } from '../src/tools/objects-list.js';
 import { startCatalog, type LocalCatalog, type Session } from './helpers/catalog.js';

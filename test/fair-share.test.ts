@@ -4,8 +4,8 @@
  * back, and the workflow checker (a worker thread with a deadline and a small heap).
  */
 import { describe, expect, it } from 'vitest';
-import { FairLimiter } from '../src/fair-limiter.js';
-import { sortInTurns } from '../src/turns.js';
+import { FairLimiter } from '../src/core/fair-limiter.js';
+import { sortInTurns } from '../src/core/turns.js';
 import { CheckWorker } from '../src/packages/workflow-worker.js';
 
 const tick = () => new Promise((r) => setTimeout(r, 5));

@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mapBounded } from '../src/concurrency.js';
+import { mapBounded } from '../src/core/concurrency.js';
 import { startCatalog, type LocalCatalog } from './helpers/catalog.js';
 import { connectHttp, rawPost, signToken, startHttpServer, TEST_SECRET, TOOLS_CALL, type HttpServer } from './helpers/http.js';
 import { call, connectStdio, isolatedEnv, objectText } from './helpers/mcp.js';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { ChunkedHasher, chunkSizeFor, chunkedHashOf, chunkedHashOfStream } from '../src/packages/chunked-hash.js';
+import { ChunkedHasher, chunkSizeFor, chunkedHashOf, chunkedHashOfStream } from '../src/core/chunked-hash.js';
 import {
   TopHasher,
   compareWalkOrder,
@@ -27,8 +27,9 @@ import {
   type ManifestEntry,
   type ManifestHeader,
 } from '../src/packages/manifest.js';
-import { KEY_ORDER, PyFloat, compareCodePoints, fileKeys, fromPlain, parsePyJson, pyDumps, pyDumpsForFile, samePy, toPlain, type PyJson } from '../src/packages/pyjson.js';
-import { ToolError } from '../src/errors.js';
+import { compareCodePoints } from '../src/core/code-points.js';
+import { KEY_ORDER, PyFloat, fileKeys, fromPlain, parsePyJson, pyDumps, pyDumpsForFile, samePy, toPlain, type PyJson } from '../src/packages/pyjson.js';
+import { ToolError } from '../src/core/errors.js';
 import { call, connectStdio, s3Env } from './helpers/mcp.js';
 import { startS3 } from './helpers/s3.js';
 import { PY_TOP_HASH, hasPython, python } from './helpers/python.js';

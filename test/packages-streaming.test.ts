@@ -22,7 +22,7 @@ import {
 } from '../src/packages/manifest.js';
 import { PyFloat, parsePyJson } from '../src/packages/pyjson.js';
 import { BaseNotInWalkOrder, Removals, mergeManifest } from '../src/packages/update.js';
-import { MemoryBudget, packageMemory, HEAP_SHARE } from '../src/memory.js';
+import { MemoryBudget, packageMemory, HEAP_SHARE } from '../src/core/memory.js';
 import { runWithContext } from '../src/context.js';
 import type { ToolExtras } from '../src/tools/define.js';
 import { packageUpdate } from '../src/tools/package-write.js';

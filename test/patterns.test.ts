@@ -1,13 +1,13 @@
 /**
- * Callers' patterns (src/patterns.ts) and workflow schemas (src/packages/workflow.ts): globs mean
+ * Callers' patterns (src/core/patterns.ts) and workflow schemas (src/packages/workflow.ts): globs mean
  * what they meant before, hostile globs and regexes finish at once, RE2 refusals name the pattern,
  * and schemas compile in isolation (own Ajv each, bounded cache).
  */
 import { describe, expect, it } from 'vitest';
-import { ToolError } from '../src/errors.js';
+import { ToolError } from '../src/core/errors.js';
 import { parsePackageName } from '../src/packages/names.js';
 import { compileSchema, parseSchemaText, schemaCacheStats } from '../src/packages/workflow-checks.js';
-import { compileGlob, compileGlobs, compileTenantRegex, MAX_REGEX_SUBJECT, newTenantAjv, withRegexBudget } from '../src/patterns.js';
+import { compileGlob, compileGlobs, compileTenantRegex, MAX_REGEX_SUBJECT, newTenantAjv, withRegexBudget } from '../src/core/patterns.js';
 
 /** The former translation (backtracking RegExp), kept as the reference for what a glob means. */
 function oldGlobToRegExp(glob: string): RegExp {

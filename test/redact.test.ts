@@ -1,7 +1,7 @@
 /** Redaction: nothing secret reaches a log line, a tool error or a configuration error. */
 import { describe, expect, it } from 'vitest';
 import { ConfigError, isSecretName, loadConfig } from '../src/config.js';
-import { redact, registerSecret } from '../src/redact.js';
+import { redact, registerSecret } from '../src/core/redact.js';
 
 const SECRET_KEY = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
 const SESSION_TOKEN =

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nodeVersionWarning } from '../src/node-version.js';
+import { nodeVersionWarning } from '../src/core/node-version.js';
 import { loadConfig } from '../src/config.js';
 import { startCatalog, type LocalCatalog } from './helpers/catalog.js';
 import { defaultFixtures, graphqlHandler } from './helpers/catalog-graphql.js';

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { missingScope, normalizeClaims } from '../src/auth/claims.js';
 import { discoveryUrls, IssuerDiscovery } from '../src/auth/oidc-discovery.js';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { ToolError } from '../src/errors.js';
-import { redact } from '../src/redact.js';
+import { ToolError } from '../src/core/errors.js';
+import { redact } from '../src/core/redact.js';
 import { startOidc, type LocalOidc } from './helpers/oidc.js';
 
 const LINUX = { platform: 'linux' as const, homedir: '/home/u' };

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sameSite, TokenPolicy } from '../src/auth/token-policy.js';
 import { normalizeClaims } from '../src/auth/claims.js';
 import { loadConfig } from '../src/config.js';
-import { ToolError } from '../src/errors.js';
+import { ToolError } from '../src/core/errors.js';
 import { connectHttp, rawPost, signToken, startHttpServer, TOOLS_CALL } from './helpers/http.js';
 import { call, SERVER_ENTRY } from './helpers/mcp.js';
 import { ROLE_A, startTenants, type Tenants } from './security/tenants.js';

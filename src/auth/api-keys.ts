@@ -14,8 +14,8 @@
 import { createHash } from 'node:crypto';
 import { CatalogClient } from '../catalog/client.js';
 import { ME, type MeData } from '../catalog/documents.js';
-import { ToolError } from '../errors.js';
-import { Lru } from '../lru.js';
+import { ToolError } from '../core/errors.js';
+import { Lru } from '../core/lru.js';
 
 /** The b64token characters of RFC 6750 after the `qk_` prefix. */
 const API_KEY = /^qk_[A-Za-z0-9._~+/=-]{8,1024}$/;

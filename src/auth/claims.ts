@@ -4,7 +4,6 @@
  * quietly turning it into an empty list is how misconfigured tokens went unnoticed before.
  */
 import { BUCKET_NAME } from '../aws/s3-uri.js';
-import type { BucketAction } from '../context.js';
 
 export class ClaimError extends Error {
   override name = 'ClaimError';
@@ -58,6 +57,9 @@ export const PERMISSION_ABBREVIATIONS: Readonly<Record<string, string>> = {
   pa: 's3:PutObjectAcl',
   amu: 's3:AbortMultipartUpload',
 };
+
+/** What a call does with a bucket; each needs one permission. */
+export type BucketAction = 'list' | 'read' | 'write' | 'delete';
 
 /** The permission each tool action needs. */
 export const ACTION_PERMISSION: Readonly<Record<BucketAction, string>> = {

@@ -10,10 +10,10 @@ import type { Config } from '../config.js';
 import { CatalogClient } from '../catalog/client.js';
 import { catalogConfig } from '../catalog/resolve.js';
 import type { AwsAccess, CatalogAccess, RuntimeContext } from '../context.js';
-import { CursorKey, cursorsFor } from '../cursors.js';
-import { lazy } from '../lazy.js';
-import { ToolError, toToolError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { CursorKey, cursorsFor } from '../core/cursors.js';
+import { lazy } from '../core/lazy.js';
+import { ToolError, toToolError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import {
   Quilt3Session,
   readQuilt3Files,

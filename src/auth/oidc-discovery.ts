@@ -10,7 +10,7 @@
  * themselves on an unknown `kid`); a failure is remembered for 30 s, so an unreachable provider is
  * not hammered and a recovered one is used again soon.
  */
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 
 const DISCOVERY_TTL_MS = 3600_000;
 const FAILURE_TTL_MS = 30_000;

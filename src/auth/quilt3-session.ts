@@ -14,9 +14,9 @@ import { promises as fs, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { AwsCredentials } from '../aws/clients.js';
 import { registryCredentialProvider } from '../catalog/credentials.js';
-import { ToolError } from '../errors.js';
-import { lazy } from '../lazy.js';
-import type { Logger } from '../log.js';
+import { ToolError } from '../core/errors.js';
+import { lazy } from '../core/lazy.js';
+import type { Logger } from '../core/log.js';
 
 export interface Quilt3Tokens {
   refresh_token: string;

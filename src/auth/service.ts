@@ -1,10 +1,8 @@
 /**
- * The auth-service factory: picks desktop or JWT mode from the configuration. Each tool call asks
- * its transport's auth service for a runtime context; nothing else decides whose credentials run.
+ * What an auth service is: each tool call asks its transport's auth service for a runtime context;
+ * nothing else decides whose credentials run. factory.ts picks desktop or JWT mode.
  */
-import type { Config } from '../config.js';
 import type { AuthMode, RuntimeContext } from '../context.js';
-import type { Logger } from '../log.js';
 import type { ClientRoots } from '../local/roots.js';
 
 /** What a transport knows about the caller of one request. */
@@ -25,14 +23,4 @@ export interface AuthService {
   needsLookup?(token: string): boolean;
   /** Desktop mode: where the client's MCP roots are kept (a stdio transport asks the client for them). */
   readonly clientRoots?: ClientRoots;
-}
-
-export async function createAuthService(config: Config, logger: Logger): Promise<AuthService> {
-  // JWT mode never falls back to desktop credentials: the modes share no code path for credentials.
-  if (config.mode === 'jwt') {
-    const { JwtAuthService } = await import('./jwt.js');
-    return new JwtAuthService(config, logger);
-  }
-  const { DesktopAuthService } = await import('./desktop.js');
-  return new DesktopAuthService(config, logger);
 }

@@ -7,7 +7,7 @@
  */
 import { containerCredentials } from '../aws/container-credentials.js';
 import type { Config } from '../config.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 
 export class SsmSecretError extends Error {
   override name = 'SsmSecretError';

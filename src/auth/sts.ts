@@ -14,8 +14,8 @@ import type { STSClient } from '@aws-sdk/client-sts';
 import { loadSts, type AwsCredentials, type CredentialProvider } from '../aws/clients.js';
 import { containerCredentials, NoContainerCredentialsError } from '../aws/container-credentials.js';
 import type { AwsSettings } from '../config.js';
-import { fromAwsError, ToolError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { fromAwsError, ToolError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 
 const REFRESH_MARGIN_MS = 5 * 60_000;
 /** How long STS's refusal to assume a role for a token is answered from memory. */

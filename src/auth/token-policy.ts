@@ -9,7 +9,7 @@
  */
 import { catalogConfig as fetchCatalogConfig, type CatalogConfig } from '../catalog/resolve.js';
 import type { Config } from '../config.js';
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 import { isBasicToken, type JwtClaims } from './claims.js';
 import { JwtVerifier, type VerifiedToken } from './verifier.js';
 

@@ -5,8 +5,8 @@
  */
 import type { JWTVerifyGetKey } from 'jose';
 import type { JwtSettings } from '../config.js';
-import { ToolError } from '../errors.js';
-import { lazy } from '../lazy.js';
+import { ToolError } from '../core/errors.js';
+import { lazy } from '../core/lazy.js';
 import { ClaimError, normalizeClaims, type JwtClaims } from './claims.js';
 import { IssuerDiscovery } from './oidc-discovery.js';
 

@@ -6,10 +6,10 @@
  * names and writes to the workgroup's output location), so IAM on the caller's credentials decides.
  */
 import type { AthenaClient } from '@aws-sdk/client-athena';
-import { mapBounded } from '../concurrency.js';
+import { mapBounded } from '../core/concurrency.js';
 import { awsClients, type RuntimeContext } from '../context.js';
-import { fromAwsError, ToolError, type AwsTarget } from '../errors.js';
-import { redact } from '../redact.js';
+import { fromAwsError, ToolError, type AwsTarget } from '../core/errors.js';
+import { redact } from '../core/redact.js';
 import { type AthenaModule, type AwsClients, loadAthena } from './clients.js';
 
 export const DEFAULT_CATALOG = 'AwsDataCatalog';

@@ -8,10 +8,10 @@ import type { AthenaClient } from '@aws-sdk/client-athena';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { AthenaSettings, AwsSettings } from '../config.js';
-import { callSignal, uncancelled } from '../call-scope.js';
-import { CALL_CONCURRENCY, PROCESS_S3_SLOTS } from '../concurrency.js';
-import { lazy } from '../lazy.js';
-import { Lru } from '../lru.js';
+import { callSignal, uncancelled } from '../core/call-scope.js';
+import { CALL_CONCURRENCY, PROCESS_S3_SLOTS } from '../core/concurrency.js';
+import { lazy } from '../core/lazy.js';
+import { Lru } from '../core/lru.js';
 import { checkKey } from './s3-uri.js';
 
 export interface AwsCredentials {

@@ -14,7 +14,7 @@
  *
  * The providers are the SDK's own, imported on first use (the AWS SDK is not loaded at startup).
  */
-import { lazy } from '../lazy.js';
+import { lazy } from '../core/lazy.js';
 import type { OwnIdentitySource } from '../config.js';
 import type { AwsCredentials, CredentialProvider } from './clients.js';
 

@@ -7,9 +7,9 @@
  * and with `max` exactly the first `max` keys are kept, however the work was split.
  */
 import type { ListObjectsV2CommandOutput } from '@aws-sdk/client-s3';
-import { CALL_CONCURRENCY, Slots, inS3Slot, mapBounded } from '../concurrency.js';
+import { CALL_CONCURRENCY, Slots, inS3Slot, mapBounded } from '../core/concurrency.js';
 import type { BucketAction, RuntimeContext } from '../context.js';
-import { compareCodePoints } from '../packages/pyjson.js';
+import { compareCodePoints } from '../core/code-points.js';
 import { withS3 } from './s3.js';
 
 export interface ListedObject {

@@ -3,7 +3,7 @@
  * for a trailing `?versionId=...`, which selects a version, and except keys that a server could
  * normalise into another bucket (`unsafeKeyReason`).
  */
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 
 export interface S3Location {
   bucket: string;

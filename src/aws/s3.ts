@@ -5,7 +5,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { awsClients, type BucketAction, type RuntimeContext } from '../context.js';
-import { fromAwsError } from '../errors.js';
+import { fromAwsError } from '../core/errors.js';
 import { loadS3, redirectRegion, type S3Module } from './clients.js';
 
 export interface S3Target {

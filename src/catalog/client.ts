@@ -4,8 +4,8 @@
  * catalogs). Every failure becomes a typed ToolError: not logged in, token expired, forbidden,
  * catalog unreachable, invalid query.
  */
-import { ToolError } from '../errors.js';
-import { redact } from '../redact.js';
+import { ToolError } from '../core/errors.js';
+import { redact } from '../core/redact.js';
 import { HttpStatusError, requestJson } from './http.js';
 
 export type CatalogAuthKind = 'quilt3 session' | 'catalog_token' | 'api key' | 'anonymous';

@@ -3,7 +3,7 @@
  * (desktop: the quilt3 session's access token; JWT: the token's catalog_token).
  */
 import type { AwsCredentials } from '../aws/clients.js';
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 import { HttpStatusError, requestJson } from './http.js';
 
 interface CredentialsBody {

@@ -5,8 +5,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { ToolError } from '../errors.js';
-import { redact } from '../redact.js';
+import { ToolError } from '../core/errors.js';
+import { redact } from '../core/redact.js';
 
 /**
  * node:http rather than fetch: fetch (undici) costs about three times the CPU per catalog request,

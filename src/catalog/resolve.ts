@@ -3,8 +3,8 @@
  * (bounded, and refreshed after a while: a stack can move its registry).
  */
 import { requestJson } from './http.js';
-import { ToolError } from '../errors.js';
-import { Lru } from '../lru.js';
+import { ToolError } from '../core/errors.js';
+import { Lru } from '../core/lru.js';
 
 export interface CatalogConfig {
   registryUrl: string;

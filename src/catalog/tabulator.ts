@@ -4,8 +4,8 @@
  * bucket as the database (quilt-formats.md). Reads and the admin mutations, with every union arm of
  * the result handled; the tools above only shape arguments and text.
  */
-import { ToolError } from '../errors.js';
-import { lazy } from '../lazy.js';
+import { ToolError } from '../core/errors.js';
+import { lazy } from '../core/lazy.js';
 import type { CatalogClient } from './client.js';
 import {
   TABULATOR_RENAME_TABLE,

@@ -1,5 +1,5 @@
 /** Text commands (`--help`, `--version`): they run instead of the server, so stdout is theirs. */
-import { VERSION } from '../version.js';
+import { VERSION } from '../core/version.js';
 
 export const USAGE = `quilt-mcp ${VERSION}: Model Context Protocol server for Quilt data on S3
 

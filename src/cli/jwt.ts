@@ -12,8 +12,8 @@ import { ClaimError, EXTERNAL_ID, normalizeClaims, publicClaims, ROLE_ARN } from
 import { TokenGate } from '../auth/token-policy.js';
 import type { Config } from '../config.js';
 import { INSPECT_HELP, type GenerateOptions, type InspectOptions } from './jwt-args.js';
-import { ToolError } from '../errors.js';
-import { redact, registerSecret } from '../redact.js';
+import { ToolError } from '../core/errors.js';
+import { redact, registerSecret } from '../core/redact.js';
 
 const list = (s: string | undefined) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
 

@@ -17,8 +17,8 @@ import { Quilt3Session, readQuilt3Files } from '../auth/quilt3-session.js';
 import { CatalogClient } from '../catalog/client.js';
 import { ME, type MeData } from '../catalog/documents.js';
 import type { Config } from '../config.js';
-import { ToolError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { ToolError } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
 import type { GenerateOptions } from './jwt-args.js';
 
 export interface Extracted {

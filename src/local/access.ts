@@ -3,8 +3,7 @@
  * the roots every local path is checked against. JWT mode has none of it (many tenants share the
  * process, and its disk is nobody's data), and says so when asked.
  */
-import type { RuntimeContext } from '../context.js';
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 import type { LocalRoots } from './roots.js';
 
 export interface LocalAccess {
@@ -16,7 +15,7 @@ export interface LocalAccess {
 }
 
 /** The caller's local access, or the reason there is none. */
-export function localAccess(ctx: RuntimeContext, what = 'Local files'): LocalAccess {
+export function localAccess(ctx: { readonly local?: LocalAccess | undefined }, what = 'Local files'): LocalAccess {
   if (ctx.local) return ctx.local;
   throw new ToolError(
     'unsupported',

@@ -6,7 +6,7 @@
  */
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { RootsListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 import type { ClientRoots } from './roots.js';
 
 export function watchClientRoots(server: Server, roots: ClientRoots, logger: Logger): void {

@@ -6,9 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import { constants as fsConstants, promises as fs } from 'node:fs';
-import { cancelledError } from '../call-scope.js';
-import { ToolError } from '../errors.js';
-import { ChunkedHasher } from '../packages/chunked-hash.js';
+import { cancelledError } from '../core/call-scope.js';
+import { ToolError } from '../core/errors.js';
+import { ChunkedHasher } from '../core/chunked-hash.js';
 
 export const PIECE = 1024 * 1024;
 

@@ -3,7 +3,7 @@
  * job at a time, stopping a job at its next piece when the main thread cancels it.
  */
 import { parentPort } from 'node:worker_threads';
-import type { ErrorCode } from '../errors.js';
+import type { ErrorCode } from '../core/errors.js';
 import { runFileJob, type FileJob, type FileResult } from './file-jobs.js';
 
 export type FileReply = { id: number; ok: true; value: FileResult } | { id: number; ok: false; error: { code: ErrorCode; message: string; hint: string | undefined } };

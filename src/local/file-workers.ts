@@ -7,9 +7,9 @@
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { cancelledError } from '../call-scope.js';
-import { Slots } from '../concurrency.js';
-import { ToolError } from '../errors.js';
+import { cancelledError } from '../core/call-scope.js';
+import { Slots } from '../core/concurrency.js';
+import { ToolError } from '../core/errors.js';
 import { runFileJob, type FileJob, type FileResult } from './file-jobs.js';
 import type { FileReply } from './file-worker-main.js';
 

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 
 const tmpName = (target: string) => `.${path.basename(target).slice(0, 64)}.${randomBytes(6).toString('hex')}.tmp`;
 

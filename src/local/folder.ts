@@ -7,9 +7,9 @@
  */
 import { promises as fs, type Dirent } from 'node:fs';
 import path from 'node:path';
-import { mapBounded } from '../concurrency.js';
-import { ToolError } from '../errors.js';
-import type { Matcher } from '../patterns.js';
+import { mapBounded } from '../core/concurrency.js';
+import { ToolError } from '../core/errors.js';
+import type { Matcher } from '../core/patterns.js';
 import { QuiltIgnore } from './quiltignore.js';
 import type { LocalRoots } from './roots.js';
 

@@ -7,7 +7,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 
 export interface PathPlatform {
   platform: NodeJS.Platform;

@@ -8,7 +8,7 @@
  * and the client's MCP roots (`roots/list`), asked for once the client has said hello and again on
  * every `notifications/roots/list_changed`, so a root the client removes stops working at once.
  */
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 import { isWithin, parseLocalPath, realPath, type PathPlatform } from './paths.js';
 
 export interface Root {

@@ -4,12 +4,12 @@
  * so 100,000-entry packages browse in bounded memory; both are counted in the call's memory lease,
  * since a hostile manifest can make either large (a million folders, or long lines).
  */
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 import type { ManifestEntry, ManifestHeader, RecordWithLine } from './manifest.js';
 import { compareWalkOrder, isManifestEntry, PARSED_BYTES_PER_LINE_BYTE } from './manifest.js';
-import { compareCodePoints } from './pyjson.js';
+import { compareCodePoints } from '../core/code-points.js';
 import { SmallestK } from './smallest.js';
-import { yieldIfBusy } from '../turns.js';
+import { yieldIfBusy } from '../core/turns.js';
 
 export interface BrowseOptions {
   /** A directory ("a/b" or "a/b/") or one logical key; "" is the root. */

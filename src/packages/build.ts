@@ -12,12 +12,12 @@ import type { Readable } from 'node:stream';
 import type { ListedObject } from '../aws/list.js';
 import { checkKey, formatS3Uri, type S3Location } from '../aws/s3-uri.js';
 import { withS3 } from '../aws/s3.js';
-import { KeyedMutex, mapLocal, mapS3 } from '../concurrency.js';
+import { KeyedMutex, mapLocal, mapS3 } from '../core/concurrency.js';
 import type { RuntimeContext } from '../context.js';
-import { ToolError, fromAwsError, toToolError } from '../errors.js';
-import { guessContentType } from '../content-type.js';
-import type { ToolExtras } from '../tools/define.js';
-import { chunkedHashOf, chunkedHashOfStream } from './chunked-hash.js';
+import { ToolError, fromAwsError, toToolError } from '../core/errors.js';
+import { guessContentType } from '../core/content-type.js';
+import type { CallHandle } from '../core/call-scope.js';
+import { chunkedHashOf, chunkedHashOfStream } from '../core/chunked-hash.js';
 import { createHash } from 'node:crypto';
 import type { LocalFile } from '../local/folder.js';
 import { fileUriOf } from '../local/paths.js';
@@ -143,7 +143,7 @@ export async function materialize(
   reg: RegistryStore,
   name: string,
   sources: readonly Source[],
-  extras: Pick<ToolExtras, 'progress' | 'signal'>,
+  extras: CallHandle,
   options: MaterializeOptions = {},
 ): Promise<Materialized> {
   const ctx = reg.ctx;

@@ -6,9 +6,9 @@
  */
 import type { S3Location } from '../aws/s3-uri.js';
 import { withS3 } from '../aws/s3.js';
-import { mapBounded } from '../concurrency.js';
+import { mapBounded } from '../core/concurrency.js';
 import type { RuntimeContext } from '../context.js';
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 import type { SourceHead } from './s3-checksum.js';
 
 const GiB = 1024 ** 3;

@@ -10,7 +10,7 @@ import type { ManifestEntry, ManifestHeader, ManifestRecord } from './manifest.j
 import { compareWalkOrder, eachEntry } from './manifest.js';
 import { pyDumps, samePy } from './pyjson.js';
 import { SmallestK } from './smallest.js';
-import { yieldIfBusy } from '../turns.js';
+import { yieldIfBusy } from '../core/turns.js';
 
 export type Change = 'content' | 'size' | 'meta' | 'location';
 

@@ -15,19 +15,19 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { withS3 } from '../aws/s3.js';
-import { callSignal, cancelledError } from '../call-scope.js';
-import { packageMemory, type MemoryLease } from '../memory.js';
-import { inS3Slot, mapLocal } from '../concurrency.js';
+import { callSignal, cancelledError } from '../core/call-scope.js';
+import { packageMemory, type MemoryLease } from '../core/memory.js';
+import { inS3Slot, mapLocal } from '../core/concurrency.js';
 import type { RuntimeContext } from '../context.js';
-import { ToolError, toToolError } from '../errors.js';
-import { formatBytes } from '../format.js';
+import { ToolError, toToolError } from '../core/errors.js';
+import { formatBytes } from '../core/format.js';
 import type { LocalAccess } from '../local/access.js';
 import { hashFile } from '../local/hash-file.js';
 import { fileWork } from '../local/file-workers.js';
 import { isWithin } from '../local/paths.js';
-import type { ToolExtras } from '../tools/define.js';
+import type { CallHandle } from '../core/call-scope.js';
 import { withPackageLock, pushEncoded } from './build.js';
-import { ChunkedHasher } from './chunked-hash.js';
+import { ChunkedHasher } from '../core/chunked-hash.js';
 import { manifestWorkSlots } from './manifest-work.js';
 import { isManifestEntry, validateLogicalKey, type EntryHash } from './manifest.js';
 import { parsePhysicalKey } from './physical-keys.js';
@@ -207,7 +207,7 @@ export async function installFiles(
   files: readonly InstallFile[],
   dest: string,
   overwrite: boolean,
-  extras: Pick<ToolExtras, 'progress' | 'signal'>,
+  extras: CallHandle,
 ): Promise<Omit<InstallResult, 'registered'>> {
   const total = files.reduce((n, f) => n + f.size, 0);
   let done = 0;

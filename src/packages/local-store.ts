@@ -17,10 +17,10 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ListedObject } from '../aws/list.js';
 import type { BucketAction, RuntimeContext } from '../context.js';
-import { ToolError, toToolError } from '../errors.js';
+import { ToolError, toToolError } from '../core/errors.js';
 import { createFile, replaceFile, syncDir, withLock } from '../local/files.js';
 import { fileUriOf, isWithin } from '../local/paths.js';
-import { compareCodePoints } from './pyjson.js';
+import { compareCodePoints } from '../core/code-points.js';
 import { NAMED, PackageAggregator, smallText } from './s3-store.js';
 import { DENIED, type ListPackagesOptions, type ObjectText, type PackageListing, type RegistryStore, type WriteCondition } from './store.js';
 

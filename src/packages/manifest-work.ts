@@ -5,10 +5,10 @@
  * shares, so a caller who starts many at once waits for its own instead of slowing everyone's
  * light calls; and each holds its data within a memory lease (memory.ts).
  */
-import { callSignal } from '../call-scope.js';
+import { callSignal } from '../core/call-scope.js';
 import type { RuntimeContext } from '../context.js';
-import { FairLimiter } from '../fair-limiter.js';
-import { withLease, type LeaseOptions, type MemoryLease } from '../memory.js';
+import { FairLimiter } from '../core/fair-limiter.js';
+import { withLease, type LeaseOptions, type MemoryLease } from '../core/memory.js';
 
 export const MANIFEST_WORK_TOTAL = 4;
 export const MANIFEST_WORK_PER_CALLER = 2;

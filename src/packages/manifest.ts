@@ -4,9 +4,10 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
-import { ToolError } from '../errors.js';
-import { yieldIfBusy } from '../turns.js';
-import { compareCodePointsAt, fileKeys, parsePyJson, PyFloat, pyDumps, pyDumpsForFile, type PyJson } from './pyjson.js';
+import { ToolError } from '../core/errors.js';
+import { yieldIfBusy } from '../core/turns.js';
+import { compareCodePointsAt } from '../core/code-points.js';
+import { fileKeys, parsePyJson, PyFloat, pyDumps, pyDumpsForFile, type PyJson } from './pyjson.js';
 
 export interface EntryHash {
   type: 'sha2-256-chunked' | 'SHA256';

@@ -1,5 +1,5 @@
 /** Package names and revision references, validated as quilt3 validates them. */
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 
 // quilt3: `^[\w-]+/[\w-]+$`, where Python's Unicode \w is letters, numbers and "_".
 export const PACKAGE_NAME = /^[\p{L}\p{N}_-]+\/[\p{L}\p{N}_-]+$/u;

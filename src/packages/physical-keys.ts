@@ -2,7 +2,7 @@
  * Physical keys as quilt3 writes them in manifests: `s3://bucket/<quote(key)>?versionId=<quote_plus(id)>`
  * (Python's urllib quoting, which differs from encodeURIComponent on `!'()*`).
  */
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 import type { S3Location } from '../aws/s3-uri.js';
 
 const pyQuote = (s: string, safe: string) =>

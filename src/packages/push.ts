@@ -9,11 +9,11 @@
  */
 import { promises as fs } from 'node:fs';
 import { checkKey, formatS3Uri } from '../aws/s3-uri.js';
-import { allInOrder, mapLocal, mapS3 } from '../concurrency.js';
-import { ToolError, toToolError } from '../errors.js';
+import { allInOrder, mapLocal, mapS3 } from '../core/concurrency.js';
+import { ToolError, toToolError } from '../core/errors.js';
 import { localAccess } from '../local/access.js';
 import { hashFile } from '../local/hash-file.js';
-import type { ToolExtras } from '../tools/define.js';
+import type { CallHandle } from '../core/call-scope.js';
 import { push, withPackageLock, type Pushed } from './build.js';
 import { copyObject } from './copy.js';
 import { manifestWork } from './manifest-work.js';
@@ -45,7 +45,7 @@ export async function pushRevision(
   dest: RegistryStore,
   destName: string,
   opts: { message?: string | undefined; workflow?: string | null | undefined },
-  extras: Pick<ToolExtras, 'progress' | 'signal'>,
+  extras: CallHandle,
 ): Promise<PushResult> {
   const bucket = dest.bucket;
   if (bucket === undefined) {

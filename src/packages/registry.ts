@@ -5,9 +5,9 @@
  */
 import type { ListedObject } from '../aws/list.js';
 import type { BucketAction } from '../context.js';
-import { ToolError, deniedOrMissing } from '../errors.js';
+import { ToolError, deniedOrMissing } from '../core/errors.js';
 import { TOP_HASH, SHORT_HASH, parseTopHash } from './names.js';
-import { packageMemory } from '../memory.js';
+import { packageMemory } from '../core/memory.js';
 import { readManifest, readManifestBatches, readManifestLines, manifestLines, type ManifestEntry, type ManifestHeader, type ManifestRecord, type ReadMemory, type RecordWithLine } from './manifest.js';
 import { DENIED, type ListPackagesOptions, type ObjectText, type PackageListing, type RegistryStore, type WriteCondition } from './store.js';
 

@@ -5,8 +5,8 @@
  * still names what was read. So `latest` always names a revision that has its timestamp pointer, and
  * a lost race deletes nothing.
  */
-import { mapS3 } from '../concurrency.js';
-import { ToolError } from '../errors.js';
+import { mapS3 } from '../core/concurrency.js';
+import { ToolError } from '../core/errors.js';
 import { withPackageLock } from './build.js';
 import { deleteKey, listKeys, pointerPrefix, putBody, readPointer, resolveRevision, type RegistryStore } from './registry.js';
 

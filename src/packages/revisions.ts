@@ -3,8 +3,8 @@
  * names them), with the top hash it holds and its manifest's message. Pages are cut by tag, so a
  * revision committed between two pages never shifts the next one.
  */
-import { mapBounded } from '../concurrency.js';
-import { ToolError } from '../errors.js';
+import { mapBounded } from '../core/concurrency.js';
+import { ToolError } from '../core/errors.js';
 import { listKeys, pointerPrefix, readManifestHeader, readPointer, type RegistryStore } from './registry.js';
 
 /**

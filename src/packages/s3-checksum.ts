@@ -13,8 +13,8 @@ import { createHash } from 'node:crypto';
 import type { S3Location } from '../aws/s3-uri.js';
 import { withS3 } from '../aws/s3.js';
 import type { RuntimeContext } from '../context.js';
-import { ToolError } from '../errors.js';
-import { chunkSizeFor } from './chunked-hash.js';
+import { ToolError } from '../core/errors.js';
+import { chunkSizeFor } from '../core/chunked-hash.js';
 
 export interface SourceHead {
   size: number;

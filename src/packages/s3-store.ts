@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { listAll, type ListedObject } from '../aws/list.js';
 import { withS3 } from '../aws/s3.js';
 import type { BucketAction, RuntimeContext } from '../context.js';
-import { ToolError, fromAwsError } from '../errors.js';
+import { ToolError, fromAwsError } from '../core/errors.js';
 import { formatPhysicalKey } from './physical-keys.js';
 import { DENIED, type ListPackagesOptions, type ObjectText, type PackageListing, type RegistryStore, type WriteCondition, type ListedPackage } from './store.js';
 

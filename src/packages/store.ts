@@ -8,7 +8,7 @@
 import type { Readable } from 'node:stream';
 import type { ListedObject } from '../aws/list.js';
 import type { BucketAction, RuntimeContext } from '../context.js';
-import type { ToolError } from '../errors.js';
+import type { ToolError } from '../core/errors.js';
 
 export interface ObjectText {
   text: string;

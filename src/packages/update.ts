@@ -21,11 +21,11 @@ import {
   type ManifestRecord,
   type RecordWithLine,
 } from './manifest.js';
-import { callSignal } from '../call-scope.js';
-import { ToolError } from '../errors.js';
-import { packageMemory } from '../memory.js';
+import { callSignal } from '../core/call-scope.js';
+import { ToolError } from '../core/errors.js';
+import { packageMemory } from '../core/memory.js';
 import { manifestWorkSlots } from './manifest-work.js';
-import { sortInTurns, yieldIfBusy } from '../turns.js';
+import { sortInTurns, yieldIfBusy } from '../core/turns.js';
 import type { ReadMemory } from './manifest.js';
 import { loadManifest, readManifestHeader, streamManifestLines, type RegistryStore } from './registry.js';
 

@@ -11,11 +11,11 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { withS3 } from '../aws/s3.js';
-import { mapBounded } from '../concurrency.js';
+import { mapBounded } from '../core/concurrency.js';
 import type { RuntimeContext } from '../context.js';
-import { guessContentType } from '../content-type.js';
-import { ToolError } from '../errors.js';
-import { chunkSizeFor } from './chunked-hash.js';
+import { guessContentType } from '../core/content-type.js';
+import { ToolError } from '../core/errors.js';
+import { chunkSizeFor } from '../core/chunked-hash.js';
 
 export const PART_CONCURRENCY = 4;
 const ATTEMPTS = 3;

@@ -1,5 +1,5 @@
 /** One workflow check as a message to the checking worker, and what it answers. */
-import type { ErrorCode } from '../errors.js';
+import type { ErrorCode } from '../core/errors.js';
 import { checkAgainst, schemaValidator, selectWorkflow, type SchemaSource } from './workflow-checks.js';
 
 export type CheckJob =

@@ -5,11 +5,11 @@
  * manifest header as quilt3 records it: `{id, config, schemas?}`. Parsing the config and running
  * the schemas happen in the checking worker (workflow-worker.ts), off the event loop.
  */
-import { callSignal } from '../call-scope.js';
+import { callSignal } from '../core/call-scope.js';
 import type { RuntimeContext } from '../context.js';
-import { ToolError } from '../errors.js';
-import { allInOrder } from '../concurrency.js';
-import { compileTenantRegex, type Matcher } from '../patterns.js';
+import { ToolError } from '../core/errors.js';
+import { allInOrder } from '../core/concurrency.js';
+import { compileTenantRegex, type Matcher } from '../core/patterns.js';
 import { formatPhysicalKey, parsePhysicalKey } from './physical-keys.js';
 import type { ManifestEntry } from './manifest.js';
 import { compareWalkOrder } from './manifest.js';

@@ -7,10 +7,10 @@ import { loadPresigner } from '../aws/clients.js';
 import { formatS3Uri, type S3Location } from '../aws/s3-uri.js';
 import { withS3 } from '../aws/s3.js';
 import { awsClients, type RuntimeContext } from '../context.js';
-import { guessContentType } from '../content-type.js';
-import { formatBytes } from '../format.js';
-import { binaryContentType, decodeText } from '../text-detect.js';
-import { readRange } from '../tools/object-read.js';
+import { guessContentType } from '../core/content-type.js';
+import { formatBytes } from '../core/format.js';
+import { binaryContentType, decodeText } from '../core/text-detect.js';
+import { readRange } from '../aws/object-range.js';
 import type { TextContent } from './define.js';
 
 /** Largest object returned inline as text; resources are read whole, so keep them context-sized. */

@@ -4,7 +4,7 @@
  * gets the caller's runtime context. Resources only read, so MCP_READ_ONLY keeps all of them.
  */
 import type { RuntimeContext } from '../context.js';
-import type { Toolset } from '../tools/define.js';
+import type { Toolset } from '../config.js';
 
 /** One item of a resources/read answer (text only: binary content is offered as a link). */
 export interface TextContent {

@@ -10,10 +10,10 @@ import type { Resource } from '@modelcontextprotocol/sdk/types.js';
 import { loadS3 } from '../aws/clients.js';
 import { BUCKET_CONFIGS, type BucketConfigsData } from '../catalog/documents.js';
 import { quiltPlusUri } from '../catalog/urls.js';
-import { mapS3 } from '../concurrency.js';
-import { awsClients, type RuntimeContext } from '../context.js';
-import { ToolError, toToolError } from '../errors.js';
-import { compareCodePoints } from '../packages/pyjson.js';
+import { mapS3 } from '../core/concurrency.js';
+import { awsClients, mayList, type RuntimeContext } from '../context.js';
+import { ToolError, toToolError } from '../core/errors.js';
+import { compareCodePoints } from '../core/code-points.js';
 import { listPackages, readPointer, type ListedPackage } from '../packages/registry.js';
 import { openRegistry, s3Registry } from '../packages/registries.js';
 import type { RegistryStore } from '../packages/store.js';
@@ -48,15 +48,6 @@ function parseCursor(v: Record<string, unknown>): ListCursor {
     (v.after === undefined || (Array.isArray(v.after) && v.after.length === 2 && v.after.every((x) => typeof x === 'string')));
   if (!ok) throw new ToolError('invalid_input', 'The cursor is not one resources/list returned.', 'Pass nextCursor from the previous page unchanged.');
   return v as unknown as ListCursor;
-}
-
-function mayList(ctx: RuntimeContext, bucket: string): boolean {
-  try {
-    ctx.authorize(bucket, 'list');
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Buckets to list packages of: the token's, else the catalog's, else what S3 ListBuckets shows (all bounded). */

@@ -5,11 +5,11 @@
  */
 import { promises as fs } from 'node:fs';
 import type { RuntimeContext } from '../context.js';
-import { guessContentType } from '../content-type.js';
-import { ToolError } from '../errors.js';
-import { formatBytes } from '../format.js';
+import { guessContentType } from '../core/content-type.js';
+import { ToolError } from '../core/errors.js';
+import { formatBytes } from '../core/format.js';
 import { localAccess } from '../local/access.js';
-import { decodeText } from '../text-detect.js';
+import { decodeText } from '../core/text-detect.js';
 import type { TextContent } from './define.js';
 import { INLINE_TEXT_BYTES } from './content.js';
 

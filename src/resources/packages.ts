@@ -8,7 +8,7 @@ import { checkKey } from '../aws/s3-uri.js';
 import { packageCatalogUrl, quiltPlusOf } from '../catalog/urls.js';
 import { openRegistry } from '../packages/registries.js';
 import { localContent } from './local-content.js';
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 import { manifestWork } from '../packages/manifest-work.js';
 import { eachEntry, type ManifestEntry } from '../packages/manifest.js';
 import { toPlain } from '../packages/pyjson.js';

@@ -5,7 +5,7 @@
  * logical key passes the same `..` refusal as tool arguments (checkKey).
  */
 import { checkKey, parseBucket } from '../aws/s3-uri.js';
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 import { parsePackageName } from '../packages/names.js';
 
 export const QUILT_SCHEME = /^quilt\+(?:s3|file):\/\//i;

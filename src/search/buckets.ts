@@ -5,8 +5,8 @@
  */
 import { loadS3 } from '../aws/clients.js';
 import { awsClients, type RuntimeContext } from '../context.js';
-import { ToolError, toToolError } from '../errors.js';
-import { compareCodePoints } from '../packages/pyjson.js';
+import { ToolError, toToolError } from '../core/errors.js';
+import { compareCodePoints } from '../core/code-points.js';
 
 /** Buckets scanned at most without a catalog (each is listed, registry and keys). */
 export const SCAN_BUCKETS = 10;

@@ -19,19 +19,8 @@ import {
   type SearchPackagesData,
 } from '../catalog/documents.js';
 import { objectCatalogUrl, packageCatalogUrl, quiltPlusUri } from '../catalog/urls.js';
-import { ToolError } from '../errors.js';
-import type { Scope, SearchHit, SearchPage } from './types.js';
-
-/** Where a search continues. The tool seals it (cursors.ts) before handing it to the client. */
-export interface SearchCursor {
-  v: 1;
-  q: string;
-  s: Scope;
-  b: string[] | null;
-  /** Catalog cursors per kind; null = that kind is exhausted. */
-  p: string | null;
-  o: string | null;
-}
+import { ToolError } from '../core/errors.js';
+import type { Scope, SearchCursor, SearchHit, SearchPage } from './types.js';
 
 const nullableString = (x: unknown) => x === null || typeof x === 'string';
 

@@ -6,7 +6,7 @@
  * keys anyway). What it cannot do (field:value filters, wildcards inside a word, ~ and ^
  * modifiers, ranges) is refused with a message rather than matched as text.
  */
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 
 export type QueryNode =
   | { op: 'and' | 'or'; of: QueryNode[] }

@@ -5,7 +5,7 @@
  */
 import { listAll } from '../aws/list.js';
 import type { RuntimeContext } from '../context.js';
-import { allInOrder, mapBounded, mapS3 } from '../concurrency.js';
+import { allInOrder, mapBounded, mapS3 } from '../core/concurrency.js';
 import { quiltPlusUri } from '../catalog/urls.js';
 import { listPackages, readPointer } from '../packages/registry.js';
 import { s3Registry } from '../packages/registries.js';

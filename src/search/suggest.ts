@@ -6,12 +6,13 @@
  */
 import { BUCKET_CONFIGS, SEARCH_SUGGEST, type BucketConfigsData, type FacetShape, type SearchSuggestData } from '../catalog/documents.js';
 import { quiltPlusUri } from '../catalog/urls.js';
-import { mapBounded, mapS3 } from '../concurrency.js';
-import type { RuntimeContext } from '../context.js';
+import { mapBounded, mapS3 } from '../core/concurrency.js';
+import { mayList, type RuntimeContext } from '../context.js';
 import { bucketsToScan, SCAN_BUCKETS, visibleBuckets } from './buckets.js';
-import { ToolError, toToolError } from '../errors.js';
+import { ToolError, toToolError } from '../core/errors.js';
 import type { ManifestHeader } from '../packages/manifest.js';
-import { compareCodePoints, toPlain } from '../packages/pyjson.js';
+import { compareCodePoints } from '../core/code-points.js';
+import { toPlain } from '../packages/pyjson.js';
 import { listPackages, readPointer, streamManifest, type ListedPackage } from '../packages/registry.js';
 import { s3Registry } from '../packages/registries.js';
 
@@ -81,15 +82,6 @@ function rank<T extends { matched: string[] }>(items: T[], words: string[], limi
     .sort((a, b) => b.item.matched.length - a.item.matched.length || a.i - b.i)
     .slice(0, limit)
     .map((x) => x.item);
-}
-
-function mayList(ctx: RuntimeContext, bucket: string): boolean {
-  try {
-    ctx.authorize(bucket, 'list');
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const FACET_TYPES: Record<FacetShape['__typename'], string> = {

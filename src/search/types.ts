@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import type { SearchCursor } from './catalog.js';
 
 /** One search result, flat, the same shape from the catalog and from the S3 fallback. */
 export const searchHit = z.object({
@@ -29,4 +28,15 @@ export interface SearchPage {
   next: SearchCursor | undefined;
   as: string;
   note: string | undefined;
+}
+
+/** Where a search continues. The tool seals it (cursors.ts) before handing it to the client. */
+export interface SearchCursor {
+  v: 1;
+  q: string;
+  s: Scope;
+  b: string[] | null;
+  /** Catalog cursors per kind; null = that kind is exhausted. */
+  p: string | null;
+  o: string | null;
 }

@@ -1,7 +1,7 @@
 /** The Athena data catalog: databases, tables and one table's schema (metadata only, no query). */
 import { z } from 'zod';
 import { DEFAULT_CATALOG, withAthena } from '../aws/athena.js';
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 import { defineTool } from './define.js';
 
 const catalogArg = z

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { loadS3 } from '../aws/clients.js';
 import { BUCKET_CONFIGS, type BucketConfigsData } from '../catalog/documents.js';
 import { awsClients, type RuntimeContext } from '../context.js';
-import { fromAwsError, ToolError, toToolError } from '../errors.js';
+import { fromAwsError, ToolError, toToolError } from '../core/errors.js';
 import { isoDate } from './args.js';
 import { defineTool } from './define.js';
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { checkKey, parseBucket } from '../aws/s3-uri.js';
 import { objectCatalogUrl, packageCatalogUrl, quiltPlusUri } from '../catalog/urls.js';
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 import { PACKAGE_NAME } from '../packages/names.js';
 import { bucketArg } from './args.js';
 import { defineTool } from './define.js';

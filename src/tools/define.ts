@@ -4,21 +4,14 @@
  */
 import type { ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import type { z } from 'zod';
+import type { Toolset } from '../config.js';
 import type { RuntimeContext } from '../context.js';
+import type { CallHandle } from '../core/call-scope.js';
 
 export type ToolKind = 'read' | 'write' | 'destructive';
-/**
- * `admin` tools (catalog administration) are offered only when MCP_TOOLSETS names `admin`;
- * `diagnostics` (operators' token and cache checks) in JWT mode, or when MCP_TOOLSETS names it.
- */
-export type Toolset = 'auth' | 'buckets' | 'packages' | 'search' | 'catalog' | 'athena' | 'diagnostics' | 'admin';
 
-export interface ToolExtras {
-  /** Aborted when the client cancels the request. */
-  signal: AbortSignal;
-  /** MCP progress notification; a no-op when the client sent no progress token. */
-  progress(progress: number, total?: number, message?: string): Promise<void>;
-}
+/** What a tool's handler gets of its call besides arguments and context. */
+export type ToolExtras = CallHandle;
 
 /** Extra content blocks a tool may return besides its text (e.g. an image). */
 export type ExtraContent = { type: 'image'; data: string; mimeType: string };

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { loadS3 } from '../aws/clients.js';
 import { parseBucket } from '../aws/s3-uri.js';
-import { mapBounded } from '../concurrency.js';
+import { mapBounded } from '../core/concurrency.js';
 import { awsClients, type BucketAction, type RuntimeContext } from '../context.js';
-import { fromAwsError, ToolError, toToolError } from '../errors.js';
+import { fromAwsError, ToolError, toToolError } from '../core/errors.js';
 import { defineTool } from './define.js';
 
 type Answer = 'yes' | 'no' | 'unknown';

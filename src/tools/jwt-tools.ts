@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { publicClaims } from '../auth/claims.js';
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 import { defineTool } from './define.js';
 
 const claimsShape = z.record(z.string(), z.unknown());

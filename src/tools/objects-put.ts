@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { checkKey, parseBucket } from '../aws/s3-uri.js';
 import { withS3 } from '../aws/s3.js';
-import { ToolError, toToolError } from '../errors.js';
-import { mapS3 } from '../concurrency.js';
-import { guessContentType } from '../content-type.js';
+import { ToolError, toToolError } from '../core/errors.js';
+import { mapS3 } from '../core/concurrency.js';
+import { guessContentType } from '../core/content-type.js';
 import { bucketArg } from './args.js';
 import { defineTool } from './define.js';
 import { strictObject } from './schema.js';

@@ -1,10 +1,10 @@
 /** Argument schemas and output pieces shared by the package tools. */
 import { z } from 'zod';
 import type { RuntimeContext } from '../context.js';
-import type { CursorKind } from '../cursors.js';
+import type { CursorKind } from '../core/cursors.js';
 import { packageCatalogUrl, quiltPlusOf } from '../catalog/urls.js';
 import type { RegistryStore } from '../packages/store.js';
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 import { fromPlain, type PyJson } from '../packages/pyjson.js';
 import { strictObject } from './schema.js';
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { formatS3Uri } from '../aws/s3-uri.js';
 import { openRegistry } from '../packages/registries.js';
-import { count, formatBytes } from '../format.js';
+import { count, formatBytes } from '../core/format.js';
 import { parsePhysicalKey } from '../packages/physical-keys.js';
 import { browseManifest, type BrowseItem } from '../packages/browse.js';
 import type { ManifestEntry } from '../packages/manifest.js';

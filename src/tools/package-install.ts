@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { count, formatBytes } from '../format.js';
+import { count, formatBytes } from '../core/format.js';
 import { localAccess } from '../local/access.js';
 import { fileUriOf } from '../local/paths.js';
 import { filesToInstall, installFiles, installLease, registerRevision } from '../packages/install.js';

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { checkKey } from '../aws/s3-uri.js';
-import { mapS3 } from '../concurrency.js';
+import { mapS3 } from '../core/concurrency.js';
 import { NAMED, listPackages, readPointer } from '../packages/registry.js';
 import { openRegistry } from '../packages/registries.js';
-import { ToolError } from '../errors.js';
-import { count } from '../format.js';
+import { ToolError } from '../core/errors.js';
+import { count } from '../core/format.js';
 import { cursorArg, isoDate, lines, moreLine } from './args.js';
 import { defineTool } from './define.js';
 import { openCursor, packageNameArg, registryArg, revisionLinks } from './package-args.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { count, formatBytes } from '../format.js';
+import { count, formatBytes } from '../core/format.js';
 import { parsePackageName } from '../packages/names.js';
 import { pushRevision } from '../packages/push.js';
 import { openRegistry } from '../packages/registries.js';

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import type { RuntimeContext } from '../context.js';
-import { count } from '../format.js';
+import { count } from '../core/format.js';
 import { parsePackageName } from '../packages/names.js';
 import { listRevisions, MAX_POINTER_KEYS } from '../packages/revisions.js';
 import type { RegistryStore } from '../packages/store.js';

@@ -3,16 +3,16 @@
  * create from an S3 prefix (its former name), update.
  */
 import { z } from 'zod';
-import { count, formatBytes } from '../format.js';
+import { count, formatBytes } from '../core/format.js';
 import { parseS3Uri } from '../aws/s3-uri.js';
 import type { RuntimeContext } from '../context.js';
-import { ToolError } from '../errors.js';
-import { allInOrder } from '../concurrency.js';
+import { ToolError } from '../core/errors.js';
+import { allInOrder } from '../core/concurrency.js';
 import { materialize, push, pushEncoded, withPackageLock, type Expected, type Pushed, type Source } from '../packages/build.js';
 import { newManifestHeader, validateLogicalKey, type ManifestEntry, type ManifestHeader } from '../packages/manifest.js';
 import { openStored } from '../packages/update.js';
 import { parsePackageName } from '../packages/names.js';
-import { compileGlobs } from '../patterns.js';
+import { compileGlobs } from '../core/patterns.js';
 import { loadWorkflow, type WorkflowCheck } from '../packages/workflow.js';
 import { listKeys, readPointer, resolveRevision, type RegistryStore } from '../packages/registry.js';
 import { isLocalRegistryArg, openRegistry, s3Registry } from '../packages/registries.js';

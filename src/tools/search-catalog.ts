@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseBucket } from '../aws/s3-uri.js';
-import type { RuntimeContext } from '../context.js';
-import { ToolError, toToolError } from '../errors.js';
+import { mayList, type RuntimeContext } from '../context.js';
+import { ToolError, toToolError } from '../core/errors.js';
 import { parseSearchCursor, searchCatalog } from '../search/catalog.js';
 import { bucketsToScan, visibleBuckets } from '../search/buckets.js';
 import { interpret, interpretation, type Interpretation } from '../search/explain.js';
@@ -18,15 +18,6 @@ function render(h: SearchHit): string {
     return `package ${h.name} in ${h.bucket}${h.hash ? ` @${h.hash}` : ''}${when}${what}${h.comment ? ` ${JSON.stringify(h.comment)}` : ''}${h.catalog_url ? `\n    ${h.catalog_url}` : ''}`;
   }
   return `file ${h.s3_uri}${h.size !== undefined ? ` (${h.size} B)` : ''}${when}${h.catalog_url ? `\n    ${h.catalog_url}` : ''}`;
-}
-
-function mayList(ctx: RuntimeContext, bucket: string): boolean {
-  try {
-    ctx.authorize(bucket, 'list');
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Why this caller has no catalog client, as the ToolError its client() throws. */

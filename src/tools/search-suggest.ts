@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseBucket } from '../aws/s3-uri.js';
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 import { suggest } from '../search/suggest.js';
 import { defineTool } from './define.js';
 

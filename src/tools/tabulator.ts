@@ -6,9 +6,9 @@
 import { z } from 'zod';
 import { parseBucket } from '../aws/s3-uri.js';
 import type { RuntimeContext } from '../context.js';
-import { ToolError } from '../errors.js';
+import { ToolError } from '../core/errors.js';
 import { describeTable, listTables, renameTable, setOpenQuery, setTable, tabulatorDataCatalog } from '../catalog/tabulator.js';
-import { count } from '../format.js';
+import { count } from '../core/format.js';
 import { bucketArg } from './args.js';
 import { queryArgs, queryOutput, runReadQuery } from './athena-query.js';
 import { defineTool } from './define.js';

@@ -21,10 +21,10 @@ import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { AuthService } from '../auth/service.js';
 import type { RuntimeContext } from '../context.js';
 import type { Config } from '../config.js';
-import { RequestWork, runRequest } from '../call-scope.js';
-import { ToolError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { redact } from '../redact.js';
+import { RequestWork, runRequest } from '../core/call-scope.js';
+import { ToolError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { redact } from '../core/redact.js';
 import { toolRunner, type ServerDeps } from '../server.js';
 import type { AnyTool } from '../tools/define.js';
 import { scopeForKind } from '../auth/claims.js';
@@ -34,7 +34,7 @@ import { ProtectedResource } from './oauth-metadata.js';
 import { ToolsListCache } from './tools-list.js';
 import { SharedServer } from './dispatch.js';
 import { acceptance, envelopeProblem, NOT_ACCEPTABLE, withoutProgress } from './negotiate.js';
-import { noteMessages } from '../request-record.js';
+import { noteMessages } from '../core/request-record.js';
 import { Operations } from './operations.js';
 
 export interface HttpDeps {

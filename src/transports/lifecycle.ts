@@ -16,7 +16,7 @@
  */
 import type http from 'node:http';
 import type { Config } from '../config.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 
 /** Requests that take this long to arrive are cut whatever the keep-alive setting (the body has its own 10 s). */
 const MIN_REQUEST_TIMEOUT_MS = 30_000;

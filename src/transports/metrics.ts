@@ -12,7 +12,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 
 /** What one finished request adds to the metrics. */
 export interface FinishedRequest {

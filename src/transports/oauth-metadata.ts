@@ -11,7 +11,7 @@
 import type http from 'node:http';
 import type { JwtSettings } from '../config.js';
 import { SCOPES_SUPPORTED } from '../auth/claims.js';
-import { Lru } from '../lru.js';
+import { Lru } from '../core/lru.js';
 
 export const PRM_PATH = '/.well-known/oauth-protected-resource';
 

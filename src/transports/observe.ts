@@ -9,8 +9,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
-import type { Logger } from '../log.js';
-import { observed, type RequestRecord } from '../request-record.js';
+import type { Logger } from '../core/log.js';
+import { observed, type RequestRecord } from '../core/request-record.js';
 import type { Metrics } from './metrics.js';
 
 /** A caller's request id, when it is a plain token (balancers and gateways send one); else a new one. */

@@ -6,8 +6,8 @@
 import type http from 'node:http';
 import type { AuthService } from '../auth/service.js';
 import type { Config } from '../config.js';
-import type { Logger } from '../log.js';
-import { VERSION } from '../version.js';
+import type { Logger } from '../core/log.js';
+import { VERSION } from '../core/version.js';
 import { applyTimeouts, Lifecycle, type Exit } from './lifecycle.js';
 import { createMetrics, listenForMetrics, metricsHandler, type Metrics } from './metrics.js';
 import { RequestObserver } from './observe.js';

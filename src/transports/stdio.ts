@@ -5,7 +5,7 @@
  */
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 import type { ClientRoots } from '../local/roots.js';
 import { watchClientRoots } from '../local/client-roots.js';
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { DesktopAuthService } from '../../src/auth/desktop.js';
 import { loadConfig } from '../../src/config.js';
 import type { RuntimeContext } from '../../src/context.js';
-import { silentLogger } from '../../src/log.js';
+import { silentLogger } from '../../src/core/log.js';
 
 /**
  * A desktop-mode runtime context in this process whose AWS is the local S3 at `endpoint`, for tests

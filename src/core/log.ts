@@ -4,8 +4,11 @@
  * MCP_LOG_FORMAT=json writes each line as one JSON object (`time`, `level`, `msg`, then the
  * fields), for log stores that query fields (CloudWatch Logs Insights, Loki, Elasticsearch).
  */
-import { LOG_LEVELS, type LogFormat, type LogLevel } from './config.js';
 import { redact } from './redact.js';
+
+export type LogLevel = 'debug' | 'info' | 'notice' | 'warning' | 'error';
+export type LogFormat = 'text' | 'json';
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'notice', 'warning', 'error'];
 
 export type LogFields = Record<string, unknown>;
 

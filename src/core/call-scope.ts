@@ -6,6 +6,14 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { ToolError } from './errors.js';
 
+/** What long work needs of the call that runs it: its cancellation and a way to tell progress. */
+export interface CallHandle {
+  /** Aborted when the client cancels the request or goes away. */
+  signal: AbortSignal;
+  /** MCP progress notification; a no-op when the client sent no progress token. */
+  progress(progress: number, total?: number, message?: string): Promise<void>;
+}
+
 export interface CallScope {
   /** The caller's runtime context (context.ts types it). */
   readonly ctx: object;

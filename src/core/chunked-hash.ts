@@ -4,7 +4,7 @@
  * multipart part limit; the construction is S3's composite checksum over those parts).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { ToolError } from '../errors.js';
+import { ToolError } from './errors.js';
 
 const MIN_CHUNK = 8 * 1024 * 1024;
 const MAX_CHUNKS = 10_000;

@@ -1,5 +1,0 @@
-import { createRequire } from 'node:module';
-
-// dist/version.js -> ../package.json is the package root, in the repo and in an installed package.
-const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
-export const VERSION: string = pkg.version;
