@@ -76,7 +76,8 @@ describe('catalog HTTP', () => {
   it('stops at once when the caller cancels, and does not retry', async () => {
     const before = hits.get('/hang') ?? 0;
     const cancel = new AbortController();
-    setTimeout(() => cancel.abort(), 50);
+    // Cancelled once the catalog has the request (a fixed 50 ms could pass before it arrived, under load).
+    const arrived = setInterval(() => (hits.get('/hang') ?? 0) > before && (clearInterval(arrived), cancel.abort()), 5);
     const e = await errorOf(requestJson(`${base}/hang`, { service: 'Quilt catalog', timeoutMs: 10_000, retries: 2, signal: cancel.signal }));
     expect(e.code).toBe('timeout');
     expect(e.message).toBe('The request to the Quilt catalog was cancelled.');

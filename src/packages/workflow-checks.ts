@@ -8,10 +8,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { AnySchema, ValidateFunction } from 'ajv';
-import { ToolError } from '../errors.js';
-import { lazy } from '../lazy.js';
-import { Lru } from '../lru.js';
-import { newTenantAjv, withRegexBudget } from '../patterns.js';
+import { ToolError } from '../core/errors.js';
+import { lazy } from '../core/lazy.js';
+import { Lru } from '../core/lru.js';
+import { compileTenantRegex, newTenantAjv, withRegexBudget } from '../core/patterns.js';
 
 const loadYaml = lazy(() => import('yaml'));
 
@@ -19,6 +19,11 @@ const loadYaml = lazy(() => import('yaml'));
  * Largest workflow config and schema read. quilt3's are a few kilobytes; these caps leave room for
  * generated ones while bounding what one check may parse.
  */
+/** Loads what checks use (YAML, Ajv, RE2), so the checking worker can start a job's deadline after. */
+export async function loadCheckModules(): Promise<void> {
+  await Promise.all([loadYaml(), newTenantAjv(), compileTenantRegex('a', 'warm-up')]);
+}
+
 export const MAX_CONFIG_BYTES = 256 * 1024;
 export const MAX_SCHEMA_BYTES = 256 * 1024;
 

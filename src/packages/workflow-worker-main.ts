@@ -4,8 +4,15 @@
  * deadline or out of its small heap.
  */
 import { parentPort } from 'node:worker_threads';
-import type { ErrorCode } from '../errors.js';
+import type { ErrorCode } from '../core/errors.js';
+import { loadCheckModules } from './workflow-checks.js';
 import { runCheckJob, type CheckJob, type CheckReply } from './workflow-checks-job.js';
+
+// Says when its modules are loaded: a job's deadline starts then, not while a cold worker starts.
+void loadCheckModules().then(
+  () => parentPort?.postMessage({ ready: true }),
+  () => parentPort?.postMessage({ ready: true }),
+);
 
 parentPort?.on('message', (msg: { id: number; job: CheckJob }) => {
   void runCheckJob(msg.job).then(

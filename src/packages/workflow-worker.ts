@@ -6,8 +6,8 @@
  * caller's slow checks delay only its own.
  */
 import { Worker } from 'node:worker_threads';
-import { ToolError } from '../errors.js';
-import { FairLimiter } from '../fair-limiter.js';
+import { ToolError } from '../core/errors.js';
+import { FairLimiter } from '../core/fair-limiter.js';
 import { runCheckJob, type CheckJob, type CheckReply } from './workflow-checks-job.js';
 
 /** How long one check may run in the worker. */
@@ -16,6 +16,11 @@ export const CHECK_DEADLINE_MS = 2_000;
 export const CHECK_WAIT_MS = 10_000;
 /** Checks one caller may have waiting at once. */
 export const CHECKS_QUEUED_PER_CALLER = 4;
+/**
+ * How long a new worker may take to start and load its modules. Not counted in a check's deadline:
+ * a cold start on a busy machine is not the caller's work.
+ */
+const WORKER_START_MS = 30_000;
 /** The worker's heap: configs and schemas are small, and a hostile one must not grow it far. */
 const WORKER_HEAP_MB = 64;
 
@@ -30,6 +35,10 @@ const what = (job: CheckJob) =>
 
 export class CheckWorker {
   private worker: Worker | undefined;
+  /** Whether the current worker has loaded its modules (it says so once). */
+  private ready = false;
+  /** Starts the running job's deadline once the worker is ready. */
+  private onReady: (() => void) | undefined;
   private running: { id: number; resolve(v: unknown): void; reject(e: unknown): void; job: CheckJob; timer: NodeJS.Timeout } | undefined;
   private nextId = 1;
   /** One check at a time; callers take turns, and one caller may have a few waiting. */
@@ -56,8 +65,15 @@ export class CheckWorker {
     return new Promise((resolve, reject) => {
       const worker = this.spawn();
       const id = this.nextId++;
-      const timer = setTimeout(() => this.fail(worker, 'deadline'), this.deadlineMs);
-      this.running = { id, resolve, reject, job, timer };
+      const startDeadline = () => {
+        if (this.running !== running) return;
+        clearTimeout(running.timer);
+        running.timer = setTimeout(() => this.fail(worker, 'deadline'), this.deadlineMs);
+      };
+      const running = { id, resolve, reject, job, timer: setTimeout(() => this.fail(worker, 'crash'), WORKER_START_MS) };
+      this.running = running;
+      if (this.ready) startDeadline();
+      else this.onReady = startDeadline;
       this.stats.checks++;
       worker.ref();
       worker.postMessage({ id, job });
@@ -74,7 +90,14 @@ export class CheckWorker {
     });
     worker.stdout.resume();
     worker.stderr.resume();
-    worker.on('message', (reply: CheckReply) => this.answer(worker, reply));
+    this.ready = false;
+    worker.on('message', (reply: CheckReply | { ready: true }) => {
+      if (!('ready' in reply)) return this.answer(worker, reply);
+      if (worker !== this.worker) return;
+      this.ready = true;
+      this.onReady?.();
+      this.onReady = undefined;
+    });
     worker.on('error', (err: Error & { code?: string }) => this.fail(worker, err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'memory' : 'crash'));
     worker.on('exit', () => this.fail(worker, 'crash'));
     worker.unref();
@@ -87,6 +110,7 @@ export class CheckWorker {
     if (worker !== this.worker || !r || r.id !== reply.id) return;
     clearTimeout(r.timer);
     this.running = undefined;
+    this.onReady = undefined;
     worker.unref();
     if (reply.ok) r.resolve(reply.value);
     else r.reject(new ToolError(reply.error.code, reply.error.message, reply.error.hint));
@@ -96,6 +120,7 @@ export class CheckWorker {
   private fail(worker: Worker, why: 'deadline' | 'memory' | 'crash'): void {
     if (worker !== this.worker) return;
     this.worker = undefined;
+    this.onReady = undefined;
     void worker.terminate();
     const r = this.running;
     this.running = undefined;
