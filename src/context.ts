@@ -13,11 +13,10 @@ import { ToolError } from './core/errors.js';
 import type { Logger } from './core/log.js';
 import type { LocalAccess } from './local/access.js';
 
+/** What a tool is about to do to a bucket (auth/claims.ts maps each to a permission). */
 export type { BucketAction };
 
 export type AuthMode = 'desktop' | 'jwt';
-
-/** What a tool is about to do to a bucket; checked against JWT claims before any AWS call. */
 
 export interface AwsAccess {
   /** Human description of where the credentials come from (never the credentials). */

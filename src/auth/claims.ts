@@ -58,7 +58,7 @@ export const PERMISSION_ABBREVIATIONS: Readonly<Record<string, string>> = {
   amu: 's3:AbortMultipartUpload',
 };
 
-/** What a call does with a bucket; each needs one permission. */
+/** What a tool is about to do to a bucket; checked against JWT claims before any AWS call. */
 export type BucketAction = 'list' | 'read' | 'write' | 'delete';
 
 /** The permission each tool action needs. */
