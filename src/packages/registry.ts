@@ -493,6 +493,9 @@ export async function putPointers(
   try {
     await putBody(ctx, bucket, latestKey, hash, 'text/plain', checked.value);
   } catch (err) {
+    // The write may have landed with its answer lost (a reset connection): the SDK's retry of it is
+    // then refused (412), or the call ends on the network error. `latest` read again tells.
+    if (await pointsAt(ctx, bucket, name, 'latest', hash)) return claimed.tag;
     // After a definite refusal `latest` was not written, so the new timestamp pointer is withdrawn;
     // after a network failure or 5xx it may have been, and the pointer stays.
     const refused = err instanceof ToolError && REFUSALS.has(err.code);
@@ -505,6 +508,14 @@ export async function putPointers(
     );
   }
   return claimed.tag;
+}
+
+/** Whether a pointer holds `hash` now (false when it cannot be read either). */
+export async function pointsAt(ctx: RuntimeContext, bucket: string, name: string, tag: string, hash: string): Promise<boolean> {
+  return readPointer(ctx, bucket, name, tag, { deniedMeansAbsent: true }).then(
+    (p) => p?.hash === hash,
+    () => false,
+  );
 }
 
 /** Errors that mean S3 refused a write (it did not happen), unlike a network failure or a 5xx. */
