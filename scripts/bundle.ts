@@ -79,23 +79,28 @@ function uncoveredCjsImports(meta: Metafile): string[] {
   );
 }
 
-/** The worker entry's output, without extension, relative to the server folder. */
-const WORKER_ENTRY = 'chunks/workflow-worker-main';
+/** The worker entries' outputs, without extension, relative to the server folder, with the module that starts each. */
+const WORKERS = [
+  { entry: 'chunks/workflow-worker-main', source: 'src/packages/workflow-worker-main.ts', starter: 'src/packages/workflow-worker.ts' },
+  { entry: 'chunks/file-worker-main', source: 'src/local/file-worker-main.ts', starter: 'src/local/file-workers.ts' },
+];
 
 /**
- * workflow-worker.ts starts its worker from `./workflow-worker-main.mjs` beside its own chunk, so the
- * chunk holding it must sit in the worker entry's folder; fail the build rather than ship a server
- * whose workflow checks cannot start.
+ * workflow-worker.ts and file-workers.ts start their workers from `./<name>-main.mjs` beside their
+ * own chunk, so the chunk holding each must sit in its worker entry's folder; fail the build rather
+ * than ship a server whose workers cannot start.
  */
 function checkWorkerPlacement(meta: Metafile): void {
-  const holders = Object.entries(meta.outputs).filter(([, o]) => Object.keys(o.inputs).some((i) => i.endsWith('src/packages/workflow-worker.ts')));
-  const workerDir = path.posix.dirname(WORKER_ENTRY);
-  for (const [file] of holders) {
-    if (path.posix.basename(path.posix.dirname(file)) !== workerDir) {
-      throw new Error(`src/packages/workflow-worker.ts was bundled into ${file}, not beside ${WORKER_ENTRY}.mjs: its worker would not be found`);
+  for (const { entry, starter } of WORKERS) {
+    const holders = Object.entries(meta.outputs).filter(([, o]) => Object.keys(o.inputs).some((i) => i.endsWith(starter)));
+    const workerDir = path.posix.dirname(entry);
+    for (const [file] of holders) {
+      if (path.posix.basename(path.posix.dirname(file)) !== workerDir) {
+        throw new Error(`${starter} was bundled into ${file}, not beside ${entry}.mjs: its worker would not be found`);
+      }
     }
+    if (holders.length === 0) throw new Error(`${starter} is not in the bundle`);
   }
-  if (holders.length === 0) throw new Error('src/packages/workflow-worker.ts is not in the bundle');
 }
 
 export interface BundleResult {
@@ -111,9 +116,9 @@ export async function bundle(outDir: string, opts: { mcpb?: boolean } = {}): Pro
   rmSync(serverDir, { recursive: true, force: true });
   const result = await build({
     absWorkingDir: ROOT,
-    // The workflow checker's worker is an entry of its own, next to the chunks that start it
-    // (workflow-worker.ts finds it beside itself); checkWorkerPlacement verifies that.
-    entryPoints: { index: 'src/index.ts', [WORKER_ENTRY]: 'src/packages/workflow-worker-main.ts' },
+    // Each worker is an entry of its own, next to the chunks that start it (the starter finds it
+    // beside itself); checkWorkerPlacement verifies that.
+    entryPoints: { index: 'src/index.ts', ...Object.fromEntries(WORKERS.map((w) => [w.entry, w.source])) },
     bundle: true,
     platform: 'node',
     target: 'node22',

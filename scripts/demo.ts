@@ -3,6 +3,9 @@
  * S3 (s3rver) with a sample bucket and a local STS, launches the built server over stdio the way
  * Claude Desktop does, and prints a transcript of real tool calls.
  */
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { call, connectStdio, s3Env } from '../test/helpers/mcp.js';
 import { startAthena } from '../test/helpers/athena.js';
 import { DEMO_BUCKET, putDemoObjects } from '../test/helpers/demo-data.js';
@@ -31,8 +34,16 @@ async function main() {
   const athena = await startAthena();
   sts.identities.set('S3RVER', 'arn:aws:iam::123456789012:user/demo-user');
   await putDemoObjects(s3, BUCKET);
+  // A folder on "your disk", granted to the server (QUILT_MCP_ROOTS).
+  const disk = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'quilt-demo-disk-')));
+  const folder = path.join(disk, 'field-notes');
+  mkdirSync(path.join(folder, 'raw'), { recursive: true });
+  writeFileSync(path.join(folder, 'summary.md'), '# Field notes\n\nTwo sites, one week.\n');
+  writeFileSync(path.join(folder, 'raw', 'site-a.csv'), 'day,count\n1,12\n2,15\n');
+  writeFileSync(path.join(folder, 'raw', 'scratch.tmp'), 'not data\n');
+  writeFileSync(path.join(folder, '.quiltignore'), '*.tmp\n');
 
-  const h = await connectStdio(s3Env(s3.endpoint, { AWS_ENDPOINT_URL_STS: sts.endpoint, AWS_ENDPOINT_URL_ATHENA: athena.endpoint, MCP_LOG_LEVEL: 'warning' }));
+  const h = await connectStdio(s3Env(s3.endpoint, { AWS_ENDPOINT_URL_STS: sts.endpoint, AWS_ENDPOINT_URL_ATHENA: athena.endpoint, MCP_LOG_LEVEL: 'warning', QUILT_MCP_ROOTS: disk }));
   const step = async (title: string, tool: string, args: Record<string, unknown> = {}) => {
     console.log(`\n${color.bold(`▶ ${title}`)}`);
     console.log(color.dim(`  ${tool} ${JSON.stringify(args)}`));
@@ -75,8 +86,16 @@ async function main() {
       message: 'Add observations',
       add: [{ logical_key: 'observations.md', text: '# Observations\n\nB1 is the coolest sample.\n' }],
     });
-    await step('Its revisions, newest first', 'package_revisions', { bucket: BUCKET, name: 'demo/measurements' });
+    await step('Its revisions, newest first', 'package_list', { bucket: BUCKET, name: 'demo/measurements' });
     if (!pkg.isError) await step('What changed?', 'package_diff', { bucket: BUCKET, name: 'demo/measurements', from: pkg.data.top_hash });
+    await step("Package a folder on this disk into quilt3's local registry (no AWS needed; .quiltignore honoured)", 'package_create', {
+      bucket: 'local',
+      name: 'me/field-notes',
+      source_uri_prefix: folder,
+      message: 'A week of field notes',
+    });
+    await step('Push it to the bucket, as quilt3 push (data uploaded, top hash kept)', 'package_push', { bucket: 'local', name: 'me/field-notes', to_bucket: BUCKET });
+    await step('A clear error: a folder nobody granted', 'package_create', { bucket: 'local', name: 'me/etc', source_uri_prefix: '/etc' });
     await step('Query a table with Athena (a local stand-in here)', 'athena_query_execute', {
       database: 'analytics',
       query: 'SELECT species, COUNT(*) AS n, AVG(score) AS avg_score FROM samples GROUP BY species ORDER BY species',
@@ -86,6 +105,7 @@ async function main() {
     console.log(`\n${color.bold('Done.')} Run \`npm test\` for the full suite; see README.md to connect Claude Desktop.`);
   } finally {
     await h.close();
+    rmSync(disk, { recursive: true, force: true });
     await s3.close();
     await sts.close();
     await athena.close();

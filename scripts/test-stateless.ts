@@ -28,7 +28,7 @@ import { decodeJwt } from 'jose';
 import { startCatalog } from '../test/helpers/catalog.js';
 import { defaultFixtures, graphqlHandler } from '../test/helpers/catalog-graphql.js';
 import { connectHttp, freePort } from '../test/helpers/http.js';
-import { call, isolatedEnv, SERVER_ENTRY } from '../test/helpers/mcp.js';
+import { call, isolatedEnv, objectText, SERVER_ENTRY } from '../test/helpers/mcp.js';
 import { startS3 } from '../test/helpers/s3.js';
 import { startSts } from '../test/helpers/sts.js';
 
@@ -167,7 +167,8 @@ async function main(): Promise<number> {
     const list = await call(client, 'bucket_objects_list', { bucket: BUCKET });
     check('bucket_objects_list', !list.isError && JSON.stringify(list.data).includes('README.md'), list.text);
     const text = await call(client, 'bucket_object_text', { uri: `s3://${BUCKET}/README.md` });
-    check('bucket_object_text reads README.md as the token\'s role', !text.isError && (text.data as { text?: string } | undefined)?.text === README, text.text);
+    // bucket_object_text answers in its text only (a head line, then the content).
+    check('bucket_object_text reads README.md as the token\'s role', !text.isError && objectText(text).content === README, text.text);
     const infoCall = await call(client, 'bucket_object_info', { uri: `s3://${BUCKET}/data/measurements.csv` });
     check('bucket_object_info', !infoCall.isError, infoCall.text);
     const assumed = sts.assumeRoleCalls.filter((c) => c.roleArn === ROLE);

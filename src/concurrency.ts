@@ -98,3 +98,17 @@ export async function allInOrder<T extends readonly unknown[]>(promises: readonl
   for (const p of promises) out.push(await p);
   return out as unknown as T;
 }
+
+/**
+ * Local file work (reading, hashing, writing files) one call keeps in flight, and the process's
+ * share of it: a disk gains little past a few reads at once, and the hashing is the event loop's.
+ * Kept apart from the S3 slots, so a folder of 10,000 files never holds up other calls' S3 requests.
+ */
+export const CALL_LOCAL_CONCURRENCY = 8;
+export const PROCESS_LOCAL_SLOTS = 32;
+const localSlots = new Slots(PROCESS_LOCAL_SLOTS);
+
+/** mapBounded for local file work: CALL_LOCAL_CONCURRENCY at a time, within the process's share. `fn` must not wait for another slot. */
+export function mapLocal<T, R>(items: readonly T[], fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  return mapBounded(items, CALL_LOCAL_CONCURRENCY, (item, i) => localSlots.run(() => fn(item, i)));
+}

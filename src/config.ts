@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { ArgsError, parseJwtArgs, type JwtCommand } from './cli/jwt-args.js';
+import { parseLocalPath } from './local/paths.js';
 import { redact } from './redact.js';
 
 export type LogLevel = 'debug' | 'info' | 'notice' | 'warning' | 'error';
@@ -153,6 +154,12 @@ export interface Config {
   jwt: JwtSettings;
   /** Key for sealing cursors, shared by replicas (MCP_CURSOR_SECRET); else the JWT secret; else random per process. */
   cursorSecret: string | undefined;
+  /**
+   * Desktop mode's local files: the folders granted by QUILT_MCP_ROOTS and by folder arguments
+   * (`quilt-mcp /data/a /data/b`, how an MCP bundle passes its "Folders" setting), absolute and
+   * normalized. quilt3's local registry and install location are granted besides (auth/desktop.ts).
+   */
+  local: { roots: Array<{ path: string; source: string }> };
 }
 
 export class ConfigError extends Error {
@@ -369,14 +376,18 @@ export function quilt3DataDir(env: Env, { platform, homedir }: Platform): string
   return path.posix.join(homedir, '.local', 'share', 'Quilt');
 }
 
-function parseArgs(argv: string[]): { command: Command; http?: boolean; port?: string; host?: string } {
+/** A folder argument: an absolute path, `~/...` or a file URI (Windows: a drive or a share). */
+const FOLDER_ARG = /^(?:\/|~(?:$|[\/\\])|file:|[A-Za-z]:[\/\\]|\\\\)/;
+
+function parseArgs(argv: string[]): { command: Command; http?: boolean; port?: string; host?: string; folders: string[] } {
   const args = [...argv];
-  const out: { command: Command; http?: boolean; port?: string; host?: string } = {
+  const out: { command: Command; http?: boolean; port?: string; host?: string; folders: string[] } = {
     command: { name: 'serve' },
+    folders: [],
   };
   if (args[0] === 'jwt') {
     try {
-      return { command: parseJwtArgs(args.slice(1), describeArg) };
+      return { command: parseJwtArgs(args.slice(1), describeArg), folders: [] };
     } catch (err) {
       if (err instanceof ArgsError) throw new ConfigError(err.message);
       throw err;
@@ -395,9 +406,26 @@ function parseArgs(argv: string[]): { command: Command; http?: boolean; port?: s
     } else if (a === '--host' || a.startsWith('--host=')) {
       out.host = a.includes('=') ? a.slice(7) : args[++i];
       if (out.host === undefined) throw new ConfigError('--host needs an address.');
-    } else throw new ConfigError(`Unknown argument "${describeArg(a)}". Run "quilt-mcp --help".`);
+    } else if (FOLDER_ARG.test(a)) out.folders.push(a);
+    // An MCP bundle's "Folders" setting left empty arrives as its placeholder.
+    else if (clean(a) === undefined) continue;
+    else throw new ConfigError(`Unknown argument "${describeArg(a)}". Run "quilt-mcp --help".`);
   }
   return out;
+}
+
+/** QUILT_MCP_ROOTS (a comma-separated list) and folder arguments, each made absolute; a bad one names where it came from. */
+function localRoots(env: Env, folders: readonly string[], platform: Platform): Array<{ path: string; source: string }> {
+  const p = { platform: platform.platform, homedir: platform.homedir };
+  const one = (entry: string, source: string) => {
+    try {
+      return { path: parseLocalPath(entry, p), source };
+    } catch (err) {
+      throw new ConfigError(`${source} is invalid: ${(err as Error).message}`);
+    }
+  };
+  const listed = (read(env, 'QUILT_MCP_ROOTS', listText) ?? []).map((e) => one(e, 'QUILT_MCP_ROOTS'));
+  return [...listed, ...folders.map((f) => one(f, 'the folder arguments'))];
 }
 
 export function loadConfig(
@@ -551,6 +579,7 @@ export function loadConfig(
       quiltApiKeys: read(env, 'MCP_QUILT_API_KEYS', boolFromText) ?? false,
     },
     cursorSecret: read(env, 'MCP_CURSOR_SECRET', z.string().min(32, 'must be at least 32 characters')) ?? secret,
+    local: { roots: localRoots(env, args.folders, platform) },
   };
 
   if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === port) {

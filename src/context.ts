@@ -10,6 +10,7 @@ import { callScope, runInCall } from './call-scope.js';
 import type { Cursors } from './cursors.js';
 import { ToolError } from './errors.js';
 import type { Logger } from './log.js';
+import type { LocalAccess } from './local/access.js';
 
 export type AuthMode = 'desktop' | 'jwt';
 
@@ -71,6 +72,8 @@ export interface RuntimeContext {
   /** Seals and opens the cursors handed to this caller (bound to the caller and the tool). */
   readonly cursors: Cursors;
   readonly session: SessionDiagnostics;
+  /** Desktop mode: quilt3's local registry, install location and the granted roots. JWT mode: none. */
+  readonly local?: LocalAccess | undefined;
   /**
    * JWT mode with an OAuth-scoped token: the scope to ask the authorization server for when this
    * token may not run a tool of `kind` (the HTTP transport answers 403 insufficient_scope with it).

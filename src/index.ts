@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     await serveHttp({ config, logger, auth, tools, createServer: (deps) => createServer({ ...deps, tools, hidden, resources, callTimeoutMs: config.tools.callTimeoutMs }) });
   } else {
     const { serveStdio } = await import('./transports/stdio.js');
-    await serveStdio(createServer({ auth, logger, tools, hidden, resources, callTimeoutMs: config.tools.callTimeoutMs }), logger);
+    await serveStdio(createServer({ auth, logger, tools, hidden, resources, callTimeoutMs: config.tools.callTimeoutMs }), logger, auth.clientRoots);
   }
 }
 

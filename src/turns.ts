@@ -1,23 +1,29 @@
 /**
  * Long loops over a caller's data give the event loop back every few milliseconds, so other
  * callers' requests run in between: a chunk of a stream that arrives while the loop works would
- * otherwise be handled in the same turn (a chain of promises never yields to I/O).
+ * otherwise be handled in the same turn (a chain of promises never yields to I/O). The time is the
+ * loop's, not one loop's: every loop of every call counts from the last time the event loop was
+ * given back, so several streams at once yield as soon as their work together passes TURN_MS.
  */
 const TURN_MS = 4;
 
-export class Turns {
-  private since = performance.now();
+let since = performance.now();
+let pending: Promise<void> | undefined;
 
-  /** Resolves at once while this turn is short; after TURN_MS of work, on the next turn of the loop. */
-  next(): Promise<void> | undefined {
-    if (performance.now() - this.since < TURN_MS) return undefined;
-    return new Promise<void>((resolve) =>
-      setImmediate(() => {
-        this.since = performance.now();
-        resolve();
-      }),
-    );
-  }
+/** A turn of the event loop (shared by everyone who asks while it is pending). */
+function nextTurn(): Promise<void> {
+  return (pending ??= new Promise<void>((resolve) =>
+    setImmediate(() => {
+      since = performance.now();
+      pending = undefined;
+      resolve();
+    }),
+  ));
+}
+
+/** Resolves at once while the loop has worked less than TURN_MS since it was last given back. */
+export function yieldIfBusy(): Promise<void> | undefined {
+  return performance.now() - since < TURN_MS ? undefined : nextTurn();
 }
 
 const RUN = 4096;
@@ -29,13 +35,12 @@ const RUN = 4096;
  * the loop for a second.
  */
 export async function sortInTurns<T>(items: T[], cmp: (a: T, b: T) => number): Promise<T[]> {
-  const turns = new Turns();
   if (items.length <= RUN) return items.sort(cmp);
   let src = items;
   for (let at = 0; at < src.length; at += RUN) {
     const run = src.slice(at, at + RUN).sort(cmp);
     for (let i = 0; i < run.length; i++) src[at + i] = run[i]!;
-    await turns.next();
+    await yieldIfBusy();
   }
   let dst = new Array<T>(src.length);
   for (let width = RUN; width < src.length; width *= 2) {
@@ -47,13 +52,13 @@ export async function sortInTurns<T>(items: T[], cmp: (a: T, b: T) => number): P
       let k = lo;
       while (i < mid && j < hi) {
         dst[k++] = cmp(src[j]!, src[i]!) < 0 ? src[j++]! : src[i++]!;
-        if ((k & 4095) === 0) await turns.next();
+        if ((k & 4095) === 0) await yieldIfBusy();
       }
       while (i < mid) dst[k++] = src[i++]!;
       while (j < hi) dst[k++] = src[j++]!;
     }
     [src, dst] = [dst, src];
-    await turns.next();
+    await yieldIfBusy();
   }
   if (src !== items) for (let i = 0; i < items.length; i++) items[i] = src[i]!;
   return items;

@@ -10,7 +10,8 @@
  * Every tool is called at least once, on the demo data (local S3, Athena, catalog), through the
  * built server over stdio.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allTools } from '../src/tools/index.js';
@@ -55,6 +56,9 @@ const LEFT_OUT: Record<string, Omission[]> = {
   search_suggest: [[/^packages\[\d+\]\.quilt_uri$/, 'bucket and name are in the text']],
   tabulator_tables_list: [
     [/^tables\[\d+\]\.(name|config.*)$/, 'the name is in the Athena name in the text; the parsed config is the YAML the table was set with'],
+  ],
+  tabulator_query: [
+    [/^tables\[\d+\]\.(name|config.*)$/, 'without a query, as tabulator_tables_list: the name is in the Athena name in the text'],
   ],
 };
 /** Guidance lines a text gives that are data, not guidance (a cue word inside a value). */
@@ -112,6 +116,8 @@ let jwt: Harness; // JWT mode over stdio
 const checked = new Set<string>();
 const problems: string[] = [];
 let hashes: string[] = [];
+/** A granted local folder (QUILT_MCP_ROOTS) of the desktop server. */
+let folder: string;
 
 async function check(h: Harness, tool: string, args: Record<string, unknown> = {}): Promise<ToolCall> {
   const r = await call(h.client, tool, args);
@@ -133,7 +139,8 @@ beforeAll(async () => {
   catalog.config = { analyticsBucket: 'quilt-staging-analyticsbucket-1x2y3z' };
   athena.catalogs.set('quilt-staging-tabulator', new Map([['quilt-sandbox', [{ name: 'quant', columns: [{ name: 'gene', type: 'varchar' }], rows: [{ gene: 'TP53' }] }]]]));
 
-  desk = await connectStdio(s3Env(s3.endpoint, { AWS_ENDPOINT_URL_STS: sts.endpoint, AWS_ENDPOINT_URL_ATHENA: athena.endpoint }));
+  folder = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'answers-local-')));
+  desk = await connectStdio(s3Env(s3.endpoint, { AWS_ENDPOINT_URL_STS: sts.endpoint, AWS_ENDPOINT_URL_ATHENA: athena.endpoint, QUILT_MCP_ROOTS: folder }));
   const env = isolatedEnv({
     AWS_REGION: 'us-east-1',
     AWS_ENDPOINT_URL_ATHENA: athena.endpoint,
@@ -196,11 +203,21 @@ describe('each half of every answer is complete', () => {
     await check(desk, 'package_create_from_s3', { bucket: DEMO_BUCKET, name: 'team/notes', source_uri_prefix: `s3://${DEMO_BUCKET}/data/notes/` });
     await check(desk, 'package_list', { bucket: DEMO_BUCKET, limit: 2 });
     await check(desk, 'package_revisions', { bucket: DEMO_BUCKET, name: 'demo/measurements', limit: 1 });
+    await check(desk, 'package_list', { bucket: DEMO_BUCKET, name: 'demo/measurements', limit: 1 });
     await check(desk, 'package_browse', { bucket: DEMO_BUCKET, name: 'demo/measurements', recursive: true, limit: 1 });
     await check(desk, 'package_browse', { bucket: DEMO_BUCKET, name: 'demo/measurements', hash_or_tag: hashes[0], path: 'notes/' });
     await check(desk, 'package_diff', { bucket: DEMO_BUCKET, name: 'demo/measurements', from: hashes[0]!, to: hashes[1]!, limit: 1 });
     await check(desk, 'package_update', { bucket: DEMO_BUCKET, name: 'team/analysis', message: 'second' });
     await check(desk, 'package_delete', { bucket: DEMO_BUCKET, name: 'team/notes' });
+    // Local: a folder into the local registry, installed, pushed to S3.
+    writeFileSync(path.join(folder, 'a.csv'), 'x\n1\n');
+    await check(desk, 'package_create', { bucket: 'local', name: 'me/local', source_uri_prefix: folder, message: 'mine' });
+    writeFileSync(path.join(folder, 'a.csv'), 'x\n2\n');
+    await check(desk, 'package_install', { bucket: DEMO_BUCKET, name: 'demo/measurements', dest: path.join(folder, 'inst') });
+    await check(desk, 'package_install', { bucket: DEMO_BUCKET, name: 'demo/measurements', dest: path.join(folder, 'inst') });
+    await check(desk, 'package_install', { bucket: 'local', name: 'me/local', dest: folder });
+    await check(desk, 'package_create', { bucket: 'local', name: 'me/text', entries: [{ logical_key: 't.md', text: '# t' }] });
+    await check(desk, 'package_push', { bucket: 'local', name: 'me/text', to_bucket: DEMO_BUCKET, message: 'pushed' });
     await check(desk, 'catalog_uri', { bucket: DEMO_BUCKET, package: 'demo/measurements', hash: hashes[1], path: 'observations.md' });
     expect(problems).toEqual([]);
   });
@@ -226,6 +243,7 @@ describe('each half of every answer is complete', () => {
     await check(desk, 'athena_table_schema', { database: 'analytics', table: 'samples' });
     await check(desk, 'athena_query_execute', { database: 'analytics', query: 'SELECT id, name FROM samples ORDER BY id', max_rows: 5 });
     await check(cat, 'tabulator_tables_list', { bucket: 'quilt-sandbox' });
+    await check(cat, 'tabulator_query', { bucket: 'quilt-sandbox' });
     await check(cat, 'tabulator_query', { bucket: 'quilt-sandbox', query: 'SELECT gene FROM quant' });
     await check(cat, 'tabulator_table_set', { bucket: 'quilt-demo', table: 'counts', config: TABULATOR_CONFIG });
     await check(cat, 'tabulator_table_rename', { bucket: 'quilt-demo', table: 'counts', new_name: 'counts_v2' });

@@ -1,7 +1,9 @@
 /**
- * The benchmarks still run: `npm run bench`, `npm run bench:load` and `npm run bench:latency` in smoke
- * mode (BENCH_SMOKE=1: a few iterations, a few tenants, seconds of load, small data). This fails only when a benchmark errors or the
- * load test gets a wrong answer, never on a figure: timings on a shared CI machine mean nothing.
+ * The benchmarks still run: `npm run bench`, `npm run bench:load`, `npm run bench:latency` and
+ * `npm run bench:local` in smoke mode (BENCH_SMOKE=1: a few iterations, a few tenants, seconds of
+ * load, small data); and `npm run playground` prints an entry that works. This fails only when a
+ * benchmark errors or the load test gets a wrong answer, never on a figure: timings on a shared CI
+ * machine mean nothing.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -12,11 +14,11 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Each smoke run takes 10-30 s on 2 cores; this only bounds a benchmark that hangs. */
 const TIMEOUT_MS = 300_000;
 
-function runBench(script: string): Promise<{ code: number | null; out: string }> {
+function runBench(script: string, env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', script)], {
       cwd: ROOT,
-      env: { ...process.env, BENCH_SMOKE: '1', BENCH_ONLY: '' },
+      env: { ...process.env, BENCH_SMOKE: '1', BENCH_ONLY: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -60,6 +62,28 @@ describe('benchmarks in smoke mode', () => {
       for (const tool of ['package_create, 20 text entries', 'package_update', 'package_create_from_s3', 'package_browse', 'package_list', 'package_diff', 'resources/list']) {
         expect(out, out).toContain(`| ${tool}`);
       }
+    },
+    TIMEOUT_MS,
+  );
+
+  it(
+    'npm run bench:local runs its three measures',
+    async () => {
+      const { code, out } = await runBench('bench-local.ts');
+      expect(code, out).toBe(0);
+      for (const part of ['1. Hashing a folder', '2. A folder of', '3. Install of']) expect(out, out).toContain(part);
+    },
+    TIMEOUT_MS,
+  );
+
+  it(
+    'npm run playground prints a Claude Desktop entry and an Inspector command that work',
+    async () => {
+      const { code, out } = await runBench('playground.ts', { PLAYGROUND_SMOKE: '1' });
+      expect(code, out).toBe(0);
+      expect(out).toContain('"mcpServers"');
+      expect(out).toContain('npx @modelcontextprotocol/inspector');
+      for (const tool of ['package_list', 'bucket_object_text', 'package_push']) expect(out).toContain(`smoke ${tool}: ok`);
     },
     TIMEOUT_MS,
   );

@@ -97,7 +97,10 @@ describe('the MCP bundle (.mcpb)', () => {
     const manifest = JSON.parse(readFileSync(path.join(unpacked, 'manifest.json'), 'utf8')) as Manifest;
     const { command, args, env } = manifest.server.mcp_config;
     expect(command).toBe('node');
-    const userConfig: Record<string, string> = { aws_region: 'us-east-1' };
+    // The "Folders" setting (a directory list, passed as arguments): one folder given.
+    const granted = mkdtempSync(path.join(os.tmpdir(), 'quilt-mcp-folders-'));
+    writeFileSync(path.join(granted, 'local.csv'), 'a,b\n1,2\n');
+    const userConfig: Record<string, string> = { aws_region: 'us-east-1', folders: granted };
     // As Claude Desktop does: ${__dirname} is the unpacked folder; settings the user left empty stay placeholders.
     const fill = (s: string) =>
       s.replaceAll('${__dirname}', unpacked).replace(/\$\{user_config\.(\w+)\}/g, (m, k: string) => userConfig[k] ?? m);
@@ -134,6 +137,11 @@ describe('the MCP bundle (.mcpb)', () => {
     expect(refused.text).toContain("Workflow check failed: Metadata failed validation: (root) must have required property 'a'.");
     const made = await call(client, 'package_create', { bucket: BUCKET, name: 'bundle/wf', entries, workflow: 'w', meta: { a: 1 } });
     expect(made.isError, `${made.text}\n${stderr()}`).toBe(false);
+
+    // The granted folder, packaged into quilt3's local registry.
+    const local = await call(client, 'package_create', { bucket: 'local', name: 'bundle/folder', source_uri_prefix: granted });
+    expect(local.isError, `${local.text}\n${stderr()}`).toBe(false);
+    expect(local.data.entries).toBe(1);
   });
 });
 

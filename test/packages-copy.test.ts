@@ -10,6 +10,7 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RuntimeContext } from '../src/context.js';
 import { ToolError } from '../src/errors.js';
+import { s3Registry } from '../src/packages/registries.js';
 import { materialize } from '../src/packages/build.js';
 import { chunkedHashOf } from '../src/packages/chunked-hash.js';
 import { copyObject } from '../src/packages/copy.js';
@@ -248,7 +249,7 @@ describe('copies in process (multipart path, pinning, authorization)', () => {
   });
 
   it('a package materialized in copy mode through the multipart path points at the copies', async () => {
-    const m = await materialize(ctx, REG, 'team/multipart', [{ logicalKey: 'big.bin', s3: { bucket: SRC, key: 'data/big.bin' } }], extras, {
+    const m = await materialize(s3Registry(ctx, REG), 'team/multipart', [{ logicalKey: 'big.bin', s3: { bucket: SRC, key: 'data/big.bin' } }], extras, {
       copy: true,
       copyOptions: { multipartThreshold: 5 * MiB, partSize: 5 * MiB },
     });
@@ -288,7 +289,7 @@ describe('copies in process (multipart path, pinning, authorization)', () => {
     }
     const n = s3.requests.length;
     await expect(
-      materialize(refuse(REG, 'write'), REG, 'team/denied', [{ logicalKey: 'x.csv', s3: { bucket: SRC, key: 'data/plain.csv' } }], extras, { copy: true }),
+      materialize(s3Registry(refuse(REG, 'write'), REG), 'team/denied', [{ logicalKey: 'x.csv', s3: { bucket: SRC, key: 'data/plain.csv' } }], extras, { copy: true }),
     ).rejects.toMatchObject({ code: 'access_denied' });
     expect(s3.requests.length).toBe(n);
   });

@@ -31,16 +31,11 @@ import { KEY_ORDER, PyFloat, compareCodePoints, fileKeys, fromPlain, parsePyJson
 import { ToolError } from '../src/errors.js';
 import { call, connectStdio, s3Env } from './helpers/mcp.js';
 import { startS3 } from './helpers/s3.js';
+import { PY_TOP_HASH, hasPython, python } from './helpers/python.js';
 
 const MiB = 1024 * 1024;
 const enc = new TextEncoder();
 
-function python(code: string, input: string): string {
-  const r = spawnSync('python3', ['-c', code], { input, encoding: 'utf8', maxBuffer: 256 * MiB });
-  if (r.error) throw r.error;
-  if (r.status !== 0) throw new Error(`python3 failed: ${r.stderr}`);
-  return r.stdout;
-}
 
 /** Deterministic PRNG (mulberry32) so a failure reproduces. */
 function rng(seed: number): () => number {
@@ -509,31 +504,6 @@ out = [json.dumps(json.loads(l), sort_keys=True, separators=(',', ':'), ensure_a
 sys.stdout.write('\\n'.join(out))
 `;
 
-// quilt3's Package._calculate_top_hash over a manifest, restated; also checks that each line is
-// what quilt3's writer (json.JSONEncoder(ensure_ascii=False)) would produce for the same dict and
-// that entries are already in walk order.
-const PY_TOP_HASH = `
-import sys, json, hashlib
-lines = sys.stdin.buffer.read().decode('utf-8').split('\\n')
-assert lines[-1] == '', 'no final newline'
-lines = lines[:-1]
-for i, l in enumerate(lines):
-    again = json.JSONEncoder(ensure_ascii=False).encode(json.loads(l))
-    assert again == l, 'line %d differs:\\n%s\\n%s' % (i + 1, l, again)
-header = json.loads(lines[0])
-header.pop('top_hash', None)
-entries = [json.loads(l) for l in lines[1:]]
-keyed = [tuple(e['logical_key'].split('/')) for e in entries]
-assert keyed == sorted(keyed), 'not in walk order'
-entries.sort(key=lambda e: tuple(e['logical_key'].split('/')))
-h = hashlib.sha256()
-enc = json.JSONEncoder(sort_keys=True, separators=(',', ':')).encode
-h.update(enc(header).encode())
-for e in entries:
-    h.update(enc({'hash': e['hash'], 'logical_key': e['logical_key'], 'meta': e.get('meta') or {}, 'size': e['size']}).encode())
-sys.stdout.write(h.hexdigest())
-`;
-
 describe('differential against Python', () => {
   it('pyDumps(parsePyJson(text)) equals Python json.dumps(json.loads(text)) for 600 random values', () => {
     const r = rng(20240601);
@@ -600,7 +570,6 @@ const ORDER_DIR = fileURLToPath(new URL('./fixtures/manifest-order/', import.met
 const GEN_FIXTURES = fileURLToPath(new URL('../scripts/gen-manifest-order-fixtures.py', import.meta.url));
 const fixture = (name: string): string => readFileSync(path.join(ORDER_DIR, name), 'utf8');
 const fixtureLines = (name: string): string[] => fixture(name).split('\n').filter((l) => l.trim() !== '');
-const hasPython = spawnSync('python3', ['--version']).status === 0;
 /** What package_update rewrites (as in src/tools/package-write.ts): new message, one key removed, no bucket workflow. */
 const UPDATE = { message: 'updated ✓', remove: 'b/removed.txt' };
 

@@ -487,7 +487,7 @@ describe('failures', () => {
     expect(key.text).toMatch(/logical key/i);
     const both = await call(h.client, 'package_create', { bucket: REG, name: 'team/bad', entries: [{ logical_key: 'a', text: 'x', s3_uri: `s3://${DATA}/raw/hello.txt` }] });
     expect(both.isError).toBe(true);
-    expect(both.text).toContain('exactly one of s3_uri or text');
+    expect(both.text).toContain('exactly one of s3_uri, path or text');
     const unknown = await call(h.client, 'package_browse', { bucket: REG, name: 'other/beta', hash_or_tag: 'ab'.repeat(32) });
     expect(unknown.isError).toBe(true);
     expect(unknown.text).toContain(`There is no package revision ${'ab'.repeat(32)} in ${REG}`);

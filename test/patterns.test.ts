@@ -125,7 +125,7 @@ describe('globs', () => {
       const m = compileGlob(glob);
       const { value, ms } = timed(() => m.test(aaa));
       expect(value, glob).toBe(expected);
-      expect(ms, glob).toBeLessThan(100);
+      expect(ms, glob).toBeLessThan(1_000); // backtracking takes minutes; 10x headroom on busy cores
     }
   });
 
@@ -152,7 +152,7 @@ describe('tenant regexes', () => {
       const m = await compileTenantRegex(p, 'The pattern');
       const { value, ms } = timed(() => m.test(text));
       expect(value, p).toBe(p === '(.*a){20}');
-      expect(ms, p).toBeLessThan(100);
+      expect(ms, p).toBeLessThan(1_000); // backtracking takes minutes; 10x headroom on busy cores
     }
   });
 
@@ -220,7 +220,7 @@ describe('workflow schemas', () => {
     const v = await compileSchema({ type: 'object', properties: { s: { type: 'string', pattern: '(a+)+$' }, t: { type: 'string', pattern: '^t' } }, patternProperties: { '^n_': { type: 'number' } }, propertyNames: { pattern: '^[a-z_]+$' } });
     const { value, ms } = timed(() => v({ s: `${'a'.repeat(50_000)}!` }));
     expect(value).toBe(false);
-    expect(ms).toBeLessThan(100);
+    expect(ms).toBeLessThan(1_000); // backtracking takes minutes; 10x headroom on busy cores
     expect(v({ s: 'xa', t: 'tx' })).toBe(true);
     expect(v({ s: 'xa', t: 'xa' })).toBe(false); // a second pattern is not taken for the first
     expect(v({ n_1: 'one' })).toBe(false);

@@ -286,10 +286,12 @@ describe('linear time', () => {
     'PEM headers': '-----BEGIN PRIVATE KEY-----'.repeat(35000),
   };
   for (const [name, text] of Object.entries(adversarial)) {
-    it(`redacts ${name} (${(text.length / 1e6).toFixed(1)} MB) in under 500 ms`, () => {
+    // Linear: tens of milliseconds; a quadratic pass over a megabyte takes minutes. The limit leaves
+    // 10x headroom for two busy cores (500 ms was missed under load).
+    it(`redacts ${name} (${(text.length / 1e6).toFixed(1)} MB) in linear time`, () => {
       const start = performance.now();
       redact(text);
-      expect(performance.now() - start).toBeLessThan(500);
+      expect(performance.now() - start).toBeLessThan(3_000);
     });
   }
 });

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runWithContext, type RuntimeContext } from '../src/context.js';
 import { bucketObjectText } from '../src/tools/object-read.js';
+import { s3Registry } from '../src/packages/registries.js';
 import { getText } from '../src/packages/registry.js';
 import type { ToolExtras } from '../src/tools/define.js';
 import { s3Context } from './helpers/context.js';
@@ -34,7 +35,7 @@ describe('concurrent requests to different buckets', () => {
       const text =
         i % 2
           ? objectText({ isError: false, text: (await runWithContext(ctx, () => bucketObjectText.handler({ uri: `s3://${bucket}/same/key.txt`, max_bytes: 100, offset: 0 }, ctx, extras))).text ?? '', data: undefined, raw: { content: [] } }).content
-          : (await getText(ctx, bucket, 'same/key.txt'))?.text;
+          : (await getText(s3Registry(ctx, bucket), 'same/key.txt'))?.text;
       return { bucket, text };
     });
     for (const { bucket, text } of await Promise.all(reads)) expect(text).toBe(`from ${bucket}`);

@@ -25,6 +25,9 @@ import {
 import type { AuthService } from './service.js';
 import { registryCredentialProvider } from '../catalog/credentials.js';
 import { apiKeyRefusedHint } from './api-keys.js';
+import type { LocalAccess } from '../local/access.js';
+import { nativePlatform, parseLocalPath } from '../local/paths.js';
+import { ClientRoots, LocalRoots, type Root } from '../local/roots.js';
 
 const FALLBACK_REGION = 'us-east-1';
 
@@ -65,12 +68,40 @@ export class DesktopAuthService implements AuthService {
   private current: CurrentContext | undefined;
   private defaultChain: Promise<CredentialProvider> | undefined;
   private readonly cursorKey: CursorKey;
+  /** The client's MCP roots (stdio: transports/stdio.ts asks the client and keeps them current). */
+  readonly clientRoots = new ClientRoots(nativePlatform());
 
   constructor(
     private readonly config: Config,
     private readonly logger: Logger,
   ) {
     this.cursorKey = new CursorKey(config.cursorSecret);
+  }
+
+  /**
+   * quilt3's local registry (`default_local_registry`, default `<data dir>/packages`) and install
+   * location (`default_install_location`, else the local registry), both granted as roots, plus the
+   * configured roots and the client's.
+   */
+  private localAccess(files: Quilt3Files | undefined): LocalAccess {
+    const platform = nativePlatform();
+    const folder = (url: string | undefined, what: string): string | undefined => {
+      if (!url) return undefined;
+      try {
+        return parseLocalPath(url, platform);
+      } catch (err) {
+        this.logger.warning(`quilt3's ${what} is not a local folder; using the default`, { value: url, reason: (err as Error).message });
+        return undefined;
+      }
+    };
+    const registry = folder(files?.localRegistry, 'default_local_registry') ?? parseLocalPath(`${this.config.quilt.dataDir}/packages`, platform);
+    const installLocation = folder(files?.installLocation, 'default_install_location') ?? registry;
+    const fixed: Root[] = [
+      ...this.config.local.roots,
+      { path: registry, source: 'quilt3 local registry' },
+      ...(installLocation !== registry ? [{ path: installLocation, source: 'quilt3 install location' }] : []),
+    ];
+    return { registry, installLocation, roots: new LocalRoots(fixed, this.clientRoots, platform) };
   }
 
   async context(): Promise<RuntimeContext> {
@@ -225,6 +256,7 @@ export class DesktopAuthService implements AuthService {
       catalog,
       logger,
       allowedBuckets: undefined,
+      local: this.localAccess(files),
       cursors: cursorsFor(this.cursorKey, JSON.stringify(['desktop', user])),
       // AWS IAM decides in desktop mode: the person's own credentials are the boundary.
       authorize: () => {},

@@ -34,6 +34,9 @@ export interface Quilt3Files {
   region: string | undefined;
   /** Registries with a token in auth.json. */
   loggedIn: string[];
+  /** `default_local_registry` and `default_install_location` (URLs, usually file:///...). */
+  localRegistry: string | undefined;
+  installLocation: string | undefined;
 }
 
 const REFRESH_MARGIN_S = 60;
@@ -94,6 +97,8 @@ export async function readQuilt3Files(dir: string): Promise<Quilt3Files> {
     registryUrl: trimUrl(yamlConfig.registryUrl),
     region: typeof yamlConfig.region === 'string' ? yamlConfig.region : undefined,
     loggedIn,
+    localRegistry: trimUrl(yamlConfig.default_local_registry),
+    installLocation: trimUrl(yamlConfig.default_install_location),
   };
 }
 

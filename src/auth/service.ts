@@ -5,6 +5,7 @@
 import type { Config } from '../config.js';
 import type { AuthMode, RuntimeContext } from '../context.js';
 import type { Logger } from '../log.js';
+import type { ClientRoots } from '../local/roots.js';
 
 /** What a transport knows about the caller of one request. */
 export interface RequestAuth {
@@ -22,6 +23,8 @@ export interface AuthService {
    * server call out without limit.
    */
   needsLookup?(token: string): boolean;
+  /** Desktop mode: where the client's MCP roots are kept (a stdio transport asks the client for them). */
+  readonly clientRoots?: ClientRoots;
 }
 
 export async function createAuthService(config: Config, logger: Logger): Promise<AuthService> {

@@ -11,6 +11,14 @@ export function packageCatalogUrl(catalog: string, bucket: string, name: string,
 }
 
 export function quiltPlusUri(bucket: string, name: string, ref: { hash?: string | undefined; tag?: string | undefined; path?: string | undefined } = {}): string {
+  return quiltPlusOf(`s3://${bucket}`, name, ref);
+}
+
+/**
+ * The quilt+ URI of a package in any registry: `quilt+s3://bucket#...`, or for a local registry
+ * `quilt+file:///abs/dir#...` (the registry's file URI after "quilt+").
+ */
+export function quiltPlusOf(registryUri: string, name: string, ref: { hash?: string | undefined; tag?: string | undefined; path?: string | undefined } = {}): string {
   const at = ref.hash ? `@${ref.hash}` : ref.tag ? `:${ref.tag}` : '';
-  return `quilt+s3://${bucket}#package=${name}${at}${ref.path ? `&path=${encodePath(ref.path)}` : ''}`;
+  return `quilt+${registryUri}#package=${name}${at}${ref.path ? `&path=${encodePath(ref.path)}` : ''}`;
 }

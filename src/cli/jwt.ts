@@ -160,7 +160,9 @@ async function generate(config: Config, o: GenerateOptions): Promise<void> {
     ...(scope ? { scope } : {}),
     ...(level ? { level } : {}),
   };
-  const expiresAt = Math.floor(Date.now() / 1000) + expiresIn;
+  // One clock reading for both, so exp - iat is exactly the lifetime asked for.
+  const issuedAt = Math.floor(Date.now() / 1000);
+  const expiresAt = issuedAt + expiresIn;
   try {
     // The server's own claim rules: a token it would refuse is not signed.
     normalizeClaims({ ...claims, exp: expiresAt }, { rolesClaim: config.jwt.rolesClaim });
@@ -175,7 +177,7 @@ async function generate(config: Config, o: GenerateOptions): Promise<void> {
   const { SignJWT } = await import('jose');
   let jwt = new SignJWT(claims)
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT', ...(kid ? { kid } : {}) })
-    .setIssuedAt()
+    .setIssuedAt(issuedAt)
     // A unique id per token, as issued tokens carry; the server does not track ids (no replay list).
     .setJti(randomUUID())
     .setExpirationTime(expiresAt);

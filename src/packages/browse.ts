@@ -9,7 +9,7 @@ import type { ManifestEntry, ManifestHeader, RecordWithLine } from './manifest.j
 import { compareWalkOrder, isManifestEntry, PARSED_BYTES_PER_LINE_BYTE } from './manifest.js';
 import { compareCodePoints } from './pyjson.js';
 import { SmallestK } from './smallest.js';
-import { Turns } from '../turns.js';
+import { yieldIfBusy } from '../turns.js';
 
 export interface BrowseOptions {
   /** A directory ("a/b" or "a/b/") or one logical key; "" is the root. */
@@ -105,11 +105,10 @@ export async function browseManifest(batches: AsyncIterable<readonly RecordWithL
   // The page: the smallest names among the files kept and the folders (a package may have a million).
   const page = new SmallestK<BrowseItem>(opts.limit + 1, byName);
   for (const f of files.items) page.add(f);
-  const turns = new Turns();
   let n = 0;
   for (const [name, d] of dirs) {
     if (afterCursor(name)) page.add({ type: 'dir', name, ...d });
-    if ((++n & 4095) === 0) await turns.next();
+    if ((++n & 4095) === 0) await yieldIfBusy();
   }
   const items = page.items.slice(0, opts.limit);
   return { header, totalFiles, totalSize, count, items, more: page.items.length > opts.limit };

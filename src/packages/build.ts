@@ -1,26 +1,34 @@
 /**
  * Turning sources into manifest entries and pushing a revision. Each S3 source is hashed from S3's
  * own SHA-256 checksum when it has the right shape, else read exactly once through the chunked
- * hasher; text sources are uploaded next to the package (`<bucket>/<name>/<logical key>`, where
- * quilt3 push puts data), and so are S3 sources in copy mode (server-side copies). Nothing points at a revision until
- * its data and manifest are written, so a failure midway never leaves a half-written package.
+ * hasher; a local file is read once and hashed as it streams. Into an S3 registry, text sources
+ * and local files are uploaded next to the package (`<bucket>/<name>/<logical key>`, where quilt3
+ * push puts data), and so are S3 sources in copy mode (server-side copies); into a local registry,
+ * files are referenced where they are (as quilt3 build does) and text is stored by content in the
+ * registry. Nothing points at a revision until its data and manifest are written, so a failure
+ * midway never leaves a half-written package.
  */
 import type { Readable } from 'node:stream';
 import type { ListedObject } from '../aws/list.js';
 import { checkKey, formatS3Uri, type S3Location } from '../aws/s3-uri.js';
 import { withS3 } from '../aws/s3.js';
-import { KeyedMutex, mapS3 } from '../concurrency.js';
+import { KeyedMutex, mapLocal, mapS3 } from '../concurrency.js';
 import type { RuntimeContext } from '../context.js';
 import { ToolError, fromAwsError, toToolError } from '../errors.js';
 import { guessContentType } from '../content-type.js';
 import type { ToolExtras } from '../tools/define.js';
 import { chunkedHashOf, chunkedHashOfStream } from './chunked-hash.js';
+import { createHash } from 'node:crypto';
+import type { LocalFile } from '../local/folder.js';
+import { fileUriOf } from '../local/paths.js';
+import { hashFile } from '../local/hash-file.js';
+import { uploadFile } from './upload.js';
 import { copyObject, type CopyOptions } from './copy.js';
 import { chunkedHashFromS3, headSource, type SourceHead } from './s3-checksum.js';
 import { topHash, validateLogicalKey, type ManifestEntry, type ManifestHeader } from './manifest.js';
 import { formatPhysicalKey } from './physical-keys.js';
 import type { PyJson } from './pyjson.js';
-import { manifestKey, putBody, putManifest, putPointers, readFirstSecond, readPointer } from './registry.js';
+import { manifestKey, putBody, putManifest, putPointers, readFirstSecond, readPointer, type RegistryStore } from './registry.js';
 
 export type Source = { logicalKey: string; meta?: { [k: string]: PyJson } | undefined } & (
   | {
@@ -29,6 +37,8 @@ export type Source = { logicalKey: string; meta?: { [k: string]: PyJson } | unde
       listed?: ListedObject | undefined;
     }
   | { text: string }
+  /** A local file (desktop mode), its real path checked against the roots. */
+  | { file: Pick<LocalFile, 'path' | 'size'> }
 );
 
 /** quilt3 keeps an entry's user metadata under `user_meta` in the entry's `meta`. */
@@ -130,61 +140,117 @@ export interface MaterializeOptions {
 
 /** Entries for the sources: S3 objects read once and checksummed; text checksummed in memory. */
 export async function materialize(
-  ctx: RuntimeContext,
-  registry: string,
+  reg: RegistryStore,
   name: string,
   sources: readonly Source[],
   extras: Pick<ToolExtras, 'progress' | 'signal'>,
   options: MaterializeOptions = {},
 ): Promise<Materialized> {
+  const ctx = reg.ctx;
+  const registry = reg.bucket;
   const seen = new Set<string>();
   for (const s of sources) {
     validateLogicalKey(s.logicalKey);
     if (seen.has(s.logicalKey)) throw new ToolError('invalid_input', `The logical key "${s.logicalKey}" is given twice.`);
-    // Text (and, in copy mode, every source) is stored at <name>/<logical key>: refuse now what the
-    // S3 key guard would refuse mid-write.
-    if ('text' in s || options.copy) checkKey(`${name}/${s.logicalKey}`, 'text' in s ? 'Text entry key' : 'Copy destination key');
+    // Text, local files and, in copy mode, every source are stored at <name>/<logical key> of a
+    // bucket: refuse now what the S3 key guard would refuse mid-write.
+    if (registry !== undefined && ('text' in s || 'file' in s || options.copy)) checkKey(`${name}/${s.logicalKey}`, 'text' in s ? 'Text entry key' : 'Copy destination key');
     seen.add(s.logicalKey);
   }
-  if (options.copy) ctx.authorize(registry, 'write');
+  if (options.copy) {
+    if (registry === undefined) {
+      throw new ToolError(
+        'invalid_input',
+        `copy copies S3 sources into the registry's bucket; ${reg.id} is a local registry, which references files where they are (as quilt3 build does).`,
+        'Omit copy. To keep a copy of a package\'s files on this machine, use package_install.',
+      );
+    }
+    reg.authorize('write');
+  }
   const texts: { entry: ManifestEntry; body: Buffer }[] = [];
   const copies: { entry: ManifestEntry; src: S3Location; head: SourceHead }[] = [];
+  const uploads: { entry: ManifestEntry; path: string; size: number; chunks: Buffer[] }[] = [];
   let done = 0;
   const step = Math.max(1, Math.ceil(sources.length / 100));
-  const entries = await mapS3(sources, async (s) => {
-    if (extras.signal.aborted) throw cancelled();
-    let entry: ManifestEntry;
-    if ('s3' in s) {
-      try {
-        const { hash, head } = await hashS3Object(ctx, s.s3, extras.signal, s.listed);
-        const { size, versionId } = head;
-        const src = { ...s.s3, versionId };
-        entry = {
-          logical_key: s.logicalKey,
-          physical_keys: [formatPhysicalKey(src)],
-          size,
-          hash: { type: 'sha2-256-chunked', value: hash },
-          meta: entryMeta(s.meta),
-        };
-        // Already at its place in the registry (re-adding a copied file): nothing to copy.
-        if (options.copy && !(src.bucket === registry && src.key === `${name}/${s.logicalKey}`)) copies.push({ entry, src, head });
-      } catch (err) {
-        throw entryError(s.logicalKey, formatS3Uri(s.s3), err);
-      }
-    } else {
-      const body = Buffer.from(s.text, 'utf8');
-      entry = { logical_key: s.logicalKey, physical_keys: [], size: body.length, hash: { type: 'sha2-256-chunked', value: chunkedHashOf(body) }, meta: entryMeta(s.meta) };
-      texts.push({ entry, body });
-    }
+  const counted = async (entry: ManifestEntry) => {
     done++;
     // At most ~100 notifications, however many sources.
     if (done === sources.length || done % step === 0) await extras.progress(done, sources.length, `${done} of ${sources.length} entries`);
     return entry;
-  });
+  };
+  const remote = sources.filter((s) => !('file' in s));
+  const local = sources.filter((s): s is Source & { file: { path: string; size: number } } => 'file' in s);
+  const [remoteEntries, localEntries] = await Promise.all([
+    mapS3(remote, async (s) => {
+      if (extras.signal.aborted) throw cancelled();
+      let entry: ManifestEntry;
+      if ('s3' in s) {
+        try {
+          const { hash, head } = await hashS3Object(ctx, s.s3, extras.signal, s.listed);
+          const { size, versionId } = head;
+          const src = { ...s.s3, versionId };
+          entry = {
+            logical_key: s.logicalKey,
+            physical_keys: [formatPhysicalKey(src)],
+            size,
+            hash: { type: 'sha2-256-chunked', value: hash },
+            meta: entryMeta(s.meta),
+          };
+          // Already at its place in the registry (re-adding a copied file): nothing to copy.
+          if (options.copy && !(src.bucket === registry && src.key === `${name}/${s.logicalKey}`)) copies.push({ entry, src, head });
+        } catch (err) {
+          throw entryError(s.logicalKey, formatS3Uri(s.s3), err);
+        }
+      } else {
+        const body = Buffer.from((s as { text: string }).text, 'utf8');
+        entry = { logical_key: s.logicalKey, physical_keys: [], size: body.length, hash: { type: 'sha2-256-chunked', value: chunkedHashOf(body) }, meta: entryMeta(s.meta) };
+        texts.push({ entry, body });
+      }
+      return counted(entry);
+    }),
+    // Local files: read once each, a few at a time (the process's local I/O share, concurrency.ts).
+    mapLocal(local, async (s) => {
+      if (extras.signal.aborted) throw cancelled();
+      const { path, size } = s.file;
+      // Into a bucket the file is uploaded; the chunks' sha256s become the upload's checksums.
+      const chunks = registry !== undefined ? ([] as Buffer[]) : undefined;
+      let hash: string;
+      try {
+        hash = await hashFile(path, size, extras.signal, chunks);
+      } catch (err) {
+        throw entryError(s.logicalKey, path, err);
+      }
+      const entry: ManifestEntry = {
+        logical_key: s.logicalKey,
+        physical_keys: [fileUriOf(path)],
+        size,
+        hash: { type: 'sha2-256-chunked', value: hash },
+        meta: entryMeta(s.meta),
+      };
+      if (chunks) uploads.push({ entry, path, size, chunks });
+      return counted(entry);
+    }),
+  ]);
+  // In the order the sources were given.
+  const byKey = new Map([...remoteEntries, ...localEntries].map((e) => [e.logical_key, e]));
+  const entries = sources.map((s) => byKey.get(s.logicalKey)!);
   return {
     entries,
     async store() {
-      // Copies and text uploads all at once: they are independent of each other.
+      if (registry === undefined) {
+        // A local registry: text by content under .quilt/data/ (never replaced: the same name is the same bytes).
+        await mapLocal(texts, async ({ entry, body }) => {
+          const key = reg.dataKey(name, entry.logical_key, createHash('sha256').update(body).digest('hex'));
+          try {
+            await putBody(reg, key, body, guessContentType(key, true), { ifNoneMatch: '*' });
+          } catch (err) {
+            if (!(err instanceof ToolError && err.code === 'conflict')) throw entryError(entry.logical_key, 'its text', err);
+          }
+          entry.physical_keys = [reg.physicalKey(key)];
+        });
+        return;
+      }
+      // Copies, text and file uploads all at once: they are independent of each other.
       const writes: Array<() => Promise<void>> = [
         ...copies.map(({ entry, src, head }) => async () => {
           const key = `${name}/${entry.logical_key}`;
@@ -198,10 +264,19 @@ export async function materialize(
         ...texts.map(({ entry, body }) => async () => {
           const key = `${name}/${entry.logical_key}`;
           try {
-            const { versionId } = await putBody(ctx, registry, key, body, guessContentType(key, true));
+            const { versionId } = await putBody(reg, key, body, guessContentType(key, true));
             entry.physical_keys = [formatPhysicalKey({ bucket: registry, key, versionId })];
           } catch (err) {
             throw entryError(entry.logical_key, 'its text', err);
+          }
+        }),
+        ...uploads.map(({ entry, path, size, chunks }) => async () => {
+          const key = `${name}/${entry.logical_key}`;
+          try {
+            const { versionId } = await uploadFile(ctx, { path, size, chunks }, { bucket: registry, key }, extras.signal);
+            entry.physical_keys = [formatPhysicalKey({ bucket: registry, key, versionId })];
+          } catch (err) {
+            throw entryError(entry.logical_key, path, err);
           }
         }),
       ];
@@ -223,8 +298,8 @@ export interface Pushed {
 /** Serializes commits to one package within this process; other processes are held off by S3 conditional writes. */
 const commits = new KeyedMutex();
 
-export function withPackageLock<T>(bucket: string, name: string, fn: () => Promise<T>): Promise<T> {
-  return commits.run(`${bucket}/${name}`, fn);
+export function withPackageLock<T>(reg: RegistryStore, name: string, fn: () => Promise<T>): Promise<T> {
+  return commits.run(`${reg.uri}/${name}`, fn);
 }
 
 /** What `latest` held when the change was started: its hash and ETag, or null for a new package. */
@@ -236,30 +311,30 @@ export type Expected = { hash: string; etag?: string | undefined } | null;
  * reported, never silently overwritten. The re-read of `latest` here catches most races early; the
  * conditional write of `latest` in putPointers catches the rest, across processes.
  */
-export async function push(ctx: RuntimeContext, bucket: string, name: string, header: ManifestHeader, entries: ManifestEntry[], expected: Expected): Promise<Pushed> {
+export async function push(reg: RegistryStore, name: string, header: ManifestHeader, entries: ManifestEntry[], expected: Expected): Promise<Pushed> {
   const hash = topHash(header, entries);
-  return commitManifest(ctx, bucket, name, hash, () => putManifest(ctx, bucket, hash, header, entries), expected);
+  return commitManifest(reg, name, hash, () => putManifest(reg, hash, header, entries), expected);
 }
 
 /** push for a manifest already encoded under its top hash (see update.ts). */
-export async function pushEncoded(ctx: RuntimeContext, bucket: string, name: string, hash: string, body: Uint8Array, expected: Expected): Promise<Pushed> {
-  return commitManifest(ctx, bucket, name, hash, () => putBody(ctx, bucket, manifestKey(hash), body, 'application/jsonl'), expected);
+export async function pushEncoded(reg: RegistryStore, name: string, hash: string, body: Uint8Array, expected: Expected): Promise<Pushed> {
+  return commitManifest(reg, name, hash, () => putBody(reg, manifestKey(hash), body, 'application/jsonl'), expected);
 }
 
 /**
  * The commit, in three round trips: the manifest (with the read of this second's timestamp
  * pointer beside it), the timestamp pointer (with `latest` read again beside it), then `latest`.
  */
-async function commitManifest(ctx: RuntimeContext, bucket: string, name: string, hash: string, write: () => Promise<unknown>, expected: Expected): Promise<Pushed> {
-  const first = readFirstSecond(ctx, bucket, name);
+async function commitManifest(reg: RegistryStore, name: string, hash: string, write: () => Promise<unknown>, expected: Expected): Promise<Pushed> {
+  const bucket = reg.id;
+  const first = readFirstSecond(reg, name);
   await Promise.all([write(), first.taken]);
   const tag = await putPointers(
-    ctx,
-    bucket,
+    reg,
     name,
     hash,
     async () => {
-      const now = (await readPointer(ctx, bucket, name, 'latest', { deniedMeansAbsent: true })) ?? null;
+      const now = (await readPointer(reg, name, 'latest', { deniedMeansAbsent: true })) ?? null;
       if (now?.hash !== expected?.hash) {
         throw new ToolError(
           'conflict',

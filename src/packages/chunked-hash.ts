@@ -32,7 +32,14 @@ export class ChunkedHasher {
   private inChunk = 0;
   private seen = 0;
 
-  constructor(private readonly size: number) {
+  /**
+   * `chunks`, when given, receives each chunk's sha256 in order: the SHA-256 checksums of the parts
+   * of an S3 upload in chunk-sized parts, whose composite checksum is then this hash (upload.ts).
+   */
+  constructor(
+    private readonly size: number,
+    private readonly chunks?: Buffer[],
+  ) {
     if (!Number.isSafeInteger(size) || size < 0) throw new ToolError('invalid_input', `Object size ${size} is not a non-negative integer.`);
     this.chunkSize = chunkSizeFor(size);
   }
@@ -52,7 +59,9 @@ export class ChunkedHasher {
   }
 
   private closeChunk(): void {
-    this.outer.update(this.chunk.digest());
+    const digest = this.chunk.digest();
+    this.chunks?.push(digest);
+    this.outer.update(digest);
     this.chunk = createHash('sha256');
     this.inChunk = 0;
   }

@@ -10,7 +10,7 @@ import type { ManifestEntry, ManifestHeader, ManifestRecord } from './manifest.j
 import { compareWalkOrder, eachEntry } from './manifest.js';
 import { pyDumps, samePy } from './pyjson.js';
 import { SmallestK } from './smallest.js';
-import { Turns } from '../turns.js';
+import { yieldIfBusy } from '../turns.js';
 
 export type Change = 'content' | 'size' | 'meta' | 'location';
 
@@ -244,11 +244,10 @@ export async function diffManifestsInMemory(from: Records, to: Records, limit: n
     if (changes.length) list('modified', { logical_key: e.logical_key, from: was.side, to: now, changes });
     else counts.unchanged++;
   });
-  const turns = new Turns();
   let n = 0;
   for (const [logical_key, v] of old) {
     list('removed', { logical_key, from: unpack(v).side });
-    if ((++n & 4095) === 0) await turns.next();
+    if ((++n & 4095) === 0) await yieldIfBusy();
   }
   return {
     counts,

@@ -5,7 +5,7 @@
 import { isUtf8 } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
 import { ToolError } from '../errors.js';
-import { Turns } from '../turns.js';
+import { yieldIfBusy } from '../turns.js';
 import { compareCodePointsAt, fileKeys, parsePyJson, PyFloat, pyDumps, pyDumpsForFile, type PyJson } from './pyjson.js';
 
 export interface EntryHash {
@@ -426,6 +426,9 @@ export type RecordWithLine = readonly [ManifestRecord, Buffer, string];
 
 type Each = (rec: ManifestRecord, bytes: Buffer, text: string) => void;
 
+/** Bytes handled in one batch before the event loop may be given back (a manifest line is ~200). */
+const SLICE_BYTES = 16 * 1024;
+
 /** Lines at least this long are counted in the reader's memory (shorter ones are a chunk's worth at most). */
 const LONG_LINE_BYTES = 64 * 1024;
 
@@ -559,16 +562,19 @@ async function* splitManifest<T>(
       error = err;
     }
   };
-  const turns = new Turns();
   try {
     for await (const chunk of chunks) {
-      run(() => split.push(chunk, each));
-      if (out.length) yield out;
-      out = [];
-      if (failed) throw error;
-      // The batch was handled (while this generator waited at `yield`): let others run if that took a while.
-      const turn = turns.next();
-      if (turn) await turn;
+      // A chunk (up to 64 KiB from a socket, more when a stream buffered) in slices, each a batch:
+      // the event loop is given back between them once its work passes a few milliseconds.
+      for (let at = 0; at < chunk.length; at += SLICE_BYTES) {
+        run(() => split.push(at === 0 && chunk.length <= SLICE_BYTES ? chunk : chunk.subarray(at, at + SLICE_BYTES), each));
+        if (out.length) yield out;
+        out = [];
+        if (failed) throw error;
+        // The batch was handled (while this generator waited at `yield`): let others run if that took a while.
+        const turn = yieldIfBusy();
+        if (turn) await turn;
+      }
     }
     run(() => split.end(each));
     if (out.length) yield out;

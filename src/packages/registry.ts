@@ -1,29 +1,23 @@
 /**
- * The package registry layout in S3 (quilt-formats.md): pointers under
- * `.quilt/named_packages/<name>/` and manifests under `.quilt/packages/<top hash>`. Every call goes
- * through `withS3`, so the caller's permissions are checked before any AWS call.
+ * The package registry layout (quilt-formats.md): pointers under `.quilt/named_packages/<name>/` and
+ * manifests under `.quilt/packages/<top hash>`, in a bucket or a local folder (store.ts). Every
+ * request goes through the store, which checks the caller first (S3: `withS3`; local: the roots).
  */
-import type { Readable } from 'node:stream';
-import { listAll, type ListedObject } from '../aws/list.js';
-import { withS3 } from '../aws/s3.js';
-import type { BucketAction, RuntimeContext } from '../context.js';
-import { ToolError, deniedOrMissing, fromAwsError } from '../errors.js';
+import type { ListedObject } from '../aws/list.js';
+import type { BucketAction } from '../context.js';
+import { ToolError, deniedOrMissing } from '../errors.js';
 import { TOP_HASH, SHORT_HASH, parseTopHash } from './names.js';
 import { packageMemory } from '../memory.js';
 import { readManifest, readManifestBatches, readManifestLines, manifestLines, type ManifestEntry, type ManifestHeader, type ManifestRecord, type ReadMemory, type RecordWithLine } from './manifest.js';
+import { DENIED, type ListPackagesOptions, type ObjectText, type PackageListing, type RegistryStore, type WriteCondition } from './store.js';
+
+export type { ListedPackage, RegistryStore, WriteCondition } from './store.js';
 
 export const NAMED = '.quilt/named_packages/';
 export const MANIFESTS = '.quilt/packages/';
 
 export const pointerPrefix = (name: string) => `${NAMED}${name}/`;
 export const manifestKey = (hash: string) => `${MANIFESTS}${hash}`;
-
-interface ObjectText {
-  text: string;
-  lastModified?: Date | undefined;
-  etag?: string | undefined;
-  versionId?: string | undefined;
-}
 
 /**
  * Keys that most buckets do not have, read only to learn whether they exist: without
@@ -44,14 +38,6 @@ export interface GetTextOptions {
   limit?: { bytes: number; what: string };
 }
 
-const DENIED = Symbol('denied');
-
-/** S3's own 403 AccessDenied (not a refused signature or expired token, which are also 403). */
-function isPlainDenied(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e?.$metadata?.httpStatusCode === 403 && ['AccessDenied', 'Forbidden', '403', 'UnknownError'].includes(e.name ?? '');
-}
-
 /**
  * Pointers, workflow configs and their schemas are small. A bucket may hold anything under those
  * keys (in JWT mode, whatever its tenant wrote), so a larger object is refused, not read into memory.
@@ -60,252 +46,99 @@ export const MAX_SMALL_OBJECT_BYTES = 8 * 1024 * 1024;
 
 const SMALL_OBJECT = { bytes: MAX_SMALL_OBJECT_BYTES, what: 'a Quilt pointer, workflow config or schema' };
 
-const sizeText = (bytes: number) => (bytes >= 1024 * 1024 ? `${bytes / 1024 / 1024} MiB` : `${bytes / 1024} KiB`);
-
-/** The body as text, refused past the limit (declared or sent). */
-async function smallText(body: Readable | undefined, declared: number | undefined, where: string, limit = SMALL_OBJECT): Promise<string> {
-  const tooLarge = () =>
-    new ToolError(
-      'too_large',
-      `${where} is larger than the ${sizeText(limit.bytes)} ${limit.what} can be; it was not read.`,
-      'Check what wrote that object: Quilt writes these as small text files.',
-    );
-  if (!body) return '';
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    if ((declared ?? 0) > limit.bytes) throw tooLarge();
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > limit.bytes) throw tooLarge();
-      chunks.push(chunk);
-    }
-  } finally {
-    body.destroy();
-  }
-  // As the SDK's transformToString: a byte order mark is dropped, bad bytes become U+FFFD.
-  return new TextDecoder('utf-8').decode(Buffer.concat(chunks));
-}
-
-async function readText(ctx: RuntimeContext, bucket: string, key: string, signal?: AbortSignal, limit?: GetTextOptions['limit']): Promise<ObjectText | undefined | typeof DENIED> {
-  try {
-    return await withS3(ctx, { bucket, key, action: 'read', verb: 'read' }, async (client, { GetObjectCommand }) => {
-      try {
-        // Options only with a signal: any per-request options make the SDK resolve its middleware again.
-        const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), signal ? { abortSignal: signal } : undefined);
-        const text = await smallText(out.Body as Readable | undefined, out.ContentLength, `s3://${bucket}/${key}`, limit);
-        return { text, lastModified: out.LastModified, etag: out.ETag, versionId: out.VersionId };
-      } catch (err) {
-        if (isPlainDenied(err)) return DENIED;
-        throw err;
-      }
-    });
-  } catch (err) {
-    if (err instanceof ToolError && err.code === 'not_found') return undefined;
-    throw err;
-  }
-}
-
 /** A small object's text, or undefined when it does not exist. */
-export async function getText(ctx: RuntimeContext, bucket: string, key: string, signal?: AbortSignal, opts: GetTextOptions = {}): Promise<ObjectText | undefined> {
-  const got = await readText(ctx, bucket, key, signal ?? opts.signal, opts.limit);
+export async function getText(reg: RegistryStore, key: string, signal?: AbortSignal, opts: GetTextOptions = {}): Promise<ObjectText | undefined> {
+  const got = await reg.readText(key, signal ?? opts.signal, opts.limit ?? SMALL_OBJECT);
   if (got !== DENIED) return got;
   if (opts.deniedMeansAbsent ?? OPTIONAL_KEYS.has(key)) {
-    ctx.logger.debug('403 on a key expected to be missing: read as absent (no s3:ListBucket?)', { bucket, key });
+    reg.ctx.logger.debug('403 on a key expected to be missing: read as absent (no s3:ListBucket?)', { bucket: reg.id, key });
     return undefined;
   }
-  throw deniedOrMissing(`s3://${bucket}/${key}`, { action: 'read', bucket });
+  throw deniedOrMissing(`${reg.uri}/${key}`, { action: 'read', bucket: reg.id });
 }
 
-/** Preconditions for a write (S3 conditional writes): the key's current ETag, or that it is absent. */
-export type WriteCondition = { ifMatch: string } | { ifNoneMatch: '*' };
-
-const statusOf = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-
-/**
- * Writes an object; a failed precondition is a `conflict`: 412 (ETag changed, or the key exists
- * for If-None-Match), 409 (a concurrent conditional write) or 404 (If-Match on a key deleted meanwhile).
- */
-export async function putBody(
-  ctx: RuntimeContext,
-  bucket: string,
-  key: string,
-  body: string | Uint8Array,
-  contentType: string,
-  condition?: WriteCondition,
-): Promise<{ versionId?: string | undefined; etag?: string | undefined }> {
-  return withS3(ctx, { bucket, key, action: 'write', verb: 'write' }, async (client, { PutObjectCommand }) => {
-    try {
-      const out = await client.send(
-        new PutObjectCommand({
-          Bucket: bucket,
-          Key: key,
-          Body: body,
-          ContentType: contentType,
-          ...(condition && 'ifMatch' in condition ? { IfMatch: condition.ifMatch } : {}),
-          ...(condition && 'ifNoneMatch' in condition ? { IfNoneMatch: condition.ifNoneMatch } : {}),
-        }),
-      );
-      return { versionId: out.VersionId, etag: out.ETag };
-    } catch (err) {
-      const status = statusOf(err);
-      if (condition && (status === 412 || status === 409 || (status === 404 && 'ifMatch' in condition))) {
-        throw new ToolError('conflict', `s3://${bucket}/${key} was changed by someone else at the same moment.`);
-      }
-      throw err;
-    }
-  });
+/** Writes an object; a failed precondition is a `conflict` (see the stores). */
+export function putBody(reg: RegistryStore, key: string, body: string | Uint8Array, contentType: string, condition?: WriteCondition) {
+  return reg.put(key, body, contentType, condition);
 }
 
 /**
  * Deletes an object. With `ifMatch`, only if its ETag is still that one (S3 conditional delete):
  * another ETag is a `conflict`; a key already gone returns false.
  */
-export async function deleteKey(ctx: RuntimeContext, bucket: string, key: string, ifMatch?: string): Promise<boolean> {
-  return withS3(ctx, { bucket, key, action: 'delete', verb: 'delete' }, async (client, { DeleteObjectCommand }) => {
-    try {
-      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, ...(ifMatch ? { IfMatch: ifMatch } : {}) }));
-      return true;
-    } catch (err) {
-      const status = statusOf(err);
-      if (ifMatch && status === 404) return false;
-      if (ifMatch && (status === 412 || status === 409)) {
-        throw new ToolError('conflict', `s3://${bucket}/${key} was changed by someone else at the same moment.`);
-      }
-      throw err;
-    }
-  });
+export function deleteKey(reg: RegistryStore, key: string, ifMatch?: string): Promise<boolean> {
+  return reg.remove(key, ifMatch);
 }
 
 export type ListedKey = ListedObject;
 
-/** Every key under a prefix (sub-prefixes listed concurrently, see aws/list.ts), optionally stopping after `max` keys. */
+/** Every key under a prefix (S3: sub-prefixes listed concurrently, see aws/list.ts), optionally stopping after `max` keys. */
 export async function listKeys(
-  ctx: RuntimeContext,
-  bucket: string,
+  reg: RegistryStore,
   prefix: string,
   { max, action = 'list' as BucketAction, signal }: { max?: number; action?: BucketAction; signal?: AbortSignal | undefined } = {},
 ): Promise<{ keys: ListedKey[]; truncated: boolean }> {
-  return listAll(ctx, bucket, prefix, { max, action, signal });
+  return reg.list(prefix, { max, action, signal });
 }
-
-export interface ListedPackage {
-  name: string;
-  /** When `latest` was last written. */
-  modified?: Date | undefined;
-  /** Timestamp pointers. */
-  revisions: number;
-  /** The last pointer key listed for it: a listing that goes on starts after it. */
-  lastKey: string;
-}
-
-/** Pointer keys `<user>/<name>/<tag>` under NAMED. */
-const POINTER = /^([^/]+\/[^/]+)\/([^/]+)$/;
 
 /**
- * The packages of a registry (those with a `latest` pointer), from a listing of their pointers, in
- * the order S3 lists keys (by name followed by "/", code point by code point). A package's pointers
- * are listed together, so the listing is aggregated as it goes and memory holds the packages
- * returned, never the registry's pointer keys: at most `limit` packages after the key `startAfter`
- * (`more`: others follow), stopping after `max` keys (`truncated`).
+ * The packages of a registry (those with a `latest` pointer), from a listing of their pointers in
+ * key order, aggregated as it goes: at most `limit` packages after the key `startAfter` (`more`:
+ * others follow), stopping after `max` keys (`truncated`).
  */
-export async function listPackages(
-  ctx: RuntimeContext,
-  bucket: string,
-  { prefix = '', max = Infinity, limit = Infinity, startAfter, signal }: { prefix?: string; max?: number; limit?: number; startAfter?: string | undefined; signal?: AbortSignal | undefined } = {},
-): Promise<{ packages: ListedPackage[]; scanned: number; truncated: boolean; more: boolean }> {
-  const scan = `${NAMED}${prefix}`;
-  return withS3(ctx, { bucket, key: scan, action: 'list', verb: 'list the objects of' }, async (client, { ListObjectsV2Command }) => {
-    const found: ListedPackage[] = [];
-    let current: ListedPackage | undefined;
-    let scanned = 0;
-    const close = () => {
-      if (current?.modified) found.push(current);
-      current = undefined;
-    };
-    const done = (truncated: boolean) => ({ packages: found.slice(0, limit), scanned, truncated, more: found.length > limit });
-    let token: string | undefined;
-    do {
-      const out = await client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: scan, ContinuationToken: token, StartAfter: token ? undefined : startAfter, MaxKeys: 1000 }),
-        signal ? { abortSignal: signal } : undefined,
-      );
-      for (const o of out.Contents ?? []) {
-        if (o.Key === undefined) continue;
-        if (scanned >= max) {
-          close();
-          return done(true);
-        }
-        scanned++;
-        const m = POINTER.exec(o.Key.slice(NAMED.length));
-        if (!m) continue;
-        const [, name = '', tag = ''] = m;
-        if (current?.name !== name) {
-          close();
-          // One package past the page says that more follow.
-          if (found.length > limit) return done(false);
-          current = { name, revisions: 0, lastKey: o.Key };
-        }
-        current.lastKey = o.Key;
-        if (tag === 'latest') current.modified = o.LastModified;
-        else if (/^\d+$/.test(tag)) current.revisions++;
-      }
-      token = out.IsTruncated ? out.NextContinuationToken : undefined;
-    } while (token);
-    close();
-    return done(false);
-  });
+export function listPackages(reg: RegistryStore, opts: ListPackagesOptions = {}): Promise<PackageListing> {
+  return reg.listPackages(opts);
 }
 
 /**
  * The hash a pointer holds (and the pointer's ETag), or undefined when it does not exist. A 403
  * is "absent" only with `deniedMeansAbsent`; otherwise it is an error that says it may be either.
  */
-export async function readPointer(ctx: RuntimeContext, bucket: string, name: string, tag: string, signalOrOpts: AbortSignal | GetTextOptions = {}) {
+export async function readPointer(reg: RegistryStore, name: string, tag: string, signalOrOpts: AbortSignal | GetTextOptions = {}) {
   const opts: GetTextOptions = signalOrOpts instanceof AbortSignal ? { signal: signalOrOpts } : signalOrOpts;
   const key = `${pointerPrefix(name)}${tag}`;
-  const obj = await readText(ctx, bucket, key, opts.signal);
+  const obj = await reg.readText(key, opts.signal, SMALL_OBJECT);
   if (obj === DENIED) {
     if (opts.deniedMeansAbsent) {
-      ctx.logger.debug('403 on a pointer expected to be missing: read as absent (no s3:ListBucket?)', { bucket, key });
+      reg.ctx.logger.debug('403 on a pointer expected to be missing: read as absent (no s3:ListBucket?)', { bucket: reg.id, key });
       return undefined;
     }
     throw new ToolError(
       'access_denied',
-      `Access denied, or package ${name} has no "${tag}" pointer in ${bucket}: without s3:ListBucket on the bucket S3 answers 403 for both.`,
-      `Check the package name and bucket (package_list needs s3:ListBucket); if it exists, ask an administrator for s3:GetObject on s3://${bucket}/${NAMED}*.`,
+      `Access denied, or package ${name} has no "${tag}" pointer in ${reg.id}: without s3:ListBucket on the bucket S3 answers 403 for both.`,
+      `Check the package name and bucket (package_list needs s3:ListBucket); if it exists, ask an administrator for s3:GetObject on ${reg.uri}/${NAMED}*.`,
     );
   }
   if (!obj) return undefined;
   const hash = obj.text.trim();
   if (!TOP_HASH.test(hash)) {
-    throw new ToolError('upstream_error', `The pointer ${name}:${tag} in ${bucket} does not hold a top hash.`);
+    throw new ToolError('upstream_error', `The pointer ${name}:${tag} in ${reg.id} does not hold a top hash.`);
   }
   return { hash, etag: obj.etag };
 }
 
 /** The top hash of `latest` (default), a timestamp tag, a full top hash or a unique hash prefix. */
-export async function resolveRevision(ctx: RuntimeContext, bucket: string, name: string, ref = 'latest'): Promise<string> {
+export async function resolveRevision(reg: RegistryStore, name: string, ref = 'latest'): Promise<string> {
   const r = ref.trim();
   if (TOP_HASH.test(r)) return r;
   if (SHORT_HASH.test(r) && !/^\d+$/.test(r)) {
-    const { keys } = await listKeys(ctx, bucket, `${MANIFESTS}${r}`, { max: 2, action: 'read' });
+    const { keys } = await listKeys(reg, `${MANIFESTS}${r}`, { max: 2, action: 'read' });
     if (keys.length === 1) return parseTopHash(keys[0]!.key.slice(MANIFESTS.length));
     throw new ToolError(
       'not_found',
-      keys.length ? `The hash prefix "${r}" matches several revisions in ${bucket}.` : `No revision in ${bucket} has a hash starting "${r}".`,
-      keys.length ? 'Give more digits of the hash.' : `package_revisions(bucket="${bucket}", name="${name}") lists the revisions and their hashes.`,
+      keys.length ? `The hash prefix "${r}" matches several revisions in ${reg.id}.` : `No revision in ${reg.id} has a hash starting "${r}".`,
+      keys.length ? 'Give more digits of the hash.' : `package_list(bucket="${reg.id}", name="${name}") lists the revisions and their hashes.`,
     );
   }
   if (!/^(latest|\d+)$/.test(r)) {
     throw new ToolError('invalid_input', `"${ref}" is neither a top hash nor a tag ("latest" or a unix timestamp).`);
   }
-  const p = await readPointer(ctx, bucket, name, r);
+  const p = await readPointer(reg, name, r);
   if (!p) {
     throw new ToolError(
       'not_found',
-      r === 'latest' ? `Package ${name} does not exist in ${bucket}.` : `Package ${name} has no revision tagged ${r} in ${bucket}.`,
-      r === 'latest' ? `See the packages of the bucket with package_list(bucket="${bucket}").` : `package_revisions(bucket="${bucket}", name="${name}") lists its revisions and their tags.`,
+      r === 'latest' ? `Package ${name} does not exist in ${reg.id}.` : `Package ${name} has no revision tagged ${r} in ${reg.id}.`,
+      r === 'latest' ? `See the packages of the bucket with package_list(bucket="${reg.id}").` : `package_list(bucket="${reg.id}", name="${name}") lists its revisions and their tags.`,
     );
   }
   return p.hash;
@@ -315,18 +148,18 @@ export async function resolveRevision(ctx: RuntimeContext, bucket: string, name:
  * Streams a manifest: the header first, then its entries. S3 failures while streaming become the
  * same ToolErrors as failures at the start.
  */
-export function streamManifest(ctx: RuntimeContext, bucket: string, hash: string, opts: StreamOptions = {}): AsyncGenerator<ManifestRecord> {
-  return streamWith(ctx, bucket, hash, opts, readManifest);
+export function streamManifest(reg: RegistryStore, hash: string, opts: StreamOptions = {}): AsyncGenerator<ManifestRecord> {
+  return streamWith(reg, hash, opts, readManifest);
 }
 
 /** streamManifest in batches (see readManifestBatches). */
-export function streamManifestBatches(ctx: RuntimeContext, bucket: string, hash: string, opts: StreamOptions = {}): AsyncGenerator<ManifestRecord[]> {
-  return streamWith(ctx, bucket, hash, opts, readManifestBatches);
+export function streamManifestBatches(reg: RegistryStore, hash: string, opts: StreamOptions = {}): AsyncGenerator<ManifestRecord[]> {
+  return streamWith(reg, hash, opts, readManifestBatches);
 }
 
 /** streamManifest in batches, with each record's line as read (package_update copies unchanged lines). */
-export function streamManifestLines(ctx: RuntimeContext, bucket: string, hash: string, opts: StreamOptions = {}): AsyncGenerator<RecordWithLine[]> {
-  return streamWith(ctx, bucket, hash, opts, readManifestLines);
+export function streamManifestLines(reg: RegistryStore, hash: string, opts: StreamOptions = {}): AsyncGenerator<RecordWithLine[]> {
+  return streamWith(reg, hash, opts, readManifestLines);
 }
 
 interface StreamOptions {
@@ -335,25 +168,21 @@ interface StreamOptions {
 }
 
 async function* streamWith<T>(
-  ctx: RuntimeContext,
-  bucket: string,
+  reg: RegistryStore,
   hash: string,
   opts: StreamOptions,
   read: (body: AsyncIterable<Uint8Array>, memory: ReadMemory) => AsyncGenerator<T>,
 ): AsyncGenerator<T> {
   const key = manifestKey(hash);
-  const { body, size } = await withS3(ctx, { bucket, key, action: 'read', verb: 'read the package manifest' }, async (client, { GetObjectCommand }) => {
-    const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return { body: out.Body as Readable, size: out.ContentLength };
-  }).catch((err: unknown) => {
+  const { body, size } = await reg.open(key, 'read the package manifest').catch((err: unknown) => {
     if (err instanceof ToolError && err.code === 'not_found') {
-      throw new ToolError('not_found', `There is no package revision ${hash} in ${bucket} (no manifest at ${key}).`, 'Check the hash; package_browse without hash_or_tag shows the latest revision.');
+      throw new ToolError('not_found', `There is no package revision ${hash} in ${reg.id} (no manifest at ${key}).`, 'Check the hash; package_browse without hash_or_tag shows the latest revision.');
     }
     throw err;
   });
   // Long lines being read count against the process's memory for package data (memory.ts).
   const lease = packageMemory.lease({
-    what: `Reading the manifest of revision ${hash.slice(0, 12)} in ${bucket}`,
+    what: `Reading the manifest of revision ${hash.slice(0, 12)} in ${reg.id}`,
     tooLargeHint: 'The manifest has lines far longer than quilt3 writes; check what wrote it.',
   });
   try {
@@ -362,7 +191,7 @@ async function* streamWith<T>(
     yield* read(body, lease);
   } catch (err) {
     if (err instanceof ToolError) throw err;
-    throw fromAwsError(err, { action: 'read the package manifest', bucket, key });
+    throw reg.readError(err, 'read the package manifest', key);
   } finally {
     body.destroy();
     lease.release();
@@ -370,25 +199,25 @@ async function* streamWith<T>(
 }
 
 /** A manifest's header alone: the read stops after its first line. */
-export async function readManifestHeader(ctx: RuntimeContext, bucket: string, hash: string): Promise<ManifestHeader> {
-  for await (const rec of streamManifest(ctx, bucket, hash)) return rec as ManifestHeader;
-  throw new ToolError('upstream_error', `The manifest of revision ${hash} in ${bucket} is empty.`);
+export async function readManifestHeader(reg: RegistryStore, hash: string): Promise<ManifestHeader> {
+  for await (const rec of streamManifest(reg, hash)) return rec as ManifestHeader;
+  throw new ToolError('upstream_error', `The manifest of revision ${hash} in ${reg.id} is empty.`);
 }
 
 /** Header and all entries of a manifest (package_update's fallback for a manifest out of walk order). */
-export async function loadManifest(ctx: RuntimeContext, bucket: string, hash: string, opts: StreamOptions = {}) {
+export async function loadManifest(reg: RegistryStore, hash: string, opts: StreamOptions = {}) {
   let header: ManifestHeader | undefined;
   const entries: ManifestEntry[] = [];
-  for await (const rec of streamManifest(ctx, bucket, hash, opts)) {
+  for await (const rec of streamManifest(reg, hash, opts)) {
     if (!header) header = rec as ManifestHeader;
     else entries.push(rec as ManifestEntry);
   }
-  if (!header) throw new ToolError('upstream_error', `The manifest of revision ${hash} in ${bucket} is empty.`);
+  if (!header) throw new ToolError('upstream_error', `The manifest of revision ${hash} in ${reg.id} is empty.`);
   return { header, entries };
 }
 
 /** Writes a manifest under its top hash. */
-export async function putManifest(ctx: RuntimeContext, bucket: string, hash: string, header: ManifestHeader, entries: ManifestEntry[]) {
+export async function putManifest(reg: RegistryStore, hash: string, header: ManifestHeader, entries: ManifestEntry[]) {
   // Encoded in ~1 MiB pieces, so a 100,000-entry manifest is never also held as one large string.
   const pieces: Buffer[] = [];
   let text = '';
@@ -402,7 +231,7 @@ export async function putManifest(ctx: RuntimeContext, bucket: string, hash: str
   pieces.push(Buffer.from(text, 'utf8'));
   const body = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
   pieces.length = 0;
-  await putBody(ctx, bucket, manifestKey(hash), body, 'application/jsonl');
+  await putBody(reg, manifestKey(hash), body, 'application/jsonl');
 }
 
 /** How many seconds after now a revision's timestamp pointer may be placed before giving up. */
@@ -418,9 +247,9 @@ export interface FirstSecond {
  * Reads the timestamp pointer of this second. Issued alongside the manifest's upload, it saves
  * claimTimestamp a round trip; nothing it reads can name the new revision before the upload ends.
  */
-export function readFirstSecond(ctx: RuntimeContext, bucket: string, name: string): FirstSecond {
+export function readFirstSecond(reg: RegistryStore, name: string): FirstSecond {
   const seconds = Math.floor(Date.now() / 1000);
-  return { seconds, taken: readPointer(ctx, bucket, name, String(seconds), { deniedMeansAbsent: true }) };
+  return { seconds, taken: readPointer(reg, name, String(seconds), { deniedMeansAbsent: true }) };
 }
 
 /**
@@ -430,8 +259,7 @@ export function readFirstSecond(ctx: RuntimeContext, bucket: string, name: strin
  * hash is this revision's. Returns the tag, and the ETag when this call created it.
  */
 async function claimTimestamp(
-  ctx: RuntimeContext,
-  bucket: string,
+  reg: RegistryStore,
   name: string,
   hash: string,
   first: FirstSecond,
@@ -440,21 +268,21 @@ async function claimTimestamp(
     const tag = String(seconds);
     // Read first: it skips taken seconds cheaply, and keeps stores that ignore If-None-Match
     // (some S3-compatible ones) from overwriting a pointer written before this commit started.
-    let taken = seconds === first.seconds ? await first.taken : await readPointer(ctx, bucket, name, tag, { deniedMeansAbsent: true });
+    let taken = seconds === first.seconds ? await first.taken : await readPointer(reg, name, tag, { deniedMeansAbsent: true });
     if (!taken) {
       try {
-        const { etag } = await putBody(ctx, bucket, `${pointerPrefix(name)}${tag}`, hash, 'text/plain', { ifNoneMatch: '*' });
+        const { etag } = await putBody(reg, `${pointerPrefix(name)}${tag}`, hash, 'text/plain', { ifNoneMatch: '*' });
         return { tag, etag, created: true };
       } catch (err) {
         if (!(err instanceof ToolError && err.code === 'conflict')) throw err;
       }
-      taken = await readPointer(ctx, bucket, name, tag, { deniedMeansAbsent: true });
+      taken = await readPointer(reg, name, tag, { deniedMeansAbsent: true });
     }
     if (taken?.hash === hash) return { tag, created: false };
   }
   throw new ToolError(
     'conflict',
-    `Package ${name} in ${bucket} has revisions at every second from ${first.seconds} to ${first.seconds + MAX_TAG_TRIES - 1}, so this revision got no timestamp pointer; latest was not changed.`,
+    `Package ${name} in ${reg.id} has revisions at every second from ${first.seconds} to ${first.seconds + MAX_TAG_TRIES - 1}, so this revision got no timestamp pointer; latest was not changed.`,
     'Wait a minute and retry (its manifest is written; retrying reuses it).',
   );
 }
@@ -468,20 +296,19 @@ async function claimTimestamp(
  * created and reports why.
  */
 export async function putPointers(
-  ctx: RuntimeContext,
-  bucket: string,
+  reg: RegistryStore,
   name: string,
   hash: string,
   check: () => Promise<WriteCondition | undefined>,
-  first: FirstSecond = readFirstSecond(ctx, bucket, name),
+  first: FirstSecond = readFirstSecond(reg, name),
 ) {
-  const [claim, checked] = await Promise.allSettled([claimTimestamp(ctx, bucket, name, hash, first), check()]);
+  const [claim, checked] = await Promise.allSettled([claimTimestamp(reg, name, hash, first), check()]);
   if (claim.status === 'rejected') throw claim.reason;
   const claimed = claim.value;
   /** Removes the timestamp pointer this call created (only while unchanged); says so when it could not. */
   const withdraw = async (): Promise<string> => {
     if (!claimed.created) return '';
-    return deleteKey(ctx, bucket, `${pointerPrefix(name)}${claimed.tag}`, claimed.etag).then(
+    return deleteKey(reg, `${pointerPrefix(name)}${claimed.tag}`, claimed.etag).then(
       () => '',
       (e: unknown) => ` Its timestamp pointer ${name}:${claimed.tag} could not be removed (${(e as Error).message}); it names a complete revision that is not latest.`,
     );
@@ -491,11 +318,11 @@ export async function putPointers(
   if (checked.status === 'rejected') throw withLeftover(checked.reason, await withdraw());
   const latestKey = `${pointerPrefix(name)}latest`;
   try {
-    await putBody(ctx, bucket, latestKey, hash, 'text/plain', checked.value);
+    await putBody(reg, latestKey, hash, 'text/plain', checked.value);
   } catch (err) {
     // The write may have landed with its answer lost (a reset connection): the SDK's retry of it is
     // then refused (412), or the call ends on the network error. `latest` read again tells.
-    if (await pointsAt(ctx, bucket, name, 'latest', hash)) return claimed.tag;
+    if (await pointsAt(reg, name, 'latest', hash)) return claimed.tag;
     // After a definite refusal `latest` was not written, so the new timestamp pointer is withdrawn;
     // after a network failure or 5xx it may have been, and the pointer stays.
     const refused = err instanceof ToolError && REFUSALS.has(err.code);
@@ -503,7 +330,7 @@ export async function putPointers(
     if (!(err instanceof ToolError && err.code === 'conflict')) throw withLeftover(err, leftover);
     throw new ToolError(
       'conflict',
-      `Package ${name} in ${bucket} was changed by someone else at the same moment (latest moved); this revision was not committed.${leftover}`,
+      `Package ${name} in ${reg.id} was changed by someone else at the same moment (latest moved); this revision was not committed.${leftover}`,
       'Browse the new latest revision, apply your change on top of it and retry.',
     );
   }
@@ -511,12 +338,12 @@ export async function putPointers(
 }
 
 /** Whether a pointer holds `hash` now (false when it cannot be read either). */
-export async function pointsAt(ctx: RuntimeContext, bucket: string, name: string, tag: string, hash: string): Promise<boolean> {
-  return readPointer(ctx, bucket, name, tag, { deniedMeansAbsent: true }).then(
+export async function pointsAt(reg: RegistryStore, name: string, tag: string, hash: string): Promise<boolean> {
+  return readPointer(reg, name, tag, { deniedMeansAbsent: true }).then(
     (p) => p?.hash === hash,
     () => false,
   );
 }
 
-/** Errors that mean S3 refused a write (it did not happen), unlike a network failure or a 5xx. */
+/** Errors that mean the store refused a write (it did not happen), unlike a network failure or a 5xx. */
 const REFUSALS = new Set(['conflict', 'access_denied', 'credentials_expired', 'not_found', 'invalid_input', 'too_large']);

@@ -4,9 +4,8 @@
  * revision committed between two pages never shifts the next one.
  */
 import { mapBounded } from '../concurrency.js';
-import type { RuntimeContext } from '../context.js';
 import { ToolError } from '../errors.js';
-import { listKeys, pointerPrefix, readManifestHeader, readPointer } from './registry.js';
+import { listKeys, pointerPrefix, readManifestHeader, readPointer, type RegistryStore } from './registry.js';
 
 /**
  * Pointer keys read per listing (S3 lists them oldest first: a package with more is listed, and said
@@ -37,15 +36,15 @@ export interface RevisionPage {
 }
 
 export async function listRevisions(
-  ctx: RuntimeContext,
-  bucket: string,
+  reg: RegistryStore,
   name: string,
   { limit, before, signal }: { limit: number; before?: string | undefined; signal?: AbortSignal | undefined },
 ): Promise<RevisionPage> {
+  const bucket = reg.id;
   const prefix = pointerPrefix(name);
   const [{ keys, truncated }, latest] = await Promise.all([
-    listKeys(ctx, bucket, prefix, { max: MAX_POINTER_KEYS, signal }),
-    readPointer(ctx, bucket, name, 'latest', signal ? { signal } : {}),
+    listKeys(reg, prefix, { max: MAX_POINTER_KEYS, signal }),
+    readPointer(reg, name, 'latest', signal ? { signal } : {}),
   ]);
   const tags = keys
     .map((k) => k.key.slice(prefix.length))
@@ -57,11 +56,11 @@ export async function listRevisions(
   const after = before === undefined ? tags : tags.filter((t) => Number(t) < Number(before));
   const page = after.slice(0, limit);
   const revisions = await mapBounded(page, 8, async (tag): Promise<Revision | undefined> => {
-    const pointer = await readPointer(ctx, bucket, name, tag, signal ? { signal } : {});
+    const pointer = await readPointer(reg, name, tag, signal ? { signal } : {});
     if (!pointer) return undefined; // deleted meanwhile
     const r: Revision = { tag, time: new Date(Number(tag) * 1000).toISOString(), top_hash: pointer.hash, latest: pointer.hash === latest?.hash };
     try {
-      const header = await readManifestHeader(ctx, bucket, pointer.hash);
+      const header = await readManifestHeader(reg, pointer.hash);
       r.message = typeof header.message === 'string' || header.message === null ? header.message : undefined;
     } catch (err) {
       if (!(err instanceof ToolError) || err.code === 'access_denied' || err.code === 'credentials_expired') throw err;

@@ -21,14 +21,18 @@ import {
   type ManifestRecord,
   type RecordWithLine,
 } from './manifest.js';
-import type { RuntimeContext } from '../context.js';
 import { callSignal } from '../call-scope.js';
 import { ToolError } from '../errors.js';
 import { packageMemory } from '../memory.js';
 import { manifestWorkSlots } from './manifest-work.js';
-import { sortInTurns } from '../turns.js';
+import { sortInTurns, yieldIfBusy } from '../turns.js';
 import type { ReadMemory } from './manifest.js';
-import { loadManifest, readManifestHeader, streamManifestLines } from './registry.js';
+import { loadManifest, readManifestHeader, streamManifestLines, type RegistryStore } from './registry.js';
+
+/** Entries held in memory, as the batches mergeManifest reads (so it gives the event loop back between them). */
+function* inBatches<T>(items: readonly T[], size = 1024): Generator<readonly T[]> {
+  for (let at = 0; at < items.length; at += size) yield items.slice(at, at + size);
+}
 
 /** The base manifest is not in strict walk order (not written by quilt3); see mergeManifest's `sorted`. */
 export class BaseNotInWalkOrder extends Error {
@@ -96,6 +100,10 @@ export interface MergedRevision {
 }
 
 const BATCH = 1 << 16;
+/** Room left in the buffer below which it grows between batches (a batch writes far less). */
+const GROW_AHEAD = 4 << 20;
+/** Bytes copied at once while growing. */
+const GROW_PIECE = 1 << 20;
 
 /**
  * The new manifest's bytes in one buffer, written as the pass goes, with the added entries' lines
@@ -143,6 +151,27 @@ class ManifestBuffer {
     const room = (this.buf?.length ?? 0) - this.used;
     const buf = this.reserve(this.used + (text.length * 3 <= room ? 0 : Buffer.byteLength(text, 'utf8')));
     this.used += buf.write(text, this.used, 'utf8');
+  }
+
+  /**
+   * Between batches: when the buffer is nearly full, grows it ahead of need, copying in pieces and
+   * giving the event loop back between them (growing a 100 MiB buffer at once touches 150 MiB of new
+   * memory, a pause of a second on slow machines). Nothing writes while it runs: the merge awaits it.
+   */
+  async keepRoom(): Promise<void> {
+    this.flush();
+    const buf = this.buf;
+    if (!buf || buf.length - this.used > GROW_AHEAD) return;
+    const grown = Math.ceil(buf.length * 1.5);
+    this.memory(buf.length + grown);
+    const next = Buffer.allocUnsafe(grown);
+    for (let at = 0; at < this.used; at += GROW_PIECE) {
+      buf.copy(next, at, at, Math.min(this.used, at + GROW_PIECE));
+      const turn = yieldIfBusy();
+      if (turn) await turn;
+    }
+    this.buf = next;
+    this.memory(grown);
   }
 
   /** The buffer, with room for `size` bytes in all. */
@@ -252,6 +281,10 @@ export async function mergeManifest(
       if (bytes && isEntryLineOf(rec, text!)) out.writeLine(bytes);
       else out.write(entryLine(rec));
     }
+    // Hashing and encoding is the event loop's work: give it back now and then, and grow between batches.
+    const turn = yieldIfBusy();
+    if (turn) await turn;
+    await out.keepRoom();
   }
   while (next < adds.length) emitAdded(adds[next++]!);
   const hash = hasher.digest();
@@ -286,32 +319,39 @@ export interface StoredBase {
 }
 
 /**
- * Opens the stored revision `hash` of `name` in `bucket` for mergeManifest. It takes a slot of the
- * caller's for manifest work (manifest-work.ts) and counts what the merge holds in the process's
- * memory for package data (memory.ts): the new manifest's bytes (the base's length before the base
+ * Opens the stored revision `hash` of `name` in `bucket` for mergeManifest. Streaming the base takes
+ * a slot of the caller's for manifest work (manifest-work.ts), and what the merge holds counts in the
+ * process's memory for package data (memory.ts): the new manifest's bytes (the base's length before the base
  * is read, then the buffer as allocated, growth included) and, for a base out of walk order, its
  * loaded entries; both are held until `release` (after the upload). With `hold`, one GET gives the
  * header now and the entries at the merge, kept open in between (for callers whose work in between
  * does no I/O: one round trip less); without, the header is read now (its first line only) and the
  * base again at the merge.
  */
-export async function openStored(ctx: RuntimeContext, bucket: string, name: string, hash: string, { hold }: { hold: boolean }): Promise<StoredBase> {
+export async function openStored(reg: RegistryStore, name: string, hash: string, { hold }: { hold: boolean }): Promise<StoredBase> {
+  const ctx = reg.ctx;
+  const bucket = reg.id;
   const lease = () =>
     packageMemory.lease({
       what: `Updating ${name}@${hash.slice(0, 12)}`,
       tooLargeHint: 'package_update rewrites a whole manifest in memory: update a package this large with quilt3 on a machine with enough memory.',
     });
-  const slot = await manifestWorkSlots.slot(ctx.principal.key, callSignal());
+  // The slot is taken when the base is streamed (at once with `hold`, else at the merge), so the
+  // work in between (hashing the added sources, which may take long) does not hold it.
+  let slot: (() => void) | undefined;
+  const takeSlot = async () => {
+    slot ??= await manifestWorkSlots.slot(ctx.principal.key, callSignal());
+  };
   const buffer = lease();
   const loaded = lease();
   const release = () => {
     buffer.release();
     loaded.release();
-    slot();
+    slot?.();
   };
   let baseSize: number | undefined;
   const open = () =>
-    streamManifestLines(ctx, bucket, hash, {
+    streamManifestLines(reg, hash, {
       onSize: (n) => {
         // Before a byte is read: the new manifest will be about as large as the base.
         buffer.hold(n + (1 << 20));
@@ -322,6 +362,7 @@ export async function openStored(ctx: RuntimeContext, bucket: string, name: stri
   let header: ManifestHeader;
   try {
     if (hold) {
+      await takeSlot();
       const stream = open();
       try {
         const first = await stream.next();
@@ -333,7 +374,7 @@ export async function openStored(ctx: RuntimeContext, bucket: string, name: stri
         throw err;
       }
     } else {
-      header = await readManifestHeader(ctx, bucket, hash);
+      header = await readManifestHeader(reg, hash);
     }
   } catch (err) {
     release();
@@ -350,15 +391,16 @@ export async function openStored(ctx: RuntimeContext, bucket: string, name: stri
     header,
     async merge(head, added, removes, opts = {}) {
       try {
+        await takeSlot();
         try {
           return { ...(await mergeManifest(head, entries(), added, removes, { ...opts, ...merge })), release };
         } catch (err) {
           if (!(err instanceof BaseNotInWalkOrder)) throw err;
           ctx.logger.debug('base manifest not in walk order: merging in memory', { bucket, hash });
           // Its entries as objects take a few times its bytes.
-          const old = await loadManifest(ctx, bucket, hash, { onSize: (n) => loaded.hold(3 * n) });
+          const old = await loadManifest(reg, hash, { onSize: (n) => loaded.hold(3 * n) });
           await sortInTurns(old.entries, (x, y) => compareWalkOrder(x.logical_key, y.logical_key));
-          return { ...(await mergeManifest(head, [old.entries], added, removes, { ...opts, ...merge, sorted: true })), release };
+          return { ...(await mergeManifest(head, inBatches(old.entries), added, removes, { ...opts, ...merge, sorted: true })), release };
         }
       } catch (err) {
         release();

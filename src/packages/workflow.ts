@@ -14,7 +14,12 @@ import { formatPhysicalKey, parsePhysicalKey } from './physical-keys.js';
 import type { ManifestEntry } from './manifest.js';
 import { compareWalkOrder } from './manifest.js';
 import { toPlain, type PyJson } from './pyjson.js';
-import { getText } from './registry.js';
+import { getText, type RegistryStore } from './registry.js';
+import { s3Registry } from './registries.js';
+import { localAccess } from '../local/access.js';
+import { fileUriOf } from '../local/paths.js';
+import { smallText } from './s3-store.js';
+import { createReadStream, promises as fs } from 'node:fs';
 import { MAX_CONFIG_BYTES, MAX_SCHEMA_BYTES, workflowFailure, type SchemaSource, type SelectedWorkflow } from './workflow-checks.js';
 import { workflowChecks } from './workflow-worker.js';
 
@@ -33,29 +38,49 @@ export interface WorkflowCheck {
 
 const fail = workflowFailure;
 
-async function loadSchema(ctx: RuntimeContext, id: string, url: string): Promise<{ source: SchemaSource; pk: string }> {
+const SCHEMA_LIMIT = { bytes: MAX_SCHEMA_BYTES, what: 'a workflow metadata schema' };
+
+/** A schema's text and physical key: in S3, or (a local registry's workflows) a local file inside the roots. */
+async function schemaText(ctx: RuntimeContext, url: string): Promise<{ text: string; pk: string } | undefined> {
+  if (/^file:/i.test(url)) {
+    const p = await localAccess(ctx, `The workflow schema ${url}`).roots.resolve(url, 'The workflow schema', 'read');
+    try {
+      const st = await fs.stat(p);
+      return { text: await smallText(createReadStream(p), st.size, url, SCHEMA_LIMIT), pk: fileUriOf(p) };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
   const loc = parsePhysicalKey(url);
-  const obj = await getText(ctx, loc.bucket, loc.key, undefined, { limit: { bytes: MAX_SCHEMA_BYTES, what: 'a workflow metadata schema' } });
+  const obj = await getText(s3Registry(ctx, loc.bucket), loc.key, undefined, { limit: SCHEMA_LIMIT });
+  return obj && { text: obj.text, pk: formatPhysicalKey({ ...loc, versionId: loc.versionId ?? obj.versionId }) };
+}
+
+async function loadSchema(ctx: RuntimeContext, id: string, url: string): Promise<{ source: SchemaSource; pk: string }> {
+  const obj = await schemaText(ctx, url);
   if (!obj) throw new ToolError('upstream_error', `Could not load schema "${id}": ${url} does not exist.`);
   const source = { id, url, text: obj.text };
   // Compiled now, so a bad schema is refused before any data is read or hashed.
   await workflowChecks.run(ctx.principal.key, { op: 'schema', schema: source }, callSignal());
-  return { source, pk: formatPhysicalKey({ ...loc, versionId: loc.versionId ?? obj.versionId }) };
+  return { source, pk: obj.pk };
 }
 
 /**
  * The bucket's workflow for this push. `workflow` undefined = the config's default; null = none
  * (allowed only when the config does not require one).
  */
-export async function loadWorkflow(ctx: RuntimeContext, bucket: string, workflow: string | null | undefined): Promise<WorkflowCheck> {
-  const obj = await getText(ctx, bucket, WORKFLOW_CONFIG, undefined, { limit: { bytes: MAX_CONFIG_BYTES, what: 'a workflows config' } });
+export async function loadWorkflow(reg: RegistryStore, workflow: string | null | undefined): Promise<WorkflowCheck> {
+  const ctx = reg.ctx;
+  const bucket = reg.id;
+  const obj = await getText(reg, WORKFLOW_CONFIG, undefined, { limit: { bytes: MAX_CONFIG_BYTES, what: 'a workflows config' } });
   if (!obj) {
     if (typeof workflow === 'string') {
       throw fail(`workflow "${workflow}" was given, but ${bucket} has no workflows config (${WORKFLOW_CONFIG}).`, 'Omit workflow.');
     }
     return { before: async () => undefined, after: async () => undefined, checksEntries: false, record: undefined };
   }
-  const where = `s3://${bucket}/${WORKFLOW_CONFIG}`;
+  const where = `${reg.uri}/${WORKFLOW_CONFIG}`;
   const { id, spec, schemaUrls } = (await workflowChecks.run(ctx.principal.key, { op: 'select', text: obj.text, where, bucket, workflow }, callSignal())) as SelectedWorkflow;
   // Both schemas at once (one round trip); a problem with the metadata schema is reported first.
   const sids = Object.keys(schemaUrls);
@@ -63,7 +88,7 @@ export async function loadWorkflow(ctx: RuntimeContext, bucket: string, workflow
   const loaded = new Map(sids.map((sid, i) => [sid, schemas[i]!]));
   const record: { [k: string]: PyJson } = {
     id,
-    config: formatPhysicalKey({ bucket, key: WORKFLOW_CONFIG, versionId: obj.versionId }),
+    config: reg.physicalKey(WORKFLOW_CONFIG, obj.versionId),
   };
   if (loaded.size) record['schemas'] = Object.fromEntries([...loaded].map(([sid, s]) => [sid, s.pk]));
   // Searched for in the name (not anchored), as before; RE2 reads Python's (?P<n>...) groups too.

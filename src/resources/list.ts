@@ -15,9 +15,16 @@ import { awsClients, type RuntimeContext } from '../context.js';
 import { ToolError, toToolError } from '../errors.js';
 import { compareCodePoints } from '../packages/pyjson.js';
 import { listPackages, readPointer, type ListedPackage } from '../packages/registry.js';
+import { openRegistry, s3Registry } from '../packages/registries.js';
+import type { RegistryStore } from '../packages/store.js';
+import { quiltPlusOf } from '../catalog/urls.js';
 import { isFixed, type ResourceDefinition } from './define.js';
 
 export const PAGE_SIZE = 25;
+/** quilt3's local registry in the list a listing goes through (desktop mode); no bucket name has a "~". */
+const LOCAL = '~local';
+
+const registryOf = (ctx: RuntimeContext, bucket: string): Promise<RegistryStore> => (bucket === LOCAL ? openRegistry(ctx, 'local') : Promise.resolve(s3Registry(ctx, bucket)));
 export const BUCKETS_PER_PAGE = 4;
 /** Buckets looked into (the cursor carries their names: 50 keep it well under cursors.ts's size limit). */
 export const MAX_BUCKETS = 50;
@@ -102,11 +109,12 @@ export async function listResources(
       if (isFixed(r)) out.push({ uri: r.uri, name: r.name, title: r.title, description: r.description, ...(r.mimeType ? { mimeType: r.mimeType } : {}) });
     }
     const packagesOffered = resources.some((r) => !isFixed(r) && r.toolset === 'packages');
-    state = { b: packagesOffered && ctx.aws.clients ? await visibleBuckets(ctx) : [], i: 0 };
+    // Desktop mode lists quilt3's local registry first (it needs no AWS), then the buckets.
+    state = { b: packagesOffered ? [...(ctx.local ? [LOCAL] : []), ...(ctx.aws.clients ? await visibleBuckets(ctx) : [])] : [], i: 0 };
   } else {
     state = parseCursor(ctx.cursors.open('resources_list', cursor));
     // Sealed for this caller, and checked again all the same (a token's buckets may have changed).
-    for (const b of state.b) ctx.authorize(b, 'list');
+    for (const b of state.b) if (b !== LOCAL) ctx.authorize(b, 'list');
   }
 
   const found: Array<{ bucket: string; pkg: ListedPackage }> = [];
@@ -114,7 +122,7 @@ export async function listResources(
   let { i, after } = state;
   // The buckets this page may reach, listed at once (a page that fills early leaves some unused).
   const ahead = state.b.slice(i, i + BUCKETS_PER_PAGE).map((bucket) =>
-    listPackages(ctx, bucket, { max: POINTER_KEYS, signal }).then(
+    registryOf(ctx, bucket).then((reg) => listPackages(reg, { max: POINTER_KEYS, signal })).then(
       (r) => r.packages.sort(newestFirst),
       (err: unknown) => {
         ctx.logger.info('resources/list: packages of a bucket cannot be listed', { bucket, error: toToolError(err).message });
@@ -138,14 +146,15 @@ export async function listResources(
   }
 
   const listed = await mapS3(found, async ({ bucket, pkg }): Promise<Resource | undefined> => {
-    const latest = await readPointer(ctx, bucket, pkg.name, 'latest', signal).catch(() => undefined);
+    const reg = await registryOf(ctx, bucket);
+    const latest = await readPointer(reg, pkg.name, 'latest', signal).catch(() => undefined);
     if (!latest) return undefined; // deleted meanwhile, or unreadable: not listed
     const when = pkg.modified?.toISOString();
     return {
-      uri: quiltPlusUri(bucket, pkg.name, { hash: latest.hash }),
-      name: `${bucket}/${pkg.name}`,
-      title: `${pkg.name} (${bucket})`,
-      description: `Latest revision of Quilt package ${pkg.name} in s3://${bucket}${when ? `, set ${when}` : ''}.`,
+      uri: reg.bucket ? quiltPlusUri(bucket, pkg.name, { hash: latest.hash }) : quiltPlusOf(reg.uri, pkg.name, { hash: latest.hash }),
+      name: `${reg.id}/${pkg.name}`,
+      title: `${pkg.name} (${bucket === LOCAL ? 'local registry' : bucket})`,
+      description: `Latest revision of Quilt package ${pkg.name} in ${reg.uri}${when ? `, set ${when}` : ''}.`,
       mimeType: 'application/json',
       ...(when ? { annotations: { lastModified: when } } : {}),
     };

@@ -1,11 +1,13 @@
 /**
  * Package resources: a revision's manifest as a summary, and one entry's content. Both read the
- * manifest straight from S3 (no catalog), streaming, so a 100,000-entry manifest costs one pass
- * and memory for the entries shown.
+ * manifest straight from the registry (S3 or a local one; no catalog), streaming, so a
+ * 100,000-entry manifest costs one pass and memory for the entries shown.
  */
 import { parsePhysicalKey } from '../packages/physical-keys.js';
 import { checkKey } from '../aws/s3-uri.js';
-import { packageCatalogUrl, quiltPlusUri } from '../catalog/urls.js';
+import { packageCatalogUrl, quiltPlusOf } from '../catalog/urls.js';
+import { openRegistry } from '../packages/registries.js';
+import { localContent } from './local-content.js';
 import { ToolError } from '../errors.js';
 import { manifestWork } from '../packages/manifest-work.js';
 import { eachEntry, type ManifestEntry } from '../packages/manifest.js';
@@ -32,31 +34,32 @@ export const packageManifestResource: TemplateResource = {
   accepts: (uri) => QUILT_SCHEME.test(uri) && !hasPath(uri),
   async read(uri, ctx) {
     const q = parseQuiltUri(uri);
-    const hash = await resolveRevision(ctx, q.bucket, q.name, q.ref);
+    const reg = await openRegistry(ctx, q.registry);
+    const hash = await resolveRevision(reg, q.name, q.ref);
     const first: Array<{ logical_key: string; size: number; uri: string }> = [];
     let files = 0;
     let size = 0;
     // The entries shown are counted in the process's memory for package data (keys can be long).
     const header = await manifestWork(ctx, { what: `Reading ${q.name}@${hash.slice(0, 12)}`, tooLargeHint: 'Page through it with package_browse instead.' }, (memory) => {
       let held = 0;
-      return eachEntry(streamManifestBatches(ctx, q.bucket, hash), (e) => {
+      return eachEntry(streamManifestBatches(reg, hash), (e) => {
         files++;
         size += e.size;
         if (first.length >= SUMMARY_ENTRIES) return;
-        const item = { logical_key: e.logical_key, size: e.size, uri: quiltPlusUri(q.bucket, q.name, { hash, path: e.logical_key }) };
+        const item = { logical_key: e.logical_key, size: e.size, uri: quiltPlusOf(reg.uri, q.name, { hash, path: e.logical_key }) };
         held += 2 * (item.logical_key.length + item.uri.length) + 96;
         memory.hold(held);
         first.push(item);
       });
     });
-    if (!header) throw new ToolError('upstream_error', `The manifest of ${q.name}@${hash} in ${q.bucket} is empty.`);
+    if (!header) throw new ToolError('upstream_error', `The manifest of ${q.name}@${hash} in ${reg.id} is empty.`);
     const data = {
       uri,
-      bucket: q.bucket,
+      bucket: reg.id,
       name: q.name,
       top_hash: hash,
-      quilt_uri: quiltPlusUri(q.bucket, q.name, { hash }),
-      catalog_url: ctx.catalog.url ? packageCatalogUrl(ctx.catalog.url, q.bucket, q.name, hash) : undefined,
+      quilt_uri: quiltPlusOf(reg.uri, q.name, { hash }),
+      catalog_url: ctx.catalog.url && reg.bucket ? packageCatalogUrl(ctx.catalog.url, reg.bucket, q.name, hash) : undefined,
       message: typeof header.message === 'string' ? header.message : null,
       user_meta: header.user_meta === undefined ? undefined : toPlain(header.user_meta),
       workflow: header.workflow === undefined ? undefined : toPlain(header.workflow),
@@ -64,7 +67,7 @@ export const packageManifestResource: TemplateResource = {
       total_size: size,
       shown_entries: first.length,
       first_entries: first,
-      more: files > first.length ? `${files - first.length} more entries: page through them with package_browse(bucket="${q.bucket}", name="${q.name}", hash_or_tag="${hash}", recursive=true).` : undefined,
+      more: files > first.length ? `${files - first.length} more entries: page through them with package_browse(bucket="${reg.id}", name="${q.name}", hash_or_tag="${hash}", recursive=true).` : undefined,
     };
     return [{ uri, mimeType: 'application/json', text: JSON.stringify(data, null, 2) }];
   },
@@ -82,12 +85,13 @@ export const packageEntryResource: TemplateResource = {
   async read(uri, ctx) {
     const q = parseQuiltUri(uri);
     const path = q.path ?? '';
-    const hash = await resolveRevision(ctx, q.bucket, q.name, q.ref);
+    const reg = await openRegistry(ctx, q.registry);
+    const hash = await resolveRevision(reg, q.name, q.ref);
     // Manifests are sorted by logical key, but an old or foreign one may not be: scan to the end
     // or the match (leaving the loop early closes the S3 stream).
     const entry = await manifestWork(ctx, { what: `Reading ${q.name}@${hash.slice(0, 12)}`, tooLargeHint: 'Read the file with bucket_object_text instead.' }, async () => {
       let header = true;
-      for await (const rec of streamManifest(ctx, q.bucket, hash)) {
+      for await (const rec of streamManifest(reg, hash)) {
         if (header) {
           header = false;
           continue;
@@ -99,21 +103,18 @@ export const packageEntryResource: TemplateResource = {
     if (!entry) {
       throw new ToolError(
         'not_found',
-        `Package ${q.name}@${hash.slice(0, 12)} in ${q.bucket} has no file "${path}".`,
-        `Read quilt+s3://${q.bucket}#package=${q.name}@${hash} for its entries, or package_browse to look around.`,
+        `Package ${q.name}@${hash.slice(0, 12)} in ${reg.id} has no file "${path}".`,
+        `Read ${quiltPlusOf(reg.uri, q.name, { hash })} for its entries, or package_browse to look around.`,
       );
     }
     const pk = entry.physical_keys[0];
     if (!pk) throw new ToolError('upstream_error', `The entry "${path}" of ${q.name}@${hash.slice(0, 12)} has no physical key.`);
+    const describe = { package: q.name, top_hash: hash, logical_key: entry.logical_key, hash: entry.hash.value, hash_type: entry.hash.type };
+    // A local file (desktop mode): read within the caller's roots; in JWT mode refused.
+    if (/^file:/i.test(pk)) return localContent(ctx, uri, pk, describe);
     const loc = parsePhysicalKey(pk);
     // A manifest is data anyone with write access may have written: its keys get the same refusal.
     checkKey(loc.key, 'The entry\'s physical key');
-    return objectContent(ctx, uri, loc, {
-      package: q.name,
-      top_hash: hash,
-      logical_key: entry.logical_key,
-      hash: entry.hash.value,
-      hash_type: entry.hash.type,
-    });
+    return objectContent(ctx, uri, loc, describe);
   },
 };

@@ -1,16 +1,19 @@
 /**
  * Resource URIs as clients send them: `quilt+s3://bucket#package=team/name[@hash|:tag][&path=key]`
- * (the Quilt+ form, quilt-formats.md) and `s3://bucket/key`. Parsed from the raw string, and every
- * key and logical key passes the same `..` refusal as tool arguments (checkKey).
+ * (the Quilt+ form, quilt-formats.md), its local form `quilt+file:///abs/dir#package=...` (a local
+ * registry, desktop mode), and `s3://bucket/key`. Parsed from the raw string, and every key and
+ * logical key passes the same `..` refusal as tool arguments (checkKey).
  */
 import { checkKey, parseBucket } from '../aws/s3-uri.js';
 import { ToolError } from '../errors.js';
 import { parsePackageName } from '../packages/names.js';
 
-export const QUILT_SCHEME = /^quilt\+s3:\/\//i;
+export const QUILT_SCHEME = /^quilt\+(?:s3|file):\/\//i;
 export const S3_SCHEME = /^s3:\/\//i;
 
 export interface QuiltUri {
+  /** The registry as tools name it: the bucket, or the local registry's file:// URI. */
+  registry: string;
   bucket: string;
   name: string;
   /** A top hash (or unique prefix), "latest" or a timestamp tag: what resolveRevision takes. */
@@ -35,9 +38,11 @@ function decode(raw: string, value: string, what: string): string {
 }
 
 export function parseQuiltUri(raw: string): QuiltUri {
-  const m = /^quilt\+s3:\/\/([^/?#]+)\/?#(.*)$/i.exec(raw);
+  const local = /^quilt\+(file:\/\/[^#]*)#(.*)$/i.exec(raw);
+  const m = local ?? /^quilt\+s3:\/\/([^/?#]+)\/?#(.*)$/i.exec(raw);
   if (!m) throw invalid(raw, 'it needs a bucket and a #package=... fragment');
-  const bucket = parseBucket(m[1] ?? '');
+  const registry = local ? (m[1] ?? '') : parseBucket(m[1] ?? '');
+  const bucket = registry;
   const params = new Map<string, string>();
   for (const part of (m[2] ?? '').split('&')) {
     if (!part) continue;
@@ -60,5 +65,5 @@ export function parseQuiltUri(raw: string): QuiltUri {
     path = checkKey(decode(raw, rawPath, 'path'), 'Logical key').replace(/^\/+/, '');
     if (!path || path.endsWith('/')) throw invalid(raw, 'path= must name one file of the package (a directory is browsed with package_browse)');
   }
-  return { bucket, name, ref, path };
+  return { registry, bucket, name, ref, path };
 }

@@ -8,6 +8,7 @@ import type { RuntimeContext } from '../context.js';
 import { allInOrder, mapBounded, mapS3 } from '../concurrency.js';
 import { quiltPlusUri } from '../catalog/urls.js';
 import { listPackages, readPointer } from '../packages/registry.js';
+import { s3Registry } from '../packages/registries.js';
 import { s3Matcher } from './query.js';
 import type { Scope, SearchHit, SearchPage } from './types.js';
 
@@ -38,10 +39,10 @@ async function scanObjects(ctx: RuntimeContext, bucket: string, match: (s: strin
 }
 
 async function scanPackages(ctx: RuntimeContext, bucket: string, match: (s: string) => boolean, limit: number, signal: AbortSignal): Promise<Scan> {
-  const { packages, scanned, truncated } = await listPackages(ctx, bucket, { max: SCAN_LIMIT, signal });
+  const { packages, scanned, truncated } = await listPackages(s3Registry(ctx, bucket), { max: SCAN_LIMIT, signal });
   const found = packages.filter((p) => match(p.name));
   const hits = await mapS3(found.slice(0, limit), async ({ name, modified }) => {
-    const hash = (await readPointer(ctx, bucket, name, 'latest', signal))?.hash;
+    const hash = (await readPointer(s3Registry(ctx, bucket), name, 'latest', signal))?.hash;
     return {
       type: 'package' as const,
       bucket,

@@ -13,6 +13,7 @@ import { ToolError, toToolError } from '../errors.js';
 import type { ManifestHeader } from '../packages/manifest.js';
 import { compareCodePoints, toPlain } from '../packages/pyjson.js';
 import { listPackages, readPointer, streamManifest, type ListedPackage } from '../packages/registry.js';
+import { s3Registry } from '../packages/registries.js';
 
 /** S3 scan bounds: registry keys per bucket, manifest headers read (buckets: buckets.ts). */
 export { SCAN_BUCKETS };
@@ -206,10 +207,10 @@ function metaKeys(meta: unknown, into: Map<string, { type: string; values: Set<s
 }
 
 async function headerOf(ctx: RuntimeContext, bucket: string, name: string, signal: AbortSignal): Promise<ManifestHeader | undefined> {
-  const latest = await readPointer(ctx, bucket, name, 'latest', signal);
+  const latest = await readPointer(s3Registry(ctx, bucket), name, 'latest', signal);
   if (!latest) return undefined;
   // The header is the first line: leaving the loop closes the stream, so only it is read.
-  for await (const rec of streamManifest(ctx, bucket, latest.hash)) return rec as ManifestHeader;
+  for await (const rec of streamManifest(s3Registry(ctx, bucket), latest.hash)) return rec as ManifestHeader;
   return undefined;
 }
 
@@ -222,7 +223,7 @@ async function fromS3(ctx: RuntimeContext, words: string[], requested: string[] 
   const problems: string[] = [];
   const listed = await mapBounded(scanned, SCAN_BUCKETS, async (bucket) => {
     try {
-      const r = await listPackages(ctx, bucket, { max: SCAN_POINTER_KEYS, signal });
+      const r = await listPackages(s3Registry(ctx, bucket), { max: SCAN_POINTER_KEYS, signal });
       return { bucket, ...r };
     } catch (err) {
       problems.push(`${bucket}: ${toToolError(err).message}`);

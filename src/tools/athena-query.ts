@@ -113,8 +113,8 @@ async function waitForQuery(
 /** The query arguments athena_query_execute and tabulator_query share. */
 export const queryArgs = {
   max_rows: z.number().int().min(1).max(1000).default(100).describe('Rows to return'),
-  timeout_seconds: z.number().int().min(1).max(600).default(60).describe('Stop the query after this many seconds'),
-  cursor: z.string().optional().describe('next_cursor of a call with the same query (reads on, no re-run)'),
+  timeout_seconds: z.number().int().min(1).max(600).default(60).describe('Seconds before the query is stopped'),
+  cursor: z.string().optional().describe('next_cursor of the same query (reads on)'),
 };
 
 export const queryOutput = {

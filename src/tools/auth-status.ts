@@ -56,6 +56,14 @@ export const authStatus = defineTool({
       error: z.string().optional(),
     }),
     details: z.record(z.string(), z.unknown()),
+    local: z
+      .object({
+        registry: z.string().describe('quilt3\'s local registry: bucket="local" in the package tools'),
+        install_location: z.string(),
+        roots: z.array(z.object({ path: z.string(), source: z.string() })).describe('Folders local paths must lie in'),
+      })
+      .optional()
+      .describe('Desktop mode: local files (none in JWT mode)'),
   },
   async handler(_args, ctx) {
     const aws: {
@@ -83,7 +91,8 @@ export const authStatus = defineTool({
       if (expiry) aws.expires_at = expiry.toISOString();
     }
     const catalog = await catalogStatus(ctx);
-    const data = { mode: ctx.mode, user: ctx.principal.id, aws, catalog, details: ctx.principal.details };
+    const local = ctx.local ? { registry: ctx.local.registry, install_location: ctx.local.installLocation, roots: await ctx.local.roots.list() } : undefined;
+    const data = { mode: ctx.mode, user: ctx.principal.id, aws, catalog, details: ctx.principal.details, local };
     const lines = [
       `Mode: ${ctx.mode} (acting as ${ctx.principal.id})`,
       `AWS: ${aws.available ? `available as ${aws.identity?.arn} (user id ${aws.identity?.user_id})` : 'NOT available'}`,
@@ -91,6 +100,9 @@ export const authStatus = defineTool({
       ...(aws.error ? [`  problem: ${aws.error}`] : []),
       `Catalog: ${catalog.available ? 'available' : catalog.configured ? 'NOT available' : 'not configured'}${catalog.url ? ` at ${catalog.url}` : ''} (auth: ${catalog.auth}${catalog.identity ? `, as ${catalog.identity.name} <${catalog.identity.email}>, role ${catalog.identity.role}` : ''})`,
       ...(catalog.error ? [`  problem: ${catalog.error}`] : []),
+      local
+        ? `Local: registry ${local.registry} (bucket="local" in the package tools, no AWS needed), install location ${local.install_location}; roots: ${local.roots.map((r) => `${r.path} (${r.source})`).join('; ')}`
+        : 'Local: nothing (JWT mode offers no local files)',
       ...Object.entries(ctx.principal.details).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`),
     ];
     return { data, text: lines.join('\n') };

@@ -48,6 +48,8 @@ export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape
   listed?: false;
   /** Talks to services outside this process (default true). */
   openWorld?: boolean;
+  /** Only about local files (desktop mode): JWT mode does not offer it, and says why when called. */
+  desktopOnly?: true;
   input: I;
   /**
    * The structured result's schema. A tool whose answer is bulk content (an object's bytes) has

@@ -110,7 +110,7 @@ export const discoverPermissions = defineTool({
   name: 'discover_permissions',
   title: 'Discover bucket permissions',
   description:
-    "For each bucket: can you list, read, write it? From the token in JWT mode, else by cheap probes (list, head, start and abort an upload).",
+    "For each bucket: can you list, read, write it? JWT mode: from the token; else cheap probes (list, head, start and abort an upload).",
   toolset: 'buckets',
   // The write probe starts (and aborts) a multipart upload: not a read, so not offered read-only.
   kind: 'write',

@@ -18,6 +18,8 @@ import { packageDiff } from './package-diff.js';
 import { packageList } from './package-list.js';
 import { packageRevisions } from './package-revisions.js';
 import { packageCreate, packageCreateFromS3, packageUpdate } from './package-write.js';
+import { packageInstall } from './package-install.js';
+import { packagePush } from './package-push.js';
 import { searchCatalogTool } from './search-catalog.js';
 import { searchSuggest } from './search-suggest.js';
 import { tabulatorOpenQuerySet, tabulatorQuery, tabulatorTableDelete, tabulatorTableRename, tabulatorTableSet, tabulatorTablesList } from './tabulator.js';
@@ -46,6 +48,12 @@ export function whyHidden(tool: AnyTool, { readOnly, toolsets, mode }: ToolSetti
     return {
       reason: 'this server runs with MCP_READ_ONLY=true, which offers only tools that change nothing.',
       fix: 'The person running the server can unset MCP_READ_ONLY to allow changes; the read tools work as they are.',
+    };
+  }
+  if (tool.desktopOnly && mode === 'jwt') {
+    return {
+      reason: 'this server runs in JWT mode (one server for many users), where nothing local is offered: no local registry, local files or install.',
+      fix: 'Use the S3 tools and registries; local folders work with quilt-mcp on your own machine (desktop mode).',
     };
   }
   const named = toolsets?.includes(tool.toolset) === true;
@@ -101,6 +109,8 @@ export const allTools: readonly AnyTool[] = [
   packageCreateFromS3,
   packageUpdate,
   packageDelete,
+  packageInstall,
+  packagePush,
   searchCatalogTool,
   searchSuggest,
   catalogUri,

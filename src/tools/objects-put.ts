@@ -10,8 +10,8 @@ import { strictObject } from './schema.js';
 
 const item = strictObject({
   key: z.string().min(1).max(1024).describe('Object key'),
-  text: z.string().optional().describe('Content as UTF-8 text'),
-  base64: z.string().optional().describe('Content as base64'),
+  text: z.string().optional().describe('UTF-8 text'),
+  base64: z.string().optional().describe('Or base64'),
   content_type: z.string().optional().describe('Default: from the key'),
   metadata: z.record(z.string(), z.string()).optional().describe('x-amz-meta-* user metadata'),
 });

@@ -2,36 +2,42 @@
 import { z } from 'zod';
 import type { RuntimeContext } from '../context.js';
 import type { CursorKind } from '../cursors.js';
-import { packageCatalogUrl, quiltPlusUri } from '../catalog/urls.js';
+import { packageCatalogUrl, quiltPlusOf } from '../catalog/urls.js';
+import type { RegistryStore } from '../packages/store.js';
 import { ToolError } from '../errors.js';
 import { fromPlain, type PyJson } from '../packages/pyjson.js';
 import { strictObject } from './schema.js';
 
+/** A registry: a bucket, or a local one (registries.ts). */
+export const registryArg = z.string().describe('Bucket or "local"');
+
 // Checked by parsePackageName, whose message says what a name looks like (and its length limit).
-export const packageNameArg = z.string().describe('Package name "team/name"');
+export const packageNameArg = z.string().describe('"team/name"');
 
 export const hashOrTagArg = z
   .string()
   .optional()
-  .describe('"latest" (default), a tag, or a top hash or its prefix');
+  .describe('"latest" (default), tag or top hash (prefix)');
 
-export const metaArg = z.record(z.string(), z.unknown()).optional().describe("Metadata (a JSON object), quilt3's user_meta");
+export const metaArg = z.record(z.string(), z.unknown()).optional().describe('Metadata (user_meta)');
 
-export const logicalKeyArg = z.string().min(1).max(1024).describe('Path in the package, e.g. "data/a.csv"');
+// An empty one is refused by validateLogicalKey, with its rule.
+export const logicalKeyArg = z.string().max(1024).describe('Path in the package');
 
 export const entrySource = strictObject({
   logical_key: logicalKeyArg,
-  s3_uri: z.string().optional().describe('s3://bucket/key[?versionId=...] to include'),
-  text: z.string().optional().describe('Content to store (instead of s3_uri)'),
+  s3_uri: z.string().optional().describe('s3://bucket/key[?versionId=...]'),
+  path: z.string().optional().describe('Or a local file or folder'),
+  text: z.string().optional().describe('Or content to store'),
   meta: metaArg,
 });
 
-/** Links for a revision: catalog page (when a catalog is configured) and quilt+ URI. */
-export function revisionLinks(ctx: RuntimeContext, bucket: string, name: string, hash: string, path?: string) {
-  const catalog = ctx.catalog.url;
+/** Links for a revision: catalog page (a bucket's, when a catalog is configured) and quilt+ URI. */
+export function revisionLinks(reg: RegistryStore, name: string, hash: string, path?: string) {
+  const catalog = reg.ctx.catalog.url;
   return {
-    catalog_url: catalog ? packageCatalogUrl(catalog, bucket, name, hash, path) : undefined,
-    quilt_uri: quiltPlusUri(bucket, name, { hash, path }),
+    catalog_url: catalog && reg.bucket !== undefined ? packageCatalogUrl(catalog, reg.bucket, name, hash, path) : undefined,
+    quilt_uri: quiltPlusOf(reg.uri, name, { hash, path }),
   };
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { formatS3Uri, parseBucket } from '../aws/s3-uri.js';
+import { formatS3Uri } from '../aws/s3-uri.js';
+import { openRegistry } from '../packages/registries.js';
 import { count, formatBytes } from '../format.js';
 import { parsePhysicalKey } from '../packages/physical-keys.js';
 import { browseManifest, type BrowseItem } from '../packages/browse.js';
@@ -8,9 +9,9 @@ import { parsePackageName, parseTopHash } from '../packages/names.js';
 import { toPlain } from '../packages/pyjson.js';
 import { resolveRevision, streamManifestLines } from '../packages/registry.js';
 import { manifestWork } from '../packages/manifest-work.js';
-import { bucketArg, cursorArg, lines, moreLine } from './args.js';
+import { cursorArg, lines, moreLine } from './args.js';
 import { defineTool } from './define.js';
-import { openCursor, packageNameArg, hashOrTagArg, revisionLinks } from './package-args.js';
+import { openCursor, packageNameArg, hashOrTagArg, registryArg, revisionLinks } from './package-args.js';
 
 const item = z.object({
   type: z.enum(['file', 'dir']),
@@ -55,11 +56,11 @@ export const packageBrowse = defineTool({
   name: 'package_browse',
   title: 'Browse a package',
   description:
-    "A package revision like a directory: message, metadata, and the files and folders at path, each file with size, location (s3_uri) and metadata.",
+    "A package revision like a directory: message, metadata, and the files (size, location, metadata) and folders at path.",
   toolset: 'packages',
   kind: 'read',
   input: {
-    bucket: bucketArg,
+    bucket: registryArg,
     name: packageNameArg,
     hash_or_tag: hashOrTagArg,
     path: z.string().optional().describe('Folder ("data/") or file (default: top)'),
@@ -84,17 +85,18 @@ export const packageBrowse = defineTool({
     catalog_url: z.string().optional(),
   },
   async handler(args, ctx) {
-    const bucket = parseBucket(args.bucket);
+    const reg = await openRegistry(ctx, args.bucket);
+    const bucket = reg.id;
     const name = parsePackageName(args.name);
     const path = (args.path ?? '').replace(/^\/+/, '');
     const listing = { bucket, name, path, recursive: String(args.recursive) };
     const cur = openCursor(ctx, 'package_browse', args.cursor, ['hash', 'after'], listing);
     // A cursor pins the revision it started on, so pages stay consistent when latest moves.
-    const hash = cur ? parseTopHash(cur.hash ?? '') : await resolveRevision(ctx, bucket, name, args.hash_or_tag);
+    const hash = cur ? parseTopHash(cur.hash ?? '') : await resolveRevision(reg, name, args.hash_or_tag);
     const r = await manifestWork(
       ctx,
       { what: `Browsing ${name}@${hash.slice(0, 12)}`, tooLargeHint: 'Browse a path deeper in the package, or with a smaller limit.' },
-      (memory) => browseManifest(streamManifestLines(ctx, bucket, hash), { path, recursive: args.recursive, limit: args.limit, after: cur?.after, memory }),
+      (memory) => browseManifest(streamManifestLines(reg, hash), { path, recursive: args.recursive, limit: args.limit, after: cur?.after, memory }),
     );
     const dir = path.replace(/\/+$/, '');
     const prefix = dir ? `${dir}/` : '';
@@ -120,7 +122,7 @@ export const packageBrowse = defineTool({
       count: r.count,
       items,
       next_cursor,
-      ...revisionLinks(ctx, bucket, name, hash, path || undefined),
+      ...revisionLinks(reg, name, hash, path || undefined),
     };
     const meta = (label: string, v: unknown) => (v === undefined || v === null || (typeof v === 'object' && Object.keys(v).length === 0) ? undefined : `${label}: ${oneLine(v)}`);
     const row = (i: (typeof items)[number]) =>

@@ -1,10 +1,9 @@
 import { z } from 'zod';
-import { parseBucket } from '../aws/s3-uri.js';
 import { parsePackageName } from '../packages/names.js';
 import { removePackage } from '../packages/remove.js';
-import { bucketArg } from './args.js';
+import { openRegistry } from '../packages/registries.js';
 import { defineTool } from './define.js';
-import { packageNameArg } from './package-args.js';
+import { packageNameArg, registryArg } from './package-args.js';
 
 export const packageDelete = defineTool({
   name: 'package_delete',
@@ -14,7 +13,7 @@ export const packageDelete = defineTool({
   toolset: 'packages',
   kind: 'destructive',
   input: {
-    bucket: bucketArg,
+    bucket: registryArg,
     name: packageNameArg,
     hash: z.string().optional().describe('Only this revision (top hash or prefix); omit for the whole package'),
   },
@@ -25,10 +24,11 @@ export const packageDelete = defineTool({
     latest: z.string().nullable().describe('Where latest points now (null: the package is gone)'),
   },
   async handler(args, ctx) {
-    const bucket = parseBucket(args.bucket);
+    const reg = await openRegistry(ctx, args.bucket, 'write');
+    const bucket = reg.id;
     const name = parsePackageName(args.name);
-    ctx.authorize(bucket, 'delete');
-    const { removed, latest: newLatest, target } = await removePackage(ctx, bucket, name, args.hash);
+    reg.authorize('delete');
+    const { removed, latest: newLatest, target } = await removePackage(reg, name, args.hash);
     const what = target ? `revision ${target} of ${name}` : `package ${name}`;
     return {
       data: { bucket, name, removed, latest: newLatest },

@@ -1,14 +1,14 @@
 import { z } from 'zod';
-import { parseBucket } from '../aws/s3-uri.js';
 import { diffManifests, type DiffItem } from '../packages/diff.js';
 import { manifestWork } from '../packages/manifest-work.js';
 import { parsePackageName } from '../packages/names.js';
 import { resolveRevision, streamManifestBatches } from '../packages/registry.js';
 import { formatS3Uri } from '../aws/s3-uri.js';
 import { parsePhysicalKey } from '../packages/physical-keys.js';
-import { bucketArg, lines } from './args.js';
+import { lines } from './args.js';
+import { openRegistry } from '../packages/registries.js';
 import { defineTool } from './define.js';
-import { packageNameArg } from './package-args.js';
+import { packageNameArg, registryArg } from './package-args.js';
 
 const side = z.object({
   size: z.number(),
@@ -38,11 +38,11 @@ export const packageDiff = defineTool({
   toolset: 'packages',
   kind: 'read',
   input: {
-    bucket: bucketArg,
+    bucket: registryArg,
     name: packageNameArg,
-    from: z.string().describe('Older revision (hash, prefix or tag: see package_revisions)'),
+    from: z.string().describe('Older revision (hash, prefix or tag)'),
     to: z.string().default('latest').describe('Newer revision'),
-    to_bucket: z.string().optional().describe("Newer side's bucket (default: bucket)"),
+    to_bucket: z.string().optional().describe("Newer side's registry (default: bucket)"),
     to_name: z.string().optional().describe("Newer side's package (default: name)"),
     limit: z.number().int().min(1).max(1000).default(200).describe('Files listed per kind'),
   },
@@ -57,18 +57,20 @@ export const packageDiff = defineTool({
     note: z.string().optional().describe('What the lists leave out'),
   },
   async handler(args, ctx) {
-    const bucket = parseBucket(args.bucket);
+    const reg = await openRegistry(ctx, args.bucket);
+    const toReg = args.to_bucket ? await openRegistry(ctx, args.to_bucket) : reg;
+    const bucket = reg.id;
     const name = parsePackageName(args.name);
-    const toBucket = args.to_bucket ? parseBucket(args.to_bucket) : bucket;
+    const toBucket = toReg.id;
     const toName = args.to_name ? parsePackageName(args.to_name) : name;
-    const [from, to] = await Promise.all([resolveRevision(ctx, bucket, name, args.from), resolveRevision(ctx, toBucket, toName, args.to)]);
+    const [from, to] = await Promise.all([resolveRevision(reg, name, args.from), resolveRevision(toReg, toName, args.to)]);
     const d = await manifestWork(
       ctx,
       {
         what: `Comparing ${name}@${from.slice(0, 12)} with ${toName}@${to.slice(0, 12)}`,
         tooLargeHint: 'One of the revisions is not in the order quilt3 writes, so it is compared in memory, and it is too large for that here; compare it with quilt3.',
       },
-      (memory) => diffManifests({ from: () => streamManifestBatches(ctx, bucket, from), to: () => streamManifestBatches(ctx, toBucket, to) }, args.limit, memory),
+      (memory) => diffManifests({ from: () => streamManifestBatches(reg, from), to: () => streamManifestBatches(toReg, to) }, args.limit, memory),
     );
     const msg = (m: unknown) => (typeof m === 'string' || m === null ? m : undefined);
     const data = {

@@ -1,27 +1,34 @@
 import { z } from 'zod';
-import { checkKey, parseBucket } from '../aws/s3-uri.js';
+import { checkKey } from '../aws/s3-uri.js';
 import { mapS3 } from '../concurrency.js';
 import { NAMED, listPackages, readPointer } from '../packages/registry.js';
+import { openRegistry } from '../packages/registries.js';
 import { ToolError } from '../errors.js';
 import { count } from '../format.js';
-import { bucketArg, cursorArg, isoDate, lines, moreLine } from './args.js';
+import { cursorArg, isoDate, lines, moreLine } from './args.js';
 import { defineTool } from './define.js';
-import { openCursor, revisionLinks } from './package-args.js';
+import { openCursor, packageNameArg, registryArg, revisionLinks } from './package-args.js';
+import { revisionsOutput, revisionsPage } from './package-revisions.js';
 
 export const packageList = defineTool({
   name: 'package_list',
   title: 'List packages',
   description:
-    "List a bucket's Quilt packages (from S3, no catalog needed): name, latest top hash, when set, revision count.",
+    "List a registry's packages (a bucket, \"local\": quilt3's local registry, or file:///dir): name, latest top hash, when set, revisions. With name: its revisions, newest first.",
   toolset: 'packages',
   kind: 'read',
   input: {
-    bucket: bucketArg,
+    bucket: registryArg,
+    name: packageNameArg.optional(),
     prefix: z.string().optional().describe('Name prefix'),
-    limit: z.number().int().min(1).max(1000).default(100).describe('Packages per page'),
+    limit: z.number().int().min(1).max(1000).optional().describe('Per page (100; revisions: 20)'),
     cursor: cursorArg,
   },
   output: {
+    ...revisionsOutput,
+    name: revisionsOutput.name.optional().describe('With name: the package whose revisions are listed'),
+    total: revisionsOutput.total.optional(),
+    revisions: revisionsOutput.revisions.optional(),
     bucket: z.string(),
     packages: z.array(
       z.object({
@@ -32,25 +39,32 @@ export const packageList = defineTool({
         quilt_uri: z.string(),
         catalog_url: z.string().optional(),
       }),
-    ),
+    )
+      .optional()
+      .describe('Without name: the packages'),
     unreadable: z
       .array(z.object({ name: z.string(), error: z.string() }))
       .optional()
       .describe('Packages whose latest pointer is not a pointer (damaged, or too large to be one): listed apart, not failing the rest'),
-    next_cursor: z.string().optional(),
   },
-  async handler(args, ctx) {
-    const bucket = parseBucket(args.bucket);
+  async handler(args, ctx, extras) {
+    const reg = await openRegistry(ctx, args.bucket);
+    if (args.name !== undefined) {
+      if (args.prefix !== undefined) throw new ToolError('invalid_input', 'Give name (its revisions) or prefix (packages), not both.');
+      return revisionsPage(reg, args.name, args.limit ?? 20, args.cursor, ctx, extras);
+    }
+    const limit = args.limit ?? 100;
+    const bucket = reg.id;
     const prefix = checkKey((args.prefix ?? '').replace(/^\/+/, ''), 'Prefix');
     const startAfter = openCursor(ctx, 'package_list', args.cursor, ['start_after'], { bucket, prefix })?.start_after;
     // One page of packages, aggregated from the pointer listing as it goes (not the whole registry).
-    const listed = await listPackages(ctx, bucket, { prefix, limit: args.limit, startAfter });
+    const listed = await listPackages(reg, { prefix, limit, startAfter });
     const page = listed.packages;
     const unreadable: { name: string; error: string }[] = [];
     const packages = await mapS3(page, async ({ name, modified, revisions }) => {
       let latest: Awaited<ReturnType<typeof readPointer>>;
       try {
-        latest = await readPointer(ctx, bucket, name, 'latest');
+        latest = await readPointer(reg, name, 'latest');
       } catch (err) {
         // One damaged pointer (not a hash, or far too large) is reported with its package; access and
         // network failures still fail the call, since they are not about one package.
@@ -59,7 +73,7 @@ export const packageList = defineTool({
         return undefined;
       }
       if (!latest) return undefined; // deleted meanwhile
-      return { name, top_hash: latest.hash, modified: isoDate(modified), revisions, ...revisionLinks(ctx, bucket, name, latest.hash) };
+      return { name, top_hash: latest.hash, modified: isoDate(modified), revisions, ...revisionLinks(reg, name, latest.hash) };
     });
     const found = packages.filter((p) => p !== undefined);
     const damaged = unreadable.length
@@ -73,7 +87,7 @@ export const packageList = defineTool({
       // A real, empty answer (the listing succeeded); failures above are errors, never this.
       return {
         data: { bucket, packages: [], next_cursor },
-        text: lines(`No packages${prefix ? ` starting "${prefix}"` : ''} in ${bucket}${startAfter ? ' after the cursor' : ''} (nothing under s3://${bucket}/${NAMED}${prefix}).`, note),
+        text: lines(`No packages${prefix ? ` starting "${prefix}"` : ''} in ${bucket}${startAfter ? ' after the cursor' : ''} (nothing under ${reg.uri}/${NAMED}${prefix}).`, note),
       };
     }
     return {

@@ -1,6 +1,6 @@
 /**
- * Quilt tabulator tools: list a bucket's tables, query them through Athena (read-only, as
- * athena_query_execute), and, in the opt-in `admin` toolset, create/replace, rename and delete
+ * Quilt tabulator tools: a bucket's tables and queries on them through Athena (read-only, as
+ * athena_query_execute) in one tool, and, in the opt-in `admin` toolset, create/replace, rename and delete
  * tables and switch open query. The domain is in catalog/tabulator.ts.
  */
 import { z } from 'zod';
@@ -44,75 +44,86 @@ async function catalogFor(ctx: RuntimeContext) {
   return ctx.catalog.client();
 }
 
+const tablesOutput = {
+  bucket: z.string(),
+  data_catalog: z.string().optional().describe('Athena data catalog serving the tables'),
+  database: z.string().describe('Athena database of the tables (the bucket)'),
+  tables: z.array(tableShape),
+  data_catalog_error: z.string().optional().describe('Why the data catalog could not be told (pass data_catalog)'),
+};
+
+/** A bucket's tabulator tables: tabulator_query without a query (and its former name, tabulator_tables_list). */
+async function tablesOf(args: { bucket: string; data_catalog?: string | undefined }, ctx: RuntimeContext, extras: { signal: AbortSignal }) {
+  const bucket = parseBucket(args.bucket);
+  ctx.authorize(bucket, 'read');
+  const client = await catalogFor(ctx);
+  const shapes = await listTables(client, bucket, extras.signal);
+  // The list is still useful when the data catalog cannot be told; say why next to it.
+  let dataCatalog: string | undefined;
+  let dataCatalogError: string | undefined;
+  try {
+    dataCatalog = await tabulatorDataCatalog(client, args.data_catalog);
+  } catch (err) {
+    if (!(err instanceof ToolError)) throw err;
+    dataCatalogError = `${err.message}${err.hint ? ` ${err.hint}` : ''}`;
+  }
+  const tables = await Promise.all(shapes.map((t) => describeTable(t, { dataCatalog, bucket })));
+  const lines = tables.map(
+    (t) =>
+      `- ${t.athena_name ?? t.name}: ${t.config_error ?? [...t.columns.map((c) => `${c.name} ${c.type}`), ...t.capture_columns.map((c) => `${c} (from regex)`)].join(', ')}`,
+  );
+  const head = `${count(tables.length, 'tabulator table', 'tabulator tables')} in ${bucket}${dataCatalog ? ` (Athena catalog "${dataCatalog}", database "${bucket}")` : ''}.`;
+  return {
+    data: { bucket, data_catalog: dataCatalog, database: bucket, tables, data_catalog_error: dataCatalogError },
+    text: [head, ...lines, ...(dataCatalogError ? [dataCatalogError] : [])].join('\n'),
+  };
+}
+
 export const tabulatorTablesList = defineTool({
   name: 'tabulator_tables_list',
   title: 'List tabulator tables',
   description:
-    "A bucket's tabulator tables (Athena tables over its packages' files, for tabulator_query): columns (plus $pkg_name, $logical_key, $physical_key, $top_hash), config.",
+    "A bucket's tabulator tables (Athena tables over its packages' files, for tabulator_query): columns (plus $pkg_name, $logical_key, $physical_key, $top_hash), config (tabulator_query without query).",
   toolset: 'athena',
   kind: 'read',
+  listed: false,
   input: {
     bucket: bucketArg,
     data_catalog: dataCatalogArg,
   },
-  output: {
-    bucket: z.string(),
-    data_catalog: z.string().optional().describe('Athena data catalog serving the tables'),
-    database: z.string().describe('Athena database of the tables (the bucket)'),
-    tables: z.array(tableShape),
-    data_catalog_error: z.string().optional().describe('Why the data catalog could not be told (pass data_catalog)'),
-  },
-  async handler(args, ctx, extras) {
-    const bucket = parseBucket(args.bucket);
-    ctx.authorize(bucket, 'read');
-    const client = await catalogFor(ctx);
-    const shapes = await listTables(client, bucket, extras.signal);
-    // The list is still useful when the data catalog cannot be told; say why next to it.
-    let dataCatalog: string | undefined;
-    let dataCatalogError: string | undefined;
-    try {
-      dataCatalog = await tabulatorDataCatalog(client, args.data_catalog);
-    } catch (err) {
-      if (!(err instanceof ToolError)) throw err;
-      dataCatalogError = `${err.message}${err.hint ? ` ${err.hint}` : ''}`;
-    }
-    const tables = await Promise.all(shapes.map((t) => describeTable(t, { dataCatalog, bucket })));
-    const lines = tables.map(
-      (t) =>
-        `- ${t.athena_name ?? t.name}: ${t.config_error ?? [...t.columns.map((c) => `${c.name} ${c.type}`), ...t.capture_columns.map((c) => `${c} (from regex)`)].join(', ')}`,
-    );
-    const head = `${count(tables.length, 'tabulator table', 'tabulator tables')} in ${bucket}${dataCatalog ? ` (Athena catalog "${dataCatalog}", database "${bucket}")` : ''}.`;
-    return {
-      data: { bucket, data_catalog: dataCatalog, database: bucket, tables, data_catalog_error: dataCatalogError },
-      text: [head, ...lines, ...(dataCatalogError ? [dataCatalogError] : [])].join('\n'),
-    };
-  },
+  output: tablesOutput,
+  handler: (args, ctx, extras) => tablesOf(args, ctx, extras),
 });
 
 export const tabulatorQuery = defineTool({
   name: 'tabulator_query',
   title: 'Query tabulator tables',
   description:
-    "Run one read-only SQL statement (Trino SQL, as athena_query_execute) against a bucket's tabulator tables: the query runs in the " +
-    'tabulator\'s Athena data catalog with the bucket as database, so `SELECT * FROM "my_table" LIMIT 10` works unqualified. ' +
-    'Writes and table functions are refused. tabulator_tables_list shows the tables and columns. ' +
-    "A token is checked for reading `bucket` only; other tables the SQL names are its role's IAM policy's to allow.",
+    "A bucket's tabulator tables (Athena tables over its packages' files). Without query: the tables, their columns (plus $pkg_name, $logical_key, " +
+    '$physical_key, $top_hash) and config. With query: one read-only Trino SQL statement, the bucket as database (`SELECT * FROM "my_table" LIMIT 10`); ' +
+    "writes and table functions are refused. A token is checked for reading `bucket` only; other tables the SQL names are its role's IAM's to allow.",
   toolset: 'athena',
   kind: 'read',
   idempotent: false,
   input: {
     bucket: bucketArg,
-    query: z.string().max(262_144).describe('One SQL statement'),
+    query: z.string().max(262_144).optional().describe('One SQL statement'),
     data_catalog: dataCatalogArg,
-    workgroup: z.string().min(1).max(128).optional().describe('Workgroup (default: see athena_workgroups_list)'),
+    workgroup: z.string().min(1).max(128).optional().describe('Default: see athena_workgroups_list'),
     ...queryArgs,
   },
-  output: { ...queryOutput, data_catalog: z.string(), database: z.string() },
+  output: {
+    ...(Object.fromEntries(Object.entries(queryOutput).map(([k, v]) => [k, v.optional()])) as { [K in keyof typeof queryOutput]: z.ZodOptional<(typeof queryOutput)[K]> }),
+    ...tablesOutput,
+    tables: tablesOutput.tables.optional().describe('Without query: the tables'),
+    bucket: z.string().optional(),
+  },
   async handler(args, ctx, extras) {
+    if (args.query === undefined) return tablesOf(args, ctx, extras);
     const bucket = parseBucket(args.bucket);
     ctx.authorize(bucket, 'read');
     const catalog = await tabulatorDataCatalog(await catalogFor(ctx), args.data_catalog);
-    const out = await runReadQuery(ctx, extras, { ...args, catalog, database: bucket });
+    const out = await runReadQuery(ctx, extras, { ...args, query: args.query, catalog, database: bucket });
     return { data: { ...out.data, data_catalog: catalog, database: bucket }, text: `${out.text}\nRan in Athena data catalog "${catalog}", database "${bucket}".` };
   },
 });

@@ -6,10 +6,12 @@
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Logger } from '../log.js';
+import type { ClientRoots } from '../local/roots.js';
+import { watchClientRoots } from '../local/client-roots.js';
 
 const EXIT_GRACE_MS = 500;
 
-export async function serveStdio(server: McpServer, logger: Logger): Promise<void> {
+export async function serveStdio(server: McpServer, logger: Logger, roots?: ClientRoots): Promise<void> {
   const transport = new StdioServerTransport();
   let closing = false;
   const shutdown = (why: string) => {
@@ -35,6 +37,7 @@ export async function serveStdio(server: McpServer, logger: Logger): Promise<voi
     logger.addSink((level, text) => {
       server.server.sendLoggingMessage({ level, logger: 'quilt-mcp', data: text }).catch(() => {});
     });
+    if (roots) watchClientRoots(server.server, roots, logger);
   };
   await server.connect(transport);
   logger.info('quilt-mcp ready on stdio');

@@ -181,6 +181,8 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
   };
 
   const checksums = new Map<string, StoredChecksum>();
+  /** Part checksums of multipart uploads in progress, by upload id. */
+  const uploadParts = new Map<string, Map<number, { size: number; sha256: string }>>();
   const isListing = (r: S3Request) => r.method === 'GET' && r.bucket !== '' && r.key === '' && ['location', 'uploads', 'versioning', 'versions', 'policy', 'acl', 'cors', 'tagging'].every((q) => !r.query.has(q));
   const unescapeXml = (t: string) => t.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
   /** A listing's XML with ChecksumAlgorithm and ChecksumType in each object that has a stored checksum, as S3 lists them. */
@@ -302,11 +304,47 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
     }
     const writesKey = !isBucketRequest && ((r.method === 'PUT' && !r.query.has('uploadId')) || r.method === 'DELETE' || (r.method === 'POST' && r.query.has('uploadId')));
     if (writesKey) checksums.delete(objectId);
+    // A PUT or UploadPart sent with a SHA-256 checksum: S3 checks it against the bytes (400 BadDigest
+    // when they differ) and keeps it; CompleteMultipartUpload then keeps the COMPOSITE checksum of
+    // the parts' checksums. s3rver keeps none: the proxy does, as S3 would.
+    const sentSha = r.headers['x-amz-checksum-sha256'] as string | undefined;
+    let buffered: Buffer | undefined;
+    let onSuccess: (() => void) | undefined;
+    if (!isBucketRequest && r.method === 'PUT' && sentSha && !r.headers['x-amz-copy-source']) {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      buffered = Buffer.concat(chunks);
+      if (sha256(buffered).toString('base64') !== sentSha) {
+        r.status = 400;
+        res.writeHead(400, { 'content-type': 'application/xml' });
+        return void res.end(errorXml('BadDigest'));
+      }
+      const uploadId = r.query.get('uploadId');
+      const body = buffered;
+      onSuccess = uploadId
+        ? () => {
+            const parts = uploadParts.get(uploadId) ?? new Map<number, { size: number; sha256: string }>();
+            parts.set(Number(r.query.get('partNumber')), { size: body.length, sha256: sentSha });
+            uploadParts.set(uploadId, parts);
+          }
+        : () => checksums.set(objectId, { type: 'FULL_OBJECT', sha256: sentSha });
+    } else if (!isBucketRequest && r.method === 'POST' && r.query.has('uploadId')) {
+      const uploadId = r.query.get('uploadId')!;
+      onSuccess = () => {
+        const parts = uploadParts.get(uploadId);
+        uploadParts.delete(uploadId);
+        if (!parts?.size) return;
+        const ordered = [...parts.entries()].sort((a, b) => a[0] - b[0]).map(([, p]) => p);
+        const all = Buffer.concat(ordered.map((p) => Buffer.from(p.sha256, 'base64')));
+        checksums.set(objectId, { type: 'COMPOSITE', sha256: sha256(all).toString('base64'), parts: ordered });
+      };
+    }
     const conditional =
       opts.conditionalWrites !== false && !isBucketRequest && (r.method === 'PUT' || r.method === 'DELETE') && !r.query.has('uploadId') && !r.headers['x-amz-copy-source'];
     const forward = () =>
       new Promise<void>((done) => {
         const upstream = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (up) => {
+          if ((up.statusCode ?? 500) < 300) onSuccess?.();
           up.on('end', () => done());
           up.on('error', () => done());
           // s3rver answers a ranged GET of an empty object with 206 and a body it never sends;
@@ -374,7 +412,8 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
           res.writeHead(502);
           res.end();
         });
-        req.pipe(upstream);
+        if (buffered) upstream.end(buffered);
+        else req.pipe(upstream);
       });
     const write = async () => {
       if (!conditional) return forward();

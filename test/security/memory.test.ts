@@ -108,68 +108,54 @@ function alive(server: HttpServer): void {
   expect(server.child.exitCode, server.stderr().slice(-2000)).toBeNull();
 }
 
+/**
+ * Bob makes `n` calls at once while alice calls; checks that the server lived, that none of alice's
+ * calls failed or waited past the limit, and that each of bob's either did `ok` or was refused for
+ * now. Returns bob's results and the server's peak RSS.
+ */
+async function attack(what: string, n: number, args: (i: number) => [string, Record<string, unknown>], ok: (r: ToolCall) => void) {
+  const { result, worstMs, calls, failures } = await whileOthersCall(
+    t.alice,
+    'tenant-a',
+    () =>
+      peakRss(t.server.child.pid!, () =>
+        Promise.all(Array.from({ length: n }, (_, i) => call(t.bob, ...args(i)).catch((e: unknown) => ({ isError: true, text: String(e) }) as ToolCall))),
+      ),
+    PROBE,
+  );
+  const outcomes = tally(result.result);
+  console.log(`${what}: ${JSON.stringify(outcomes)}; peak RSS ${result.peak.toFixed(0)} MiB; alice's longest wait ${worstMs.toFixed(1)} ms over ${calls} calls`);
+  alive(t.server);
+  expect(failures).toEqual([]);
+  expect(worstMs).toBeLessThan(WAIT_LIMIT_MS);
+  for (const r of result.result) if (outcome(r) !== 'throttled') ok(r);
+  return { results: result.result, outcomes, peak: result.peak };
+}
+
 describe('a 768 MiB heap under the memory attacks', () => {
   it('16 diffs at once of a 60 MiB manifest out of walk order', async () => {
-    const { result, worstMs, calls, failures } = await whileOthersCall(t.alice, 'tenant-a', () =>
-      peakRss(t.server.child.pid!, () =>
-        Promise.all(Array.from({ length: 16 }, () => call(t.bob, 'package_diff', { bucket: 'tenant-b', name: 'bob/big', from: BIG, to: BIG }).catch((e: unknown) => ({ isError: true, text: String(e) }) as ToolCall))),
-      ),
-      PROBE,
-    );
-    const outcomes = tally(result.result);
-    console.log(`16 diffs: ${JSON.stringify(outcomes)}; peak RSS ${result.peak.toFixed(0)} MiB; alice's longest wait ${worstMs.toFixed(1)} ms over ${calls} calls`);
-    alive(t.server);
-    expect(failures).toEqual([]);
-    expect(worstMs).toBeLessThan(WAIT_LIMIT_MS);
-    // Every diff either ran (and found nothing changed) or was refused for now, saying so.
-    for (const r of result.result) {
-      if (!r.isError) expect(r.data.counts.unchanged).toBe(240_000);
-      else expect(outcome(r)).toBe('throttled');
-    }
+    const { outcomes } = await attack('16 diffs', 16, () => ['package_diff', { bucket: 'tenant-b', name: 'bob/big', from: BIG, to: BIG }], (r) => {
+      expect(r.isError, r.text).toBe(false);
+      expect(r.data.counts.unchanged).toBe(240_000);
+    });
     expect(outcomes.ok ?? 0).toBeGreaterThan(0);
   }, 300_000);
 
   it('8 browses at once of a package with 240,000 folders', async () => {
-    const { result, worstMs, calls, failures } = await whileOthersCall(t.alice, 'tenant-a', () =>
-      peakRss(t.server.child.pid!, () =>
-        Promise.all(Array.from({ length: 8 }, () => call(t.bob, 'package_browse', { bucket: 'tenant-b', name: 'bob/big', limit: 5 }).catch((e: unknown) => ({ isError: true, text: String(e) }) as ToolCall))),
-      ),
-      PROBE,
-    );
-    const outcomes = tally(result.result);
-    console.log(`8 browses: ${JSON.stringify(outcomes)}; peak RSS ${result.peak.toFixed(0)} MiB; alice's longest wait ${worstMs.toFixed(1)} ms over ${calls} calls`);
-    alive(t.server);
-    expect(failures).toEqual([]);
-    expect(worstMs).toBeLessThan(WAIT_LIMIT_MS);
-    for (const r of result.result) {
-      if (!r.isError) expect(r.data.count).toBe(240_000);
-      else expect(outcome(r)).toBe('throttled');
-    }
+    const { outcomes } = await attack('8 browses', 8, () => ['package_browse', { bucket: 'tenant-b', name: 'bob/big', limit: 5 }], (r) => {
+      expect(r.isError, r.text).toBe(false);
+      expect(r.data.count).toBe(240_000);
+    });
     expect(outcomes.ok ?? 0).toBeGreaterThan(0);
   }, 300_000);
 
   it('8 updates at once of a base that grows threefold when written as quilt3 writes it', async () => {
-    const { result, worstMs, calls, failures } = await whileOthersCall(t.alice, 'tenant-a', () =>
-      peakRss(t.server.child.pid!, () =>
-        Promise.all(
-          Array.from({ length: 8 }, (_, i) =>
-            // The removal matches nothing: each update merges the whole base, then commits nothing.
-            call(t.bob, 'package_update', { bucket: 'tenant-b', name: `bob/compact-${i}`, remove: ['no/such/file'] }).catch((e: unknown) => ({ isError: true, text: String(e) }) as ToolCall),
-          ),
-        ),
-      ),
-      PROBE,
+    // The removal matches nothing: each update merges the whole base, then commits nothing.
+    const { peak } = await attack('8 updates', 8, (i) => ['package_update', { bucket: 'tenant-b', name: `bob/compact-${i}`, remove: ['no/such/file'] }], (r) =>
+      expect(r.text).toMatch(/^Not in bob\/compact-\d@eeeeeeeeeeee: "no\/such\/file"\. Nothing was committed\./),
     );
-    const outcomes = tally(result.result);
-    console.log(`8 updates: ${JSON.stringify(outcomes)}; peak RSS ${result.peak.toFixed(0)} MiB; alice's longest wait ${worstMs.toFixed(1)} ms over ${calls} calls`);
-    alive(t.server);
-    expect(failures).toEqual([]);
-    expect(worstMs).toBeLessThan(WAIT_LIMIT_MS);
-    for (const r of result.result) {
-      if (outcome(r) !== 'throttled') expect(r.text).toMatch(/^Not in bob\/compact-\d@eeeeeeeeeeee: "no\/such\/file"\. Nothing was committed\./);
-    }
     // What the budget holds (40% of the heap limit) plus the server's own, not eight times 105 MiB.
-    expect(result.peak).toBeLessThan(900);
+    expect(peak).toBeLessThan(900);
   }, 300_000);
 });
 
