@@ -11,29 +11,19 @@
  * first read to `latest`. The process dies as that request reaches the network proxy in front of
  * S3, and the request either goes on to S3 or is lost with the process, as the seed draws: what
  * a process killed mid-request leaves is up to S3. Each trial prints its seed; CRASH_TRIALS sets
- * how many (default a few per write), CRASH_SEED replays one.
+ * how many per write (default 3), CRASH_SEED replays one.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, connectStdio, s3Env, type Harness } from '../helpers/mcp.js';
 import { startNetworkProxy, type NetworkProxy } from '../helpers/network-proxy.js';
 import { checkRegistry, s3Registry } from '../helpers/registry-check.js';
 import { startS3, type LocalS3 } from '../helpers/s3.js';
+import { random } from './seeded.js';
 
 const BUCKET = 'crash';
-const TRIALS_PER_WRITE = Number(process.env.CRASH_TRIALS ?? 6);
+const TRIALS_PER_WRITE = Number(process.env.CRASH_TRIALS ?? 3);
 const ONLY_SEED = process.env.CRASH_SEED === undefined ? undefined : Number(process.env.CRASH_SEED);
 
-/** mulberry32: a small seeded generator, so a trial can be replayed from its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Write {
   id: string;

@@ -13,6 +13,9 @@
  *  - for a write that was interrupted, `latest` is what it was before or the revision the write
  *    was making, nothing else.
  */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 
 export interface PointerRef {
@@ -170,6 +173,61 @@ export function s3Registry(client: S3Client, bucket: string): RegistryView {
       const loc = s3Location(location);
       if (!loc) return false;
       return exists(loc.bucket, loc.key);
+    },
+  };
+}
+
+/** The manifest's entries as the objects it names (undefined for no manifest). */
+function namedObjects(body: string | undefined, inRegistry: (pk: string) => boolean): NamedObject[] | undefined {
+  if (body === undefined) return undefined;
+  const objects: NamedObject[] = [];
+  for (const line of body.split('\n').slice(1)) {
+    if (!line.trim()) continue;
+    const entry = JSON.parse(line) as { logical_key: string; physical_keys?: string[] };
+    for (const pk of entry.physical_keys ?? []) objects.push({ logicalKey: entry.logical_key, location: pk, inRegistry: inRegistry(pk) });
+  }
+  return objects;
+}
+
+/** A local registry (quilt3's layout under `dir`), read from the file system. */
+export function localRegistry(dir: string): RegistryView {
+  const text = (file: string) => fs.readFile(path.join(dir, file), 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
+  const filePath = (pk: string) => {
+    try {
+      return fileURLToPath(pk.split('?')[0]!);
+    } catch {
+      return undefined;
+    }
+  };
+  return {
+    where: `file://${dir}`,
+    async listPointers(name) {
+      const root = path.join(dir, NAMED);
+      const out: PointerRef[] = [];
+      const walk = async (rel: string): Promise<void> => {
+        const entries = await fs.readdir(path.join(root, rel), { withFileTypes: true }).catch(() => []);
+        for (const e of entries) {
+          const at = rel ? `${rel}/${e.name}` : e.name;
+          if (e.isDirectory()) await walk(at);
+          else if (rel) out.push({ name: rel, tag: e.name });
+        }
+      };
+      await walk(name ?? '');
+      return out;
+    },
+    async readPointer(name, tag) {
+      return (await text(`${NAMED}${name}/${tag}`))?.trim();
+    },
+    manifestExists: async (hash) => (await text(`${MANIFESTS}${hash}`)) !== undefined,
+    async manifestObjects(hash) {
+      return namedObjects(await text(`${MANIFESTS}${hash}`), (pk) => {
+        const p = filePath(pk);
+        return p !== undefined && !path.relative(dir, p).startsWith('..');
+      });
+    },
+    async objectExists(location) {
+      const p = filePath(location);
+      return p !== undefined && (await fs.stat(p).then((st) => st.isFile(), () => false));
     },
   };
 }
