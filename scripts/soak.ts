@@ -181,6 +181,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const metricsPort = await freePort();
     // Notice: the listening line, not a log line per request (the soak would measure its logging).
     server = await spawnServer(SERVER_ENTRY, ['--http', '--port', '0'], jwtEnv({ s3: s3.endpoint, sts: sts.endpoint }, { MCP_LOG_LEVEL: 'notice', MCP_METRICS_PORT: String(metricsPort) }));
+    // Interrupted (Ctrl-C): the server goes too (s3rver and STS are this process's).
+    const child = server.child;
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => (child.kill('SIGKILL'), process.exit(130)));
     const c = (client.c = new KeepAliveClient(server.url, 256));
     let id = 0;
     const send = async (token: string, tool: string, args: Record<string, unknown>) => {
@@ -239,8 +242,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         result.calls++;
         result.byTool[m.tool] = (result.byTool[m.tool] ?? 0) + 1;
         if (r.isError) {
-          if (result.errors.length < 20) result.errors.push(`${m.tool} ${tenant.name}: ${r.text.slice(0, 200)}`);
-          else result.errors.push('');
+          const what = `${m.tool} ${tenant.name}: HTTP ${r.status}: ${r.text.slice(0, 200)}`;
+          if (result.errors.length < 5) log(`error: ${what}`);
+          result.errors.push(result.errors.length < 20 ? what : '');
           return;
         }
         const wrong = m.check(tenant)(r.data, r.text);

@@ -32,7 +32,7 @@ import type { Fault } from '../helpers/network-proxy.js';
 import { checkRegistry, s3Registry, type Expectation } from '../helpers/registry-check.js';
 import type { HttpServer } from '../helpers/http.js';
 import { BASE_PACKAGE, CALLS, SOURCE_COUNT, SOURCE_PREFIX, tableName, tableNames, type Call, type CallEnv } from './calls.js';
-import { random } from './seeded.js';
+import { random } from '../helpers/seeded.js';
 import { BUCKET, CLEAN, callTool, countRequests, marks, startFaultServer, startWorld, type CallResult, type Service, type World } from './world.js';
 
 /** The server's deadline for a call without progress, seconds (MCP_CALL_TIMEOUT). */

@@ -18,7 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, connectStdio, isolatedEnv, type Harness } from '../helpers/mcp.js';
 import { checkRegistry, localRegistry } from '../helpers/registry-check.js';
-import { random } from './seeded.js';
+import { completedAgain, random, trialOutcome } from '../helpers/seeded.js';
 
 const TRIALS_PER_WRITE = Number(process.env.CRASH_TRIALS ?? 3);
 const ONLY_SEED = process.env.CRASH_SEED === undefined ? undefined : Number(process.env.CRASH_SEED);
@@ -123,17 +123,13 @@ async function trial(w: Write, seed: number): Promise<string[]> {
   const after = await latestOf(name);
   problems.push(...(await checkRegistry(registry, { names: [name], expect: [{ name, latest: [before, hash] }] })));
   const again = await call(healthy.client, w.tool, w.args(name));
-  const done =
-    !again.isError ||
-    (w.tool === 'package_create' && /already exists/.test(again.text) && hash !== null && again.text.includes(hash)) ||
-    (w.tool === 'package_delete' && /does not exist/.test(again.text));
-  if (!done) problems.push(`the call sent again failed: ${again.text.slice(0, 300)}`);
+  if (!completedAgain(w.tool, again, hash)) problems.push(`the call sent again failed: ${again.text.slice(0, 300)}`);
   problems.push(...(await checkRegistry(registry, { names: [name], expect: [{ name, latest: [hash] }] })));
   // A killed writer's temporary files are its only leftovers, inside .quilt/.tmp (never in a listed folder).
   const stray = readdirSync(path.join(regDir, '.quilt'), { recursive: true }).map(String).filter((f) => /\.tmp|tmp-/.test(f) && !f.startsWith('.tmp'));
   if (stray.length) problems.push(`temporary files outside .quilt/.tmp: ${stray.slice(0, 3).join(', ')}`);
   log.push(
-    `seed=${String(seed).padEnd(11)} ${w.id.padEnd(14)} killed at ${Math.round(at)}/${Math.round(ms)} ms: ${outcome}; latest ${after === before ? 'unchanged' : after === hash ? 'moved to the new revision' : `at ${after}`}; sent again: ${again.isError ? again.text.split('\n')[0]!.slice(0, 60) : 'committed'}${problems.length ? `; PROBLEMS: ${problems.join(' | ')}` : ''}`,
+    `seed=${String(seed).padEnd(11)} ${w.id.padEnd(14)} killed at ${Math.round(at)}/${Math.round(ms)} ms: ${outcome}; ${trialOutcome({ before, after, made: hash }, again, problems)}`,
   );
   return problems.map((p) => `seed ${seed} (${w.id}, at ${Math.round(at)} of ${Math.round(ms)} ms): ${p}`);
 }

@@ -18,7 +18,7 @@ import { call, connectStdio, s3Env, type Harness } from '../helpers/mcp.js';
 import { startNetworkProxy, type NetworkProxy } from '../helpers/network-proxy.js';
 import { checkRegistry, s3Registry } from '../helpers/registry-check.js';
 import { startS3, type LocalS3 } from '../helpers/s3.js';
-import { random } from './seeded.js';
+import { completedAgain, random, trialOutcome } from '../helpers/seeded.js';
 
 const BUCKET = 'crash';
 const TRIALS_PER_WRITE = Number(process.env.CRASH_TRIALS ?? 3);
@@ -140,14 +140,10 @@ async function trial(w: Write, seed: number): Promise<string[]> {
   problems.push(...(await checkRegistry(registry, { names: [name], expect: [{ name, latest: [before, hash] }] })));
   // The same call again, on a server that is up: it completes.
   const again = await call(healthy.client, w.tool, w.args(name));
-  const done =
-    !again.isError ||
-    (w.tool === 'package_create' && /already exists/.test(again.text) && hash !== null && again.text.includes(hash)) ||
-    (w.tool === 'package_delete' && /does not exist/.test(again.text));
-  if (!done) problems.push(`the call sent again failed: ${again.text.slice(0, 300)}`);
+  if (!completedAgain(w.tool, again, hash)) problems.push(`the call sent again failed: ${again.text.slice(0, 300)}`);
   problems.push(...(await checkRegistry(registry, { names: [name], expect: [{ name, latest: [hash] }] })));
   log.push(
-    `seed=${String(seed).padEnd(11)} ${w.id.padEnd(12)} killed at request ${String(k).padStart(2)}/${requests} (${reachesS3 ? 'it reached S3' : 'lost with the process'}): ${outcome}; latest ${after === before ? 'unchanged' : after === hash ? 'moved to the new revision' : `at ${after}`}; sent again: ${again.isError ? again.text.split('\n')[0]!.slice(0, 60) : 'committed'}${problems.length ? `; PROBLEMS: ${problems.join(' | ')}` : ''}`,
+    `seed=${String(seed).padEnd(11)} ${w.id.padEnd(12)} killed at request ${String(k).padStart(2)}/${requests} (${reachesS3 ? 'it reached S3' : 'lost with the process'}): ${outcome}; ${trialOutcome({ before, after, made: hash }, again, problems)}`,
   );
   return problems.map((p) => `seed ${seed} (${w.id}, request ${k}/${requests}, ${reachesS3 ? 'reached S3' : 'lost'}): ${p}`);
 }

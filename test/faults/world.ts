@@ -5,7 +5,8 @@
  * (by the session token STS issued for the tenant's role, or by its catalog bearer), so a test can
  * fault one tenant's requests while another is served, and count the requests of each call.
  */
-import http from 'node:http';
+import type http from 'node:http';
+import { KeepAliveClient, rpcMessage } from '../../scripts/bench-lib.js';
 import { startAthena, type LocalAthena } from '../helpers/athena.js';
 import { startCatalog, type LocalCatalog } from '../helpers/catalog.js';
 import { graphqlHandler } from '../helpers/catalog-graphql.js';
@@ -111,43 +112,20 @@ export interface CallResult {
   failure?: string;
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+/** A keep-alive client per server URL (each campaign round may start a server of its own). */
+const clients = new Map<string, KeepAliveClient>();
 
 /** One tools/call over HTTP with the tenant's token (JSON-RPC, no session: the server is stateless). */
 export async function callTool(url: string, token: string, tool: string, args: Record<string, unknown>): Promise<CallResult> {
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: tool, arguments: args } });
   const started = performance.now();
-  const reply = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const u = new URL(url);
-    const req = http.request(
-      {
-        agent,
-        host: u.hostname,
-        port: u.port,
-        path: u.pathname,
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          authorization: `Bearer ${token}`,
-          'content-length': String(Buffer.byteLength(body)),
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+  let client = clients.get(url);
+  if (!client) clients.set(url, (client = new KeepAliveClient(url, 256)));
+  const reply = await client.post(body, { authorization: `Bearer ${token}` });
   const ms = performance.now() - started;
   let message: { result?: { isError?: boolean; content?: Array<{ type: string; text?: string }>; structuredContent?: unknown }; error?: { message: string } };
   try {
-    const text = reply.text.startsWith('event:') || reply.text.startsWith('data:') ? (reply.text.split('\n').filter((l) => l.startsWith('data: ')).pop()?.slice(6) ?? '{}') : reply.text;
-    message = JSON.parse(text) as typeof message;
+    message = rpcMessage(reply.text) as typeof message;
   } catch {
     return { tool, isError: true, text: reply.text, data: undefined, ms, failure: `HTTP ${reply.status}: ${reply.text.slice(0, 200)}` };
   }
