@@ -149,6 +149,13 @@ export const CALLS: readonly Call[] = [
     args: (r) => ({ bucket: BUCKET, name: pkgName(r, 'delete') }),
     prepare: async (_w, r, setup) => void (await setup('package_create', { bucket: BUCKET, name: pkgName(r, 'delete'), entries: texts(2, 'doomed'), message: 'doomed' })),
   },
+  {
+    id: 'package_push',
+    tool: 'package_push',
+    kind: 'write',
+    pkg: (r) => pkgName(r, 'push'),
+    args: (r) => ({ bucket: BUCKET, name: BASE_PACKAGE, to_bucket: BUCKET, to_name: pkgName(r, 'push') }),
+  },
   { id: 'tabulator_table_set', tool: 'tabulator_table_set', kind: 'write', args: (r) => ({ bucket: TABULATOR_BUCKET, table: table(r, 'set'), config: TABULATOR_TABLE }) },
   {
     id: 'tabulator_table_rename',
