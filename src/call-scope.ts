@@ -89,8 +89,9 @@ export function runRequest<T>(work: RequestWork, fn: () => Promise<T>): Promise<
  * A call's deadline: the call is stopped when it has made no progress for `ms`: no service
  * answered any of its requests (noteAnswer) and the tool reported no progress. A long write that
  * keeps moving runs on; a call stuck on a service that does not answer (a hang, a body that
- * trickles in, a connection that never opens) ends. `signal` is aborted by the caller's own signal or the deadline; `expired` rejects with the
- * timeout error when the deadline passes. One timer per call, re-armed only when it fires.
+ * trickles in, a connection that never opens) ends. `signal` is aborted by the caller's own signal
+ * or the deadline; `expired` rejects with the timeout error when the deadline passes. One timer per
+ * call, re-armed only when it fires.
  */
 export class CallDeadline {
   readonly signal: AbortSignal;

@@ -30,7 +30,7 @@ export const TRANSIENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['thro
 
 /** A failure told inside an answer that goes on without it: what failed, and whether retrying may help. */
 export function failureNote(e: ToolError): string {
-  return `${e.message.replace(/\.$/, '')}${TRANSIENT_CODES.has(e.code) ? '; retrying may help' : ''}`;
+  return TRANSIENT_CODES.has(e.code) ? `${e.message.replace(/\.$/, '')}; retrying may help` : e.message;
 }
 
 export class ToolError extends Error {

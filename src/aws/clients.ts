@@ -130,13 +130,25 @@ export function redirectRegion(err: unknown): string | undefined {
 
 type InitializeStack = {
   add(
-    middleware: (next: (args: unknown) => Promise<unknown>) => (args: unknown) => Promise<unknown>,
+    middleware: (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) => Promise<unknown>,
     options: { step: 'initialize'; name: string; priority: 'low' },
   ): void;
 };
 
 /** AWS's word that the credentials a request was signed with have expired (or were revoked). */
 const EXPIRED = new Set(['ExpiredToken', 'ExpiredTokenException', 'TokenRefreshRequired']);
+
+/**
+ * Whether a failure may be AWS refusing expired credentials. S3 answers a HEAD without a body, so
+ * the SDK cannot read the error code there: a bare 400 to a HEAD (ExpiredToken's status) counts too
+ * (the fault campaign: package_push failed on a HeadObject refused as expired).
+ */
+function mayBeExpired(err: unknown, commandName: string | undefined): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  if (EXPIRED.has(e.name ?? '')) return true;
+  const head = commandName === 'HeadObjectCommand' || commandName === 'HeadBucketCommand';
+  return head && e.$metadata?.httpStatusCode === 400 && ['Unknown', 'UnknownError', 'BadRequest', '400'].includes(e.name ?? '');
+}
 
 /**
  * A request refused because its credentials expired is sent once more with new ones: STS
@@ -147,12 +159,12 @@ const EXPIRED = new Set(['ExpiredToken', 'ExpiredTokenException', 'TokenRefreshR
 function refreshOnExpiry<C extends { middlewareStack: unknown }>(client: C, clients: AwsClients): C {
   // S3's and Athena's stacks differ in their command types only, which this middleware does not read.
   (client.middlewareStack as InitializeStack).add(
-    (next) => async (args) => {
+    (next, context) => async (args) => {
       const seen = clients.credentialsGeneration;
       try {
         return await next(args);
       } catch (err) {
-        if (!EXPIRED.has((err as { name?: string }).name ?? '')) throw err;
+        if (!mayBeExpired(err, context.commandName)) throw err;
         await clients.refreshExpired(seen);
         return next(args);
       }

@@ -211,6 +211,24 @@ describe('credentials that expire early', () => {
     expect(calls).toBeLessThan(30);
   });
 
+  it('a HEAD refused as expired (no body, so no error code to read) gets new credentials too (package_push failed on it)', async () => {
+    const token = await signToken({ sub: 'head-expiry', role_arn: 'arn:aws:iam::123456789012:role/head-expiry' });
+    await s3.put(BUCKET, 'head.txt', 'head', 'text/plain');
+    let first: string | undefined;
+    net.set((req) => {
+      const session = req.headers['x-amz-security-token'];
+      if (typeof session !== 'string') return CLEAN;
+      first ??= session;
+      return req.method === 'HEAD' && session === first ? { ...CLEAN, fault: { kind: 'status', status: 400, code: 'ExpiredToken' } } : CLEAN;
+    });
+    const assumed = sts.assumeRoleCalls.length;
+    const r = await callTool(jwt.url, token, 'bucket_object_info', { uri: `s3://${BUCKET}/head.txt` });
+    net.set(CLEAN);
+    expect(r.isError, r.text).toBe(false);
+    expect(r.data.size).toBe(4);
+    expect(sts.assumeRoleCalls.length - assumed).toBe(2);
+  });
+
   it('desktop mode with a quilt3 login: registry credentials refused as expired are fetched again', async () => {
     let n = 0;
     catalog.credentialsFor = () => ({ AccessKeyId: 'S3RVER', SecretAccessKey: 'S3RVER', SessionToken: `registry-session-${++n}`, Expiration: new Date(Date.now() + 3600_000).toISOString() });
