@@ -7,8 +7,8 @@
  * own; the calls are a fixed mix (reads of objects, listings, package browsing and listing,
  * object info, and a few package writes), open loop at --rate requests/s. Every answer is checked
  * against what that tenant must see (its own object's text, its own package's entries...): a wrong
- * answer or a tool error fails the run; a 429/503 (the server shedding load it has no room for) is
- * counted and reported, not failed.
+ * answer or a tool error fails the run; a 429/503 or a call refused after waiting too long for its
+ * turn (the server shedding load it has no room for) is counted and reported, not failed.
  *
  * Every --sample seconds: the server's RSS, V8 heap used and open fds (its Prometheus metrics,
  * MCP_METRICS_PORT), and the p99 latency of the calls finished in that window. After a warm-up
@@ -74,6 +74,8 @@ export interface SoakResult {
 
 const BUCKET = 'soak';
 const ROLE = (t: string) => `arn:aws:iam::123456789012:role/${t}`;
+/** The tool error of a call the server refused for load (src/fair-limiter.ts). */
+const BUSY = /^This server is busy with other .*for its turn/;
 /** Requests in flight beyond this are not sent (counted as skipped): a slow server must not grow the client. */
 const MAX_IN_FLIGHT = 512;
 /** Below these a slope's growth over the window is noise whatever the regression says (MiB, fds, ms). */
@@ -241,6 +243,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         window.push(ms);
         result.calls++;
         result.byTool[m.tool] = (result.byTool[m.tool] ?? 0) + 1;
+        // The fair-share limiter refusing a call that waited too long for its turn: shed, as a 503 is.
+        if (r.isError && BUSY.test(r.text)) return void result.shed++;
         if (r.isError) {
           const what = `${m.tool} ${tenant.name}: HTTP ${r.status}: ${r.text.slice(0, 200)}`;
           if (result.errors.length < 5) log(`error: ${what}`);
@@ -303,7 +307,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
 
 export function summary(r: SoakResult, o: SoakOptions): string {
   const lines = [
-    `soak: ${o.minutes} min, ${o.tenants} tenants, offered ${o.rate}/s, achieved ${r.rate.toFixed(1)} calls/s, ${r.calls} calls, ${r.wrong.length} wrong, ${r.errors.length} errors, ${r.shed} shed (429/503), ${r.skipped} not sent (over ${MAX_IN_FLIGHT} in flight)`,
+    `soak: ${o.minutes} min, ${o.tenants} tenants, offered ${o.rate}/s, achieved ${r.rate.toFixed(1)} calls/s, ${r.calls} calls, ${r.wrong.length} wrong, ${r.errors.length} errors, ${r.shed} shed (429/503 or busy), ${r.skipped} not sent (over ${MAX_IN_FLIGHT} in flight)`,
     `latency: p50 ${r.latency.p50.toFixed(1)} ms, p99 ${r.latency.p99.toFixed(1)} ms, max ${r.latency.max.toFixed(1)} ms`,
     `calls: ${Object.entries(r.byTool).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     'after the first fifth:   mean      slope/min   growth over window   noise (sd)   flat',
