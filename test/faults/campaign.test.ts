@@ -326,7 +326,7 @@ async function retryProblems(c: Call, round: string): Promise<string[]> {
   // Done already by the faulted call: "exists" for a create, "not found" for a delete or rename, as long as the state is what was asked.
   const doneAlready =
     ((c.tool.startsWith('package_create') || c.tool === 'package_push') && /already exists/.test(r.text) && r.text.includes(baseline.get(c.id)?.hash ?? '-')) ||
-    (/delete|rename/.test(c.tool) && /does not exist|not found|no table/i.test(r.text));
+    (/delete|rename/.test(c.tool) && /does not exist|not found|has no (tabulator )?table/i.test(r.text));
   if (doneAlready) return finalState();
   return [`retry failed: ${r.text.slice(0, 300)}`];
 }
