@@ -1,6 +1,6 @@
 /**
  * `npm run bench:latency`: every tool that talks to S3, through a proxy that adds a round trip of
- * DELAYS ms (default "20,80") to each S3 request (test/helpers/latency-proxy.ts: half each way, one
+ * DELAYS ms (default "20,80") to each S3 request (test/helpers/network-proxy.ts: half each way, one
  * more for a new connection, optionally BANDWIDTH bytes/s shared by all connections). For each
  * call: wall time, S3 requests, and sequential round trips (the longest chain of requests each sent
  * after the previous one was answered), next to the tool's floor: the fewest round trips the call
@@ -18,7 +18,7 @@ import { writeFileSync, readFileSync } from 'node:fs';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { connectStdio, s3Env, type Harness } from '../test/helpers/mcp.js';
 import { startS3 } from '../test/helpers/s3.js';
-import { sequentialRoundTrips, startLatencyProxy } from '../test/helpers/latency-proxy.js';
+import { sequentialRoundTrips, startNetworkProxy } from '../test/helpers/network-proxy.js';
 
 const SMOKE = process.env.BENCH_SMOKE === '1';
 const DELAYS = (process.env.DELAYS ?? (SMOKE ? '5' : '20,80')).split(',').map(Number);
@@ -123,7 +123,7 @@ function scenarios(hashes: { a: string; b: string }): Scenario[] {
 
 async function main() {
   const s3 = await startS3({ buckets: [REG, DATA] });
-  const net = await startLatencyProxy(s3.endpoint, { delayMs: 0, connectMs: 0 });
+  const net = await startNetworkProxy(s3.endpoint, { delayMs: 0, connectMs: 0 });
   process.once('SIGINT', () => void s3.close().finally(() => process.exit(130)));
   let h: Harness | undefined;
   try {

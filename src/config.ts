@@ -140,8 +140,11 @@ export interface Config {
    */
   metrics: { port: number | undefined; token: string | undefined };
   logLevel: LogLevel;
-  /** Which tools to offer: read-only, and/or only some toolsets (auth tools are always offered). */
-  tools: { readOnly: boolean; toolsets: Toolset[] | undefined };
+  /**
+   * Which tools to offer: read-only, and/or only some toolsets (auth tools are always offered); and
+   * how long a call may go without progress before it is stopped with a timeout (MCP_CALL_TIMEOUT).
+   */
+  tools: { readOnly: boolean; toolsets: Toolset[] | undefined; callTimeoutMs: number };
   aws: AwsSettings;
   quilt: {
     /** quilt3's data directory (auth.json, credentials.json, config.yml), found as quilt3 finds it. */
@@ -199,6 +202,13 @@ const boolFromText = z
   .transform((s) => s.toLowerCase())
   .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off']))
   .transform((s) => ['true', '1', 'yes', 'on'].includes(s));
+
+/**
+ * A call that makes no progress for this long is stopped (seconds). Longer than the 60 s most MCP
+ * clients wait (they cancel first, and the call stops then); it bounds the calls of clients that
+ * wait longer, and of HTTP callers.
+ */
+export const DEFAULT_CALL_TIMEOUT_SECONDS = 120;
 
 const intFromText = (min: number, max: number) =>
   z
@@ -517,6 +527,7 @@ export function loadConfig(
           ),
         ),
       ),
+      callTimeoutMs: (read(env, 'MCP_CALL_TIMEOUT', intFromText(1, 86_400)) ?? DEFAULT_CALL_TIMEOUT_SECONDS) * 1000,
     },
     logLevel: read(env, 'MCP_LOG_LEVEL', z.string().transform((s) => s.toLowerCase()).pipe(z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]]))) ?? 'info',
     aws: {

@@ -87,8 +87,8 @@ export interface RuntimeContext {
  * `signal` reaches every AWS request the call makes, so a cancelled or hung-up call stops its reads
  * at once instead of running on for nobody.
  */
-export function runWithContext<T>(ctx: RuntimeContext, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-  return runInCall({ ctx, signal }, fn);
+export function runWithContext<T>(ctx: RuntimeContext, fn: () => Promise<T>, signal?: AbortSignal, answered?: () => void): Promise<T> {
+  return runInCall({ ctx, signal, answered }, fn);
 }
 
 /** The context of the tool call in progress; throws outside one (a bug, not a user error). */

@@ -73,10 +73,10 @@ async function main(): Promise<void> {
   const resources = selectResources(allResources, config.tools);
   if (config.transport === 'http') {
     const { serveHttp } = await import('./transports/http.js');
-    await serveHttp({ config, logger, auth, tools, createServer: (deps) => createServer({ ...deps, tools, hidden, resources }) });
+    await serveHttp({ config, logger, auth, tools, createServer: (deps) => createServer({ ...deps, tools, hidden, resources, callTimeoutMs: config.tools.callTimeoutMs }) });
   } else {
     const { serveStdio } = await import('./transports/stdio.js');
-    await serveStdio(createServer({ auth, logger, tools, hidden, resources }), logger, auth.clientRoots);
+    await serveStdio(createServer({ auth, logger, tools, hidden, resources, callTimeoutMs: config.tools.callTimeoutMs }), logger, auth.clientRoots);
   }
 }
 

@@ -9,6 +9,8 @@ import { ListToolsRequestSchema, type CallToolResult, type ProgressToken, type S
 import { z } from 'zod';
 import type { AuthService } from './auth/service.js';
 import { runWithContext, type RuntimeContext } from './context.js';
+import { CallDeadline } from './core/call-scope.js';
+import { DEFAULT_CALL_TIMEOUT_SECONDS } from './config.js';
 import { ToolError, toToolError } from './core/errors.js';
 import { noteRequest } from './core/request-record.js';
 import type { Logger } from './core/log.js';
@@ -27,6 +29,8 @@ export interface ServerDeps {
   hidden?: readonly HiddenTool[];
   /** Resources offered (default: all); none declares no `resources` capability. */
   resources?: readonly ResourceDefinition[];
+  /** A call without progress for this long is stopped with a timeout (config `tools.callTimeoutMs`). */
+  callTimeoutMs?: number | undefined;
 }
 
 const INSTRUCTIONS = `quilt-mcp gives access to Quilt data on S3: buckets and objects, Quilt packages (versioned, hashed datasets), the Quilt catalog's search and Athena.
@@ -48,13 +52,25 @@ export interface CallExtras {
  * inside it (AsyncLocalStorage), and the result or a clear tool error. The McpServer registers it,
  * and the HTTP transport's direct path (transports/dispatch.ts) calls the very same function.
  */
-export function toolRunner(tool: AnyTool, { auth, logger }: Pick<ServerDeps, 'auth' | 'logger'>): (args: unknown, extra: CallExtras) => Promise<CallToolResult> {
+export function toolRunner(
+  tool: AnyTool,
+  { auth, logger, callTimeoutMs = DEFAULT_CALL_TIMEOUT_SECONDS * 1000 }: Pick<ServerDeps, 'auth' | 'logger' | 'callTimeoutMs'>,
+): (args: unknown, extra: CallExtras) => Promise<CallToolResult> {
+  const seconds = Math.round(callTimeoutMs / 1000);
+  const timedOut = () =>
+    new ToolError(
+      'timeout',
+      `${tool.name} made no progress for ${seconds} s (a service it was waiting for did not answer in time), so it was stopped.`,
+      'Retry in a moment; if it keeps happening, S3, the catalog or Athena is slow or unreachable from here (auth_status shows the endpoints in use).',
+    );
   return async (args, extra) => {
     const started = performance.now();
     const progressToken = extra.progressToken;
+    const deadline = new CallDeadline(callTimeoutMs, extra.signal, timedOut);
     const extras: ToolExtras = {
-      signal: extra.signal,
+      signal: deadline.signal,
       progress: async (progress, total, message) => {
+        deadline.progress();
         if (progressToken === undefined) return;
         await extra
           .notify({
@@ -67,7 +83,8 @@ export function toolRunner(tool: AnyTool, { auth, logger }: Pick<ServerDeps, 'au
     try {
       const ctx = extra.ctx ?? (await auth.context({ token: extra.authInfo?.token }));
       noteRequest({ principal: ctx.principal.id });
-      const out = await runWithContext(ctx, () => tool.handler(args as Record<string, unknown>, ctx, extras), extra.signal);
+      // At the deadline the call is answered at once; its requests are aborted and it unwinds on its own.
+      const out = await Promise.race([runWithContext(ctx, () => tool.handler(args as Record<string, unknown>, ctx, extras), deadline.signal, deadline.progress), deadline.expired]);
       logger.debug('tool call', { tool: tool.name, user: ctx.principal.id, ms: Math.round(performance.now() - started) });
       noteRequest({ toolOutcome: 'ok' });
       return {
@@ -85,6 +102,8 @@ export function toolRunner(tool: AnyTool, { auth, logger }: Pick<ServerDeps, 'au
         ...(error.code === 'internal' && err instanceof Error ? { stack: err.stack } : {}),
       });
       return { isError: true, content: [{ type: 'text', text: error.text }] };
+    } finally {
+      deadline.end();
     }
   };
 }
@@ -107,14 +126,14 @@ function listEntry(tool: AnyTool): Tool {
   return entry;
 }
 
-export function createServer({ auth, logger, tools = allTools, hidden = [], resources = allResources }: ServerDeps): McpServer {
+export function createServer({ auth, logger, tools = allTools, hidden = [], resources = allResources, callTimeoutMs }: ServerDeps): McpServer {
   const server = new McpServer(
     { name: 'quilt-mcp', title: 'Quilt', version: VERSION },
     { capabilities: { logging: {}, tools: {} }, instructions: INSTRUCTIONS },
   );
 
   for (const tool of tools) {
-    const run = toolRunner(tool, { auth, logger });
+    const run = toolRunner(tool, { auth, logger, callTimeoutMs });
     server.registerTool(
       tool.name,
       {

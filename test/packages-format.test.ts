@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
+import { random as rng } from './helpers/seeded.js';
 import { ChunkedHasher, chunkSizeFor, chunkedHashOf, chunkedHashOfStream } from '../src/core/chunked-hash.js';
 import {
   TopHasher,
@@ -36,19 +37,6 @@ import { PY_TOP_HASH, hasPython, python } from './helpers/python.js';
 
 const MiB = 1024 * 1024;
 const enc = new TextEncoder();
-
-
-/** Deterministic PRNG (mulberry32) so a failure reproduces. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function* pieces(data: Uint8Array, sizes: number[]): AsyncGenerator<Uint8Array> {
   let off = 0;

@@ -141,7 +141,7 @@ describe('globs', () => {
     });
     expect(err.code).toBe('too_large');
     expect(err.message).toContain('include globs');
-    expect(performance.now() - t).toBeLessThan(5000);
+    expect(performance.now() - t).toBeLessThan(10_000); // ~0.7 s on a quiet core: 10x headroom under load
   });
 });
 

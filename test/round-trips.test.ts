@@ -1,26 +1,26 @@
 /**
  * How many S3 round trips the package tools wait for one after another, through the latency proxy
- * (test/helpers/latency-proxy.ts) in front of s3rver, with the built server over stdio. Counts, not
+ * (test/helpers/network-proxy.ts) in front of s3rver, with the built server over stdio. Counts, not
  * times: the round trip is long (100 ms) next to the CPU a call spends between requests, so a
  * count only grows when the code waits where it need not. The bounds are issue 26's targets;
  * `npm run bench:latency` measures times and every tool.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLatencyProxy, sequentialRoundTrips, type LatencyProxy } from './helpers/latency-proxy.js';
+import { startNetworkProxy, sequentialRoundTrips, type NetworkProxy } from './helpers/network-proxy.js';
 import { call, connectStdio, s3Env, type Harness } from './helpers/mcp.js';
 import { startS3, type LocalS3 } from './helpers/s3.js';
 
 const REG = 'rt-registry';
 const DATA = 'rt-data';
 let s3: LocalS3;
-let net: LatencyProxy;
+let net: NetworkProxy;
 let h: Harness;
 let first: string;
 
 beforeAll(async () => {
   s3 = await startS3({ buckets: [REG, DATA] });
   for (let i = 0; i < 100; i += 25) await Promise.all(Array.from({ length: 25 }, (_, k) => s3.put(DATA, `src/f-${String(i + k).padStart(3, '0')}.csv`, `${i + k}\n`)));
-  net = await startLatencyProxy(s3.endpoint, { delayMs: 0, connectMs: 0 });
+  net = await startNetworkProxy(s3.endpoint, { delayMs: 0, connectMs: 0 });
   h = await connectStdio(s3Env(net.endpoint));
   // Loaded and connected before the counting starts.
   const base = await call(h.client, 'package_create', { bucket: REG, name: 'rt/base', entries: [{ logical_key: 'a.txt', text: 'a' }] });

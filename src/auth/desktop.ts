@@ -51,7 +51,7 @@ function describeChain(config: Config): string {
 function tracked(provider: CredentialProvider): { provider: CredentialProvider; expiresAt: () => Date | undefined } {
   let last: AwsCredentials | undefined;
   return {
-    provider: async () => (last = await provider()),
+    provider: async (options) => (last = await provider(options)),
     expiresAt: () => last?.expiration,
   };
 }
@@ -125,13 +125,13 @@ export class DesktopAuthService implements AuthService {
   }
 
   private chain(): CredentialProvider {
-    return async () => {
+    return async (options) => {
       this.defaultChain ??= import('@aws-sdk/credential-provider-node').then(({ defaultProvider }) =>
         defaultProvider(this.config.aws.profile ? { profile: this.config.aws.profile } : {}),
       );
       const profile = this.config.aws.profile;
       try {
-        return await (await this.defaultChain)();
+        return await (await this.defaultChain)(options);
       } catch (err) {
         // The SDK's message is generic; the user needs to hear which profile failed.
         if (!profile || !(err instanceof Error) || err.name !== 'CredentialsProviderError') throw err;

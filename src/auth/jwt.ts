@@ -250,7 +250,7 @@ export class JwtAuthService implements AuthService {
       let entry = this.clients.get(key);
       if (!entry) {
         entry = {
-          clients: new AwsClients(() => this.broker.credentials(request), { settings: this.config.aws, defaultRegion: this.region, athena: this.config.athena }),
+          clients: new AwsClients((options) => this.broker.credentials(request, options), { settings: this.config.aws, defaultRegion: this.region, athena: this.config.athena }),
           expiresAt: () => this.broker.expiryOf(request),
         };
         this.clients.set(key, entry);

@@ -463,7 +463,7 @@ export class Quilt3Session {
   }
 
   /** AWS credentials from the registry, cached until 5 minutes before they expire. */
-  awsCredentials = (): Promise<AwsCredentials> => this.registryCredentials.provider();
+  awsCredentials = (options?: { forceRefresh?: boolean }): Promise<AwsCredentials> => this.registryCredentials.provider(options);
 
   get credentialsExpiry(): Date | undefined {
     return this.registryCredentials.expiresAt();

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import type { STSClient } from '@aws-sdk/client-sts';
 import { loadSts, type AwsCredentials, type CredentialProvider } from '../aws/clients.js';
 import { containerCredentials, NoContainerCredentialsError } from '../aws/container-credentials.js';
+import { BoundedRetries } from '../aws/retry.js';
 import type { AwsSettings } from '../config.js';
 import { fromAwsError, ToolError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -92,6 +93,7 @@ export class StsBroker {
           region: this.region,
           credentials: this.ownCredentials,
           maxAttempts: 3,
+          retryStrategy: new BoundedRetries(3),
           requestHandler: { connectionTimeout: 5_000, requestTimeout: 15_000 },
           ...(this.settings.endpoints.sts ? { endpoint: this.settings.endpoints.sts } : {}),
         }),
@@ -111,6 +113,7 @@ export class StsBroker {
             throw new ToolError('internal', 'AssumeRoleWithWebIdentity must not be signed with any credentials.');
           },
           maxAttempts: 3,
+          retryStrategy: new BoundedRetries(3),
           requestHandler: { connectionTimeout: 5_000, requestTimeout: 15_000 },
           ...(this.settings.endpoints.sts ? { endpoint: this.settings.endpoints.sts } : {}),
         }),
@@ -135,8 +138,10 @@ export class StsBroker {
     return this.cache.get(cacheKey(r))?.expiration;
   }
 
-  credentials(r: AssumeRoleRequest): Promise<AwsCredentials> {
+  /** `forceRefresh`: AWS refused the cached credentials as expired; a request already under way serves. */
+  credentials(r: AssumeRoleRequest, { forceRefresh = false }: { forceRefresh?: boolean } = {}): Promise<AwsCredentials> {
     const key = cacheKey(r);
+    if (forceRefresh && !this.inFlight.has(key)) this.cache.delete(key);
     const hit = this.cache.get(key);
     if (hit?.expiration && this.fresh(hit.expiration, r)) {
       this.stats.hits++;
@@ -211,7 +216,7 @@ export class StsBroker {
           "The role's trust policy must allow sts:AssumeRoleWithWebIdentity for the token's issuer (an IAM OIDC provider) and audience; ask the administrator of the role, or sign in again.",
         );
       }
-      throw fromAwsError(err, { action: 'assume with web identity the role of' });
+      throw fromAwsError(err, { action: 'assume with web identity', resource: `role ${r.roleArn} (AWS STS)` });
     }
   }
 
@@ -243,7 +248,7 @@ export class StsBroker {
       };
     } catch (err) {
       if (err instanceof ToolError) throw err;
-      const mapped = fromAwsError(err, { action: 'assume the role of' });
+      const mapped = fromAwsError(err, { action: 'assume', resource: `role ${r.roleArn} (AWS STS)` });
       if (mapped.code === 'access_denied') {
         throw new ToolError(
           'access_denied',

@@ -8,10 +8,12 @@ import type { AthenaClient } from '@aws-sdk/client-athena';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { AthenaSettings, AwsSettings } from '../config.js';
-import { callSignal, uncancelled } from '../core/call-scope.js';
+import { callScope, uncancelled } from '../core/call-scope.js';
 import { CALL_CONCURRENCY, PROCESS_S3_SLOTS } from '../core/concurrency.js';
 import { lazy } from '../core/lazy.js';
 import { Lru } from '../core/lru.js';
+import { resumeBodies } from './resume.js';
+import { BoundedRetries } from './retry.js';
 import { checkKey } from './s3-uri.js';
 
 export interface AwsCredentials {
@@ -21,7 +23,11 @@ export interface AwsCredentials {
   expiration?: Date | undefined;
 }
 
-export type CredentialProvider = () => Promise<AwsCredentials>;
+/**
+ * Where a principal's AWS credentials come from. Each provider keeps its own until shortly before
+ * they expire; `forceRefresh` asks for new ones now (AWS said the current ones expired early).
+ */
+export type CredentialProvider = (options?: { forceRefresh?: boolean }) => Promise<AwsCredentials>;
 
 export type S3Module = typeof import('@aws-sdk/client-s3');
 /** The AWS SDK modules, loaded on first use. */
@@ -55,8 +61,12 @@ const loadCancellingHandler = lazy(async () => {
   type Handle = InstanceType<typeof NodeHttpHandler>['handle'];
   return class CallCancellingHandler extends NodeHttpHandler {
     override handle(request: Parameters<Handle>[0], options: Parameters<Handle>[1] = {}): ReturnType<Handle> {
-      const signal = options.abortSignal ?? callSignal();
-      return super.handle(request, signal ? { ...options, abortSignal: signal } : options);
+      const scope = callScope();
+      const signal = options.abortSignal ?? scope?.signal;
+      const answer = super.handle(request, signal ? { ...options, abortSignal: signal } : options);
+      // An answer (any status) means the service is not stuck: the call's deadline starts again.
+      const answered = scope?.answered;
+      return answered ? answer.then((a) => (answered(), a)) : answer;
     }
   };
 });
@@ -71,6 +81,9 @@ async function cancellingHandler(options: HandlerOptions) {
  * requests beside them. The SDK's default of 50 would queue a call's 64 requests in flight.
  */
 const S3_SOCKETS = PROCESS_S3_SLOTS + CALL_CONCURRENCY;
+
+/** How long a bucket's region lookup (HeadBucket, shared by the calls that need it) may take, retries included. */
+const REGION_LOOKUP_MS = 10_000;
 
 /** Per-bucket S3 clients kept per principal (see AwsClients.s3); the least recently used go first. */
 const BUCKET_CLIENTS = 64;
@@ -95,6 +108,11 @@ function guardKeys(client: S3Client): S3Client {
   return client;
 }
 
+/** Every S3 client's middleware: the key guard, resumable bodies, new credentials after an expiry. */
+function clientMiddleware(clients: AwsClients, client: S3Client): S3Client {
+  return refreshOnExpiry(resumeBodies(guardKeys(client)), clients);
+}
+
 /**
  * The region S3 says a bucket lives in, from a wrong-region answer: 301 PermanentRedirect (or 400
  * AuthorizationHeaderMalformed / IllegalLocationConstraintException) with `x-amz-bucket-region`,
@@ -110,6 +128,52 @@ export function redirectRegion(err: unknown): string | undefined {
   return region && /^[a-z0-9-]{1,40}$/.test(region) ? region : undefined;
 }
 
+type InitializeStack = {
+  add(
+    middleware: (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) => Promise<unknown>,
+    options: { step: 'initialize'; name: string; priority: 'low' },
+  ): void;
+};
+
+/** AWS's word that the credentials a request was signed with have expired (or were revoked). */
+const EXPIRED = new Set(['ExpiredToken', 'ExpiredTokenException', 'TokenRefreshRequired']);
+
+/**
+ * Whether a failure may be AWS refusing expired credentials. S3 answers a HEAD without a body, so
+ * the SDK cannot read the error code there: a bare 400 to a HEAD (ExpiredToken's status) counts too
+ * (the fault campaign: package_push failed on a HeadObject refused as expired).
+ */
+function mayBeExpired(err: unknown, commandName: string | undefined): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  if (EXPIRED.has(e.name ?? '')) return true;
+  const head = commandName === 'HeadObjectCommand' || commandName === 'HeadBucketCommand';
+  return head && e.$metadata?.httpStatusCode === 400 && ['Unknown', 'UnknownError', 'BadRequest', '400'].includes(e.name ?? '');
+}
+
+/**
+ * A request refused because its credentials expired is sent once more with new ones: STS
+ * sessions and catalog-issued credentials can end before the expiry they announced (revoked, a
+ * clock that disagrees), and a long package write must not fail on it. One refresh serves every
+ * request that was sent with the old credentials (see AwsClients.refreshExpired).
+ */
+function refreshOnExpiry<C extends { middlewareStack: unknown }>(client: C, clients: AwsClients): C {
+  // S3's and Athena's stacks differ in their command types only, which this middleware does not read.
+  (client.middlewareStack as InitializeStack).add(
+    (next, context) => async (args) => {
+      const seen = clients.credentialsGeneration;
+      try {
+        return await next(args);
+      } catch (err) {
+        if (!mayBeExpired(err, context.commandName)) throw err;
+        await clients.refreshExpired(seen);
+        return next(args);
+      }
+    },
+    { step: 'initialize', name: 'quiltMcpRefreshExpired', priority: 'low' },
+  );
+  return client;
+}
+
 export class AwsClients {
   private readonly s3Clients = new Map<string, Promise<S3Client>>();
   private readonly bucketClients = new Lru<string, Promise<S3Client>>(BUCKET_CLIENTS);
@@ -121,10 +185,31 @@ export class AwsClients {
   /** Regions learnt from S3 (HeadBucket or a redirect), so later calls go to the right one at once. */
   private readonly knownRegions = new Map<string, string>();
 
+  /** Bumped by each refresh after an expiry, so that one refresh serves all the requests it failed. */
+  credentialsGeneration = 0;
+  private refreshing: Promise<unknown> = Promise.resolve();
+  /**
+   * The provider as the SDK clients get it: called for every request (the providers cache), and
+   * marked memoized so that the SDK keeps no copy of its own that a refresh could not reach.
+   */
+  private readonly sdkCredentials: CredentialProvider & { memoized: true };
+
   constructor(
     readonly credentials: CredentialProvider,
     private readonly options: ClientOptions,
-  ) {}
+  ) {
+    this.sdkCredentials = Object.assign(() => credentials(), { memoized: true as const });
+  }
+
+  /** New credentials after AWS refused the current ones as expired (`seen`: the generation the request was sent in). */
+  refreshExpired(seen: number): Promise<unknown> {
+    if (seen === this.credentialsGeneration) {
+      this.credentialsGeneration++;
+      // A failed refresh shows in the request sent again (with whatever credentials there are).
+      this.refreshing = this.credentials({ forceRefresh: true }).catch(() => undefined);
+    }
+    return this.refreshing;
+  }
 
   get defaultRegion(): string {
     return this.options.defaultRegion;
@@ -146,8 +231,9 @@ export class AwsClients {
   private common(region: string) {
     return {
       region,
-      credentials: this.credentials,
+      credentials: this.sdkCredentials,
       maxAttempts: 3,
+      retryStrategy: new BoundedRetries(3),
       requestHandler: REQUEST_HANDLER,
       useFipsEndpoint: false,
       useDualstackEndpoint: false,
@@ -176,7 +262,8 @@ export class AwsClients {
     if (!client) {
       const { settings } = this.options;
       client = Promise.all([loadS3(), this.sockets().then((sockets) => cancellingHandler({ ...REQUEST_HANDLER, ...sockets }))]).then(([{ S3Client }, requestHandler]) =>
-        guardKeys(
+        clientMiddleware(
+          this,
           new S3Client({
             ...this.common(region),
             requestHandler,
@@ -223,13 +310,15 @@ export class AwsClients {
   /** Athena in the default region (one client: queries, workgroups and catalogs are regional). */
   athena(): Promise<AthenaClient> {
     const { settings, defaultRegion } = this.options;
-    return (this.athenaClient ??= Promise.all([loadAthena(), cancellingHandler(REQUEST_HANDLER)]).then(
-      ([{ AthenaClient }, requestHandler]) =>
+    return (this.athenaClient ??= Promise.all([loadAthena(), cancellingHandler(REQUEST_HANDLER)]).then(([{ AthenaClient }, requestHandler]) =>
+      refreshOnExpiry(
         new AthenaClient({
           ...this.common(defaultRegion),
           requestHandler,
           ...(settings.endpoints.athena ? { endpoint: settings.endpoints.athena } : {}),
         }),
+        this,
+      ),
     ));
   }
 
@@ -248,8 +337,10 @@ export class AwsClients {
         const [{ HeadBucketCommand }, client] = await Promise.all([loadS3(), this.s3(this.options.defaultRegion, { followRedirects: false, bucket })]);
         let found: string | undefined;
         try {
-          // Shared by every call that asks meanwhile: one caller going away must not fail the others.
-          found = (await uncancelled(() => client.send(new HeadBucketCommand({ Bucket: bucket })))).BucketRegion;
+          // Shared by every call that asks meanwhile: one caller going away must not fail the others,
+          // and a lookup S3 never answers must not hold them (and those after S3 recovers) for
+          // minutes: it has a deadline of its own, after which the next call asks again.
+          found = (await uncancelled(() => client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: AbortSignal.timeout(REGION_LOOKUP_MS) }))).BucketRegion;
         } catch (err) {
           const headers = (err as { $response?: { headers?: Record<string, string | undefined> } }).$response?.headers;
           found = headers?.['x-amz-bucket-region'];

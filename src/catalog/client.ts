@@ -96,6 +96,10 @@ export class CatalogClient {
       }
       return new ToolError('catalog_error', `The Quilt catalog rejected the query as invalid: ${redact(detail).slice(0, 400)}`);
     }
-    return new ToolError('upstream_error', `The Quilt catalog answered HTTP ${err.status}.`);
+    return new ToolError(
+      'upstream_error',
+      `The Quilt catalog answered HTTP ${err.status}.`,
+      'Retrying the same request will not help: check the catalog URL (QUILT_CATALOG_URL or `quilt3 config`) and that the catalog is a Quilt catalog.',
+    );
   }
 }

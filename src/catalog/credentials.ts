@@ -52,16 +52,18 @@ export async function fetchRegistryCredentials(
 
 const MARGIN_MS = 5 * 60_000;
 
-/** A credential provider over the registry endpoint: cached until 5 minutes before expiry, single-flight. */
+/** A credential provider over the registry endpoint: cached until 5 minutes before expiry (or forced), single-flight. */
 export function registryCredentialProvider(
   registry: () => Promise<string>,
   token: () => Promise<string>,
   refusedHint: string,
   now: () => number = Date.now,
-): { provider: () => Promise<AwsCredentials>; expiresAt: () => Date | undefined } {
+): { provider: (options?: { forceRefresh?: boolean }) => Promise<AwsCredentials>; expiresAt: () => Date | undefined } {
   let current: AwsCredentials | undefined;
   let pending: Promise<AwsCredentials> | undefined;
-  const provider = (): Promise<AwsCredentials> => {
+  const provider = ({ forceRefresh = false }: { forceRefresh?: boolean } = {}): Promise<AwsCredentials> => {
+    // Forced: AWS refused the current ones as expired (a fetch under way serves).
+    if (forceRefresh && !pending) current = undefined;
     if (current?.expiration && current.expiration.getTime() - MARGIN_MS > now()) return Promise.resolve(current);
     return (pending ??= (async () => fetchRegistryCredentials(await registry(), await token(), refusedHint, now))()
       .then((c) => (current = c))

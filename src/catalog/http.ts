@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { noteAnswer } from '../core/call-scope.js';
 import { ToolError } from '../core/errors.js';
 import { redact } from '../core/redact.js';
 
@@ -36,6 +37,17 @@ class ResponseTooLarge extends Error {}
 interface Answer {
   status: number;
   text: string;
+  /** Retry-After, in ms (seconds or an HTTP date), when the answer gave one. */
+  retryAfterMs?: number | undefined;
+}
+
+/** Waiting longer than this for a Retry-After would outlast the caller's patience; retry sooner. */
+const MAX_RETRY_AFTER_MS = 5_000;
+
+function retryAfterMs(header: string | undefined): number | undefined {
+  if (!header) return undefined;
+  const ms = /^\d+(\.\d+)?$/.test(header.trim()) ? Number(header) * 1000 : Date.parse(header) - Date.now();
+  return Number.isFinite(ms) ? Math.max(0, ms) : undefined;
 }
 
 class RequestTimedOut extends Error {}
@@ -84,7 +96,10 @@ function send(
           }
           chunks.push(c);
         });
-        res.on('end', () => settle(() => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') })));
+        res.on('end', () => {
+          noteAnswer();
+          settle(() => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), retryAfterMs: retryAfterMs(res.headers['retry-after']) }));
+        });
         res.on('error', fail);
         res.on('close', () => {
           if (!res.complete) fail(Object.assign(new Error('the connection closed before the answer was complete'), { code: 'ECONNRESET' }));
@@ -121,7 +136,7 @@ export interface RequestOptions {
   body?: string;
   /** Per attempt. */
   timeoutMs?: number;
-  /** Extra attempts after a network failure or 5xx (not for 4xx). */
+  /** Extra attempts after a network failure, a 5xx or a 429 (not for other 4xx). */
   retries?: number;
   /** Names the service in messages: "Quilt registry", "Quilt catalog". */
   service: string;
@@ -146,8 +161,13 @@ export async function requestJson<T = unknown>(url: string, opts: RequestOptions
   const retries = opts.retries ?? 2;
   const timeoutMs = opts.timeoutMs ?? 15_000;
   let lastError: unknown;
+  let wait: number | undefined;
   for (let attempt = 0; attempt <= retries; attempt++) {
-    if (attempt > 0) await sleep(Math.min(2_000, 150 * 4 ** (attempt - 1)) * (0.75 + Math.random() / 2));
+    if (attempt > 0) {
+      const backoff = Math.min(2_000, 150 * 4 ** (attempt - 1)) * (0.75 + Math.random() / 2);
+      await sleep(Math.max(backoff, Math.min(wait ?? 0, MAX_RETRY_AFTER_MS)));
+    }
+    wait = undefined;
     let res: Answer;
     try {
       res = await send(new URL(url), opts.method ?? 'GET', { accept: 'application/json', ...opts.headers }, opts.body, timeoutMs, opts.signal, opts.pool);
@@ -182,8 +202,9 @@ export async function requestJson<T = unknown>(url: string, opts: RequestOptions
         'Use the final URL of the catalog (QUILT_CATALOG_URL or `quilt3 config`), with https:// and without a trailing path.',
       );
     }
-    if (res.status >= 500) {
+    if (res.status >= 500 || res.status === 429) {
       lastError = new HttpStatusError(res.status, url, text);
+      wait = res.retryAfterMs;
       continue;
     }
     if (res.status < 200 || res.status >= 300) throw new HttpStatusError(res.status, url, text);
@@ -196,6 +217,13 @@ export async function requestJson<T = unknown>(url: string, opts: RequestOptions
         'Check that the URL points at a Quilt catalog.',
       );
     }
+  }
+  if (lastError instanceof HttpStatusError && lastError.status === 429) {
+    throw new ToolError(
+      'throttled',
+      `The ${opts.service} at ${safeUrl(url)} is limiting requests (HTTP 429, ${retries + 1} attempts).`,
+      'Wait a moment and retry.',
+    );
   }
   if (lastError instanceof HttpStatusError) {
     throw new ToolError(

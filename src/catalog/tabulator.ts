@@ -158,10 +158,22 @@ export async function setTable(client: CatalogClient, bucket: string, table: str
   return tablesOrFail(data.bucketSetTabulatorTable, what);
 }
 
-export async function renameTable(client: CatalogClient, bucket: string, table: string, newName: string): Promise<TabulatorTableShape[]> {
+/**
+ * Renames a table; `done: 'already'` when the catalog said the old table is missing but the new one
+ * is there and the old one is not. That is how a rename whose answer was lost looks: the catalog
+ * client sends a request again after a reset connection, and the catalog had done the first one.
+ */
+export async function renameTable(client: CatalogClient, bucket: string, table: string, newName: string): Promise<{ tables: TabulatorTableShape[]; done: 'now' | 'already' }> {
   const what = `rename table ${table} of ${bucket} to ${newName}`;
   const data = await asAdmin(client, what, () => client.graphql<TabulatorRenameTableData>(TABULATOR_RENAME_TABLE, { bucket, table, newName }));
-  return tablesOrFail(data.bucketRenameTabulatorTable, what);
+  try {
+    return { tables: tablesOrFail(data.bucketRenameTabulatorTable, what), done: 'now' };
+  } catch (err) {
+    if (!(err instanceof ToolError && err.code === 'invalid_input')) throw err;
+    const tables = await listTables(client, bucket).catch(() => undefined);
+    if (tables?.some((t) => t.name === newName) && !tables.some((t) => t.name === table)) return { tables, done: 'already' };
+    throw err;
+  }
 }
 
 export async function setOpenQuery(client: CatalogClient, enabled: boolean): Promise<boolean> {

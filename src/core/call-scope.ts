@@ -19,6 +19,8 @@ export interface CallScope {
   readonly ctx: object;
   /** Aborted when the client cancels the call or goes away. */
   readonly signal: AbortSignal | undefined;
+  /** Told when a service answered one of the call's requests: the call is not stuck (CallDeadline). */
+  readonly answered?: (() => void) | undefined;
 }
 
 const calls = new AsyncLocalStorage<CallScope>();
@@ -41,6 +43,11 @@ export function uncancelled<T>(fn: () => T): T {
 
 export function callScope(): CallScope | undefined {
   return calls.getStore();
+}
+
+/** Tells the call in progress, if any, that a service answered one of its requests. */
+export function noteAnswer(): void {
+  calls.getStore()?.answered?.();
 }
 
 /** The abort signal of the call in progress, if it has one. */
@@ -84,4 +91,58 @@ export class RequestWork {
 /** Runs a transport request's handling; the calls it starts are counted in `work`. */
 export function runRequest<T>(work: RequestWork, fn: () => Promise<T>): Promise<T> {
   return requests.run(work, fn);
+}
+
+/**
+ * A call's deadline: the call is stopped when it has made no progress for `ms`: no service
+ * answered any of its requests (noteAnswer) and the tool reported no progress. A long write that
+ * keeps moving runs on; a call stuck on a service that does not answer (a hang, a body that
+ * trickles in, a connection that never opens) ends. `signal` is aborted by the caller's own signal
+ * or the deadline; `expired` rejects with the timeout error when the deadline passes. One timer per
+ * call, re-armed only when it fires.
+ */
+export class CallDeadline {
+  readonly signal: AbortSignal;
+  readonly expired: Promise<never>;
+  private readonly controller = new AbortController();
+  private last = performance.now();
+  private timer: NodeJS.Timeout;
+  private fire!: (err: ToolError) => void;
+  private readonly onOuter: () => void;
+
+  constructor(
+    private readonly ms: number,
+    private readonly outer: AbortSignal,
+    private readonly error: () => ToolError,
+  ) {
+    this.signal = this.controller.signal;
+    this.expired = new Promise<never>((_, reject) => (this.fire = reject));
+    // Raced against the handler; never left unhandled when the handler wins.
+    this.expired.catch(() => undefined);
+    this.onOuter = () => this.controller.abort(outer.reason);
+    if (outer.aborted) this.onOuter();
+    else outer.addEventListener('abort', this.onOuter, { once: true });
+    this.timer = setTimeout(this.check, ms);
+  }
+
+  private readonly check = () => {
+    const idle = performance.now() - this.last;
+    if (idle < this.ms) {
+      this.timer = setTimeout(this.check, this.ms - idle);
+      return;
+    }
+    const err = this.error();
+    this.controller.abort(err);
+    this.fire(err);
+  };
+
+  /** The call moved on: the deadline starts again. */
+  readonly progress = (): void => {
+    this.last = performance.now();
+  };
+
+  end(): void {
+    clearTimeout(this.timer);
+    this.outer.removeEventListener('abort', this.onOuter);
+  }
 }

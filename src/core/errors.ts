@@ -25,6 +25,14 @@ export type ErrorCode =
   | 'cancelled'
   | 'internal';
 
+/** Failures that may pass on their own: retrying may help (the others need a change first). */
+export const TRANSIENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['throttled', 'timeout', 'unreachable', 'upstream_error']);
+
+/** A failure told inside an answer that goes on without it: what failed, and whether retrying may help. */
+export function failureNote(e: ToolError): string {
+  return TRANSIENT_CODES.has(e.code) ? `${e.message.replace(/\.$/, '')}; retrying may help` : e.message;
+}
+
 export class ToolError extends Error {
   override name = 'ToolError';
   constructor(
@@ -222,6 +230,9 @@ export function fromAwsError(err: unknown, target: AwsTarget): ToolError {
   return new ToolError(
     'upstream_error',
     `AWS could not ${target.action} ${what}${status ? ` (HTTP ${status})` : ''}: ${detail}`,
+    status !== undefined && status < 500
+      ? 'AWS refused the request itself, so retrying it unchanged will not help.'
+      : 'The service failed on its side (requests were retried 3 times); retry in a moment.',
   );
 }
 

@@ -320,6 +320,9 @@ export async function putPointers(
   try {
     await putBody(reg, latestKey, hash, 'text/plain', checked.value);
   } catch (err) {
+    // The write may have landed with its answer lost (a reset connection): the SDK's retry of it is
+    // then refused (412), or the call ends on the network error. `latest` read again tells.
+    if (await pointsAt(reg, name, 'latest', hash)) return claimed.tag;
     // After a definite refusal `latest` was not written, so the new timestamp pointer is withdrawn;
     // after a network failure or 5xx it may have been, and the pointer stays.
     const refused = err instanceof ToolError && REFUSALS.has(err.code);
@@ -332,6 +335,14 @@ export async function putPointers(
     );
   }
   return claimed.tag;
+}
+
+/** Whether a pointer holds `hash` now (false when it cannot be read either). */
+export async function pointsAt(reg: RegistryStore, name: string, tag: string, hash: string): Promise<boolean> {
+  return readPointer(reg, name, tag, { deniedMeansAbsent: true }).then(
+    (p) => p?.hash === hash,
+    () => false,
+  );
 }
 
 /** Errors that mean the store refused a write (it did not happen), unlike a network failure or a 5xx. */

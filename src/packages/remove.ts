@@ -8,7 +8,7 @@
 import { mapS3 } from '../core/concurrency.js';
 import { ToolError } from '../core/errors.js';
 import { withPackageLock } from './build.js';
-import { deleteKey, listKeys, pointerPrefix, putBody, readPointer, resolveRevision, type RegistryStore } from './registry.js';
+import { deleteKey, listKeys, pointerPrefix, pointsAt, putBody, readPointer, resolveRevision, type RegistryStore } from './registry.js';
 
 export interface Removed {
   /** Pointer keys deleted. */
@@ -56,7 +56,9 @@ export async function removePackage(reg: RegistryStore, name: string, hash?: str
         }
       } catch (err) {
         if (!(err instanceof ToolError && err.code === 'conflict')) throw err;
-        throw new ToolError(
+        // A write whose answer was lost may have landed, and the SDK's retry of it been refused (412).
+        if (next && (await pointsAt(reg, name, 'latest', next))) newLatest = next;
+        else throw new ToolError(
           'conflict',
           `Package ${name} in ${bucket} changed while it was being deleted (latest moved to another revision at the same moment); nothing was deleted.`,
           'Browse the package to see its new latest revision, then retry the delete if it should still go.',

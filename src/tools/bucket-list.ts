@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { loadS3 } from '../aws/clients.js';
 import { BUCKET_CONFIGS, type BucketConfigsData } from '../catalog/documents.js';
 import { awsClients, type RuntimeContext } from '../context.js';
-import { fromAwsError, ToolError, toToolError } from '../core/errors.js';
+import { failureNote, fromAwsError, ToolError, toToolError } from '../core/errors.js';
 import { isoDate } from './args.js';
 import { defineTool } from './define.js';
 
@@ -80,7 +80,7 @@ export const bucketList = defineTool({
         };
       } catch (err) {
         // Say so, then answer from what AWS or the token knows.
-        note = `The catalog's bucket list could not be read (${toToolError(err).message}); listed from ${ctx.allowedBuckets ? 'the token' : 'S3'} instead.`;
+        note = `The catalog's bucket list could not be read (${failureNote(toToolError(err))}); listed from ${ctx.allowedBuckets ? 'the token' : 'S3'} instead.`;
       }
     }
     if (ctx.allowedBuckets) {

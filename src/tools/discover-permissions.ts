@@ -3,7 +3,7 @@ import { loadS3 } from '../aws/clients.js';
 import { parseBucket } from '../aws/s3-uri.js';
 import { mapBounded } from '../core/concurrency.js';
 import { awsClients, type BucketAction, type RuntimeContext } from '../context.js';
-import { fromAwsError, ToolError, toToolError } from '../core/errors.js';
+import { failureNote, fromAwsError, ToolError, toToolError } from '../core/errors.js';
 import { defineTool } from './define.js';
 
 type Answer = 'yes' | 'no' | 'unknown';
@@ -85,6 +85,7 @@ async function probe(ctx: RuntimeContext, bucket: string): Promise<BucketAccess>
   else {
     const d = denied(upload.reason, bucket);
     out.write = d instanceof ToolError ? 'unknown' : d;
+    if (d instanceof ToolError) notes.push(`write not known: ${failureNote(d)}`);
   }
   const head = async () => {
     if (!sampleKey) {
@@ -97,6 +98,7 @@ async function probe(ctx: RuntimeContext, bucket: string): Promise<BucketAccess>
     } catch (err) {
       const d = denied(err, bucket);
       out.read = d instanceof ToolError ? 'unknown' : d;
+      if (d instanceof ToolError) notes.push(`read not known: ${failureNote(d)}`);
     }
   };
   await Promise.all([head(), abort()]);
@@ -153,7 +155,7 @@ export const discoverPermissions = defineTool({
       try {
         return await probe(ctx, bucket);
       } catch (err) {
-        return { bucket, list: 'unknown', read: 'unknown', write: 'unknown', source: 'probe', detail: toToolError(err).message } as BucketAccess;
+        return { bucket, list: 'unknown', read: 'unknown', write: 'unknown', source: 'probe', detail: failureNote(toToolError(err)) } as BucketAccess;
       }
     });
     const text = [

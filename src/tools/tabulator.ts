@@ -173,8 +173,14 @@ export const tabulatorTableRename = defineTool({
   async handler(args, ctx) {
     const bucket = parseBucket(args.bucket);
     ctx.authorize(bucket, 'write');
-    const after = await renameTable(await catalogFor(ctx), bucket, args.table, args.new_name);
-    return { data: { bucket, tables: after.map((t) => ({ name: t.name })) }, text: `Renamed tabulator table ${args.table} to ${args.new_name} in ${bucket}.` };
+    const { tables, done } = await renameTable(await catalogFor(ctx), bucket, args.table, args.new_name);
+    return {
+      data: { bucket, tables: tables.map((t) => ({ name: t.name })) },
+      text:
+        done === 'now'
+          ? `Renamed tabulator table ${args.table} to ${args.new_name} in ${bucket}.`
+          : `Tabulator table ${args.new_name} exists in ${bucket} and ${args.table} does not: the rename is done (an earlier answer to it was lost).`,
+    };
   },
 });
 

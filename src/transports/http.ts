@@ -160,7 +160,7 @@ export async function serveHttp({ config, logger, auth, createServer, tools = al
   // tools/call runs on a tool table built once; other messages get a server and transport per POST.
   const shared = new SharedServer(
     createServer({ auth, logger }),
-    tools.map((tool) => ({ tool, run: toolRunner(tool, { auth, logger }) })),
+    tools.map((tool) => ({ tool, run: toolRunner(tool, { auth, logger, callTimeoutMs: config.tools.callTimeoutMs }) })),
   );
   const counters = { busy: 0, connectionsRefused: 0 };
   // JWT mode is an OAuth protected resource; desktop mode's per-start secret is not an OAuth token.

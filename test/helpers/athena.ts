@@ -316,6 +316,8 @@ export async function startAthena(options: { pageSize?: number } = {}): Promise<
     return q;
   };
 
+  /** StartQueryExecution ClientRequestToken -> the query it started. */
+  const byToken = new Map<string, string>();
   const handlers: Record<string, (p: Record<string, unknown>) => unknown> = {
     ListWorkGroups: (p) => {
       const { items, next } = page(athena.workgroups, p, athena.listPageSize, 50);
@@ -380,7 +382,12 @@ export async function startAthena(options: { pageSize?: number } = {}): Promise<
         );
       }
       const ctx = (p.QueryExecutionContext ?? {}) as { Database?: string; Catalog?: string };
+      // As Athena: a request sent again with the same ClientRequestToken (an SDK retry) is the same query.
+      const token = typeof p.ClientRequestToken === 'string' ? p.ClientRequestToken : undefined;
+      const started = token === undefined ? undefined : byToken.get(token);
+      if (started) return { QueryExecutionId: started };
       const id = randomUUID();
+      if (token !== undefined) byToken.set(token, id);
       const sql = String(p.QueryString);
       athena.queries.set(id, {
         id,

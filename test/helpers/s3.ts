@@ -2,7 +2,8 @@
  * A real S3 HTTP server (s3rver) on 127.0.0.1, optionally behind a small "IAM" proxy that answers
  * AccessDenied for chosen requests, the way S3 does (s3rver itself has no policies). The proxy also
  * plays what s3rver is lenient about and real S3 is not: 403 instead of 404 for roles without
- * s3:ListBucket, buckets in other regions (301 PermanentRedirect) and conditional writes.
+ * s3:ListBucket, buckets in other regions (301 PermanentRedirect), conditional writes and reads
+ * (If-Match on GET and HEAD).
  */
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
@@ -344,6 +345,13 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
     // and UploadPartCopy; copy-source If-Match, which s3rver ignores.
     const objectId = `${r.bucket}/${r.key}`;
     if (!isBucketRequest && r.method === 'GET' && r.query.has('attributes')) return objectAttributes(r, req, res);
+    // GET/HEAD If-Match (s3rver ignores it): S3 answers 412 when the ETag differs, 404 when the key is gone.
+    const readIfMatch = r.headers['if-match'] as string | undefined;
+    if (!isBucketRequest && (r.method === 'GET' || r.method === 'HEAD') && readIfMatch !== undefined && !r.query.has('versionId')) {
+      const etag = await currentEtag(r.bucket, r.key);
+      if (etag === undefined) return answer(r, req, res, 'NoSuchKey');
+      if (readIfMatch.trim() !== '*' && bareEtag(readIfMatch) !== etag) return answer(r, req, res, 'PreconditionFailed');
+    }
     if (!isBucketRequest && r.method === 'PUT' && r.headers['x-amz-copy-source']) {
       const failed = await copySourceFailure(r);
       if (failed) return answer(r, req, res, failed);
