@@ -18,7 +18,7 @@
  *  - the process keeps serving another tenant meanwhile;
  *  - a write that failed completes when retried once the fault is gone.
  *
- * The whole campaign (71 rounds, about 7 minutes on two cores) runs with FAULT_ROUNDS=all (`npm run
+ * The whole campaign (66 rounds, about 25 minutes on two cores with setup) runs with FAULT_ROUNDS=all (`npm run
  * faults`); FAULT_ROUNDS=<regex> runs the rounds whose id matches. By default (`npm test`) it runs a
  * bounded part: one round of each service that no other covers (a hang, a lost reply, credentials
  * expiring, the skewed clock) and SAMPLE more drawn from the rest with a seed, printed;
