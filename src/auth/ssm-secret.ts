@@ -30,7 +30,7 @@ export async function withSecretFromSsm(config: Config, logger: Logger): Promise
     region,
     credentials: containerCredentials({ region, stsEndpoint: config.aws.endpoints.sts, source: config.aws.ownIdentity }),
     maxAttempts: 3,
-    requestHandler: { connectionTimeout: 5_000, requestTimeout: 15_000 },
+    requestHandler: { connectionTimeout: 5_000, requestTimeout: 15_000, throwOnRequestTimeout: true },
     ...(config.aws.endpoints.ssm ? { endpoint: config.aws.endpoints.ssm } : {}),
   });
   let value: string | undefined;

@@ -20,6 +20,14 @@ import type { Logger } from '../core/log.js';
 
 const REFRESH_MARGIN_MS = 5 * 60_000;
 /** How long STS's refusal to assume a role for a token is answered from memory. */
+/**
+ * Timeouts of STS requests. The SDK's `requestTimeout` (the wait for an answer's headers) only logs a
+ * warning unless `throwOnRequestTimeout` is set: an AssumeRole that STS never answered never ended,
+ * and every later call of its tenant waited on it (they share the one fetch, outside any call, so
+ * no call's cancellation ends it). Now it ends at 15 s and is retried.
+ */
+const STS_REQUESTS = { connectionTimeout: 5_000, requestTimeout: 15_000, throwOnRequestTimeout: true };
+
 export const REFUSED_TTL_MS = 60_000;
 
 export interface AssumeRoleRequest {
@@ -94,7 +102,7 @@ export class StsBroker {
           credentials: this.ownCredentials,
           maxAttempts: 3,
           retryStrategy: new BoundedRetries(3),
-          requestHandler: { connectionTimeout: 5_000, requestTimeout: 15_000 },
+          requestHandler: STS_REQUESTS,
           ...(this.settings.endpoints.sts ? { endpoint: this.settings.endpoints.sts } : {}),
         }),
     ));
@@ -114,7 +122,7 @@ export class StsBroker {
           },
           maxAttempts: 3,
           retryStrategy: new BoundedRetries(3),
-          requestHandler: { connectionTimeout: 5_000, requestTimeout: 15_000 },
+          requestHandler: STS_REQUESTS,
           ...(this.settings.endpoints.sts ? { endpoint: this.settings.endpoints.sts } : {}),
         }),
     ));

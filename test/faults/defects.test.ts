@@ -211,6 +211,23 @@ describe('credentials that expire early', () => {
     expect(calls).toBeLessThan(30);
   });
 
+  it("an STS request that hangs is given up at its request timeout, so the tenant's calls go on once STS answers (the SDK only warned, and the shared AssumeRole waited forever)", async () => {
+    const token = await signToken({ sub: 'sts-hang', role_arn: 'arn:aws:iam::123456789012:role/sts-hang' });
+    stsNet.set({ ...CLEAN, fault: { kind: 'hang' } });
+    const call = callTool(jwt.url, token, 'bucket_objects_list', { bucket: BUCKET });
+    try {
+      for (const t = Date.now(); stsNet.inFlight() === 0 && Date.now() - t < 30_000; ) await new Promise((r) => setTimeout(r, 50));
+      expect(stsNet.inFlight()).toBeGreaterThan(0);
+    } finally {
+      stsNet.set(CLEAN);
+    }
+    const started = performance.now();
+    const r = await call;
+    expect(r.isError, r.text).toBe(false);
+    // The hung attempt ends at the STS client's 15 s request timeout, and its retry is answered.
+    expect(performance.now() - started).toBeLessThan(60_000);
+  }, 150_000);
+
   it('a HEAD refused as expired (no body, so no error code to read) gets new credentials too (package_push failed on it)', async () => {
     const token = await signToken({ sub: 'head-expiry', role_arn: 'arn:aws:iam::123456789012:role/head-expiry' });
     await s3.put(BUCKET, 'head.txt', 'head', 'text/plain');
