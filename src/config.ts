@@ -164,7 +164,7 @@ export interface Config {
    * (`quilt-mcp /data/a /data/b`, how an MCP bundle passes its "Folders" setting), absolute and
    * normalized. quilt3's local registry and install location are granted besides (auth/desktop.ts).
    */
-  local: { roots: Array<{ path: string; source: string }> };
+  local: { roots: Array<{ path: string; source: string }>; platform: Platform };
 }
 
 export class ConfigError extends Error {
@@ -584,7 +584,7 @@ export function loadConfig(
       quiltApiKeys: read(env, 'MCP_QUILT_API_KEYS', boolFromText) ?? false,
     },
     cursorSecret: read(env, 'MCP_CURSOR_SECRET', z.string().min(32, 'must be at least 32 characters')) ?? secret,
-    local: { roots: localRoots(env, args.folders, platform) },
+    local: { roots: localRoots(env, args.folders, platform), platform },
   };
 
   if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === port) {

@@ -26,7 +26,7 @@ import type { AuthService } from './service.js';
 import { registryCredentialProvider } from '../catalog/credentials.js';
 import { apiKeyRefusedHint } from './api-keys.js';
 import type { LocalAccess } from '../local/access.js';
-import { nativePlatform, parseLocalPath } from '../local/paths.js';
+import { parseLocalPath } from '../local/paths.js';
 import { ClientRoots, LocalRoots, type Root } from '../local/roots.js';
 
 const FALLBACK_REGION = 'us-east-1';
@@ -69,13 +69,14 @@ export class DesktopAuthService implements AuthService {
   private defaultChain: Promise<CredentialProvider> | undefined;
   private readonly cursorKey: CursorKey;
   /** The client's MCP roots (stdio: transports/stdio.ts asks the client and keeps them current). */
-  readonly clientRoots = new ClientRoots(nativePlatform());
+  readonly clientRoots: ClientRoots;
 
   constructor(
     private readonly config: Config,
     private readonly logger: Logger,
   ) {
     this.cursorKey = new CursorKey(config.cursorSecret);
+    this.clientRoots = new ClientRoots(config.local.platform);
   }
 
   /**
@@ -84,7 +85,7 @@ export class DesktopAuthService implements AuthService {
    * configured roots and the client's.
    */
   private localAccess(files: Quilt3Files | undefined): LocalAccess {
-    const platform = nativePlatform();
+    const { platform } = this.config.local;
     const folder = (url: string | undefined, what: string): string | undefined => {
       if (!url) return undefined;
       try {

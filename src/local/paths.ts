@@ -14,8 +14,6 @@ export interface PathPlatform {
   homedir: string;
 }
 
-export const nativePlatform = (): PathPlatform => ({ platform: process.platform, homedir: process.env.HOME ?? process.env.USERPROFILE ?? '' });
-
 const pathsOf = (p: PathPlatform) => (p.platform === 'win32' ? path.win32 : path.posix);
 
 function invalid(raw: string, why: string, hint = 'Give an absolute path (e.g. /Users/me/data or C:\\data), ~/data, or a file:/// URI.'): ToolError {
