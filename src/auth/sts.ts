@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import type { STSClient } from '@aws-sdk/client-sts';
 import { loadSts, type AwsCredentials, type CredentialProvider } from '../aws/clients.js';
 import { containerCredentials, NoContainerCredentialsError } from '../aws/container-credentials.js';
-import { BoundedRetries } from '../aws/retry.js';
+import { BoundedRetries, loadNewConnectionRetries } from '../aws/retry.js';
 import type { AwsSettings } from '../config.js';
 import { fromAwsError, ToolError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -94,15 +94,15 @@ export class StsBroker {
   }
 
   private sts(): Promise<STSClient> {
-    return (this.client ??= loadSts().then(
-      ({ STSClient }) =>
+    return (this.client ??= Promise.all([loadSts(), loadNewConnectionRetries()]).then(
+      ([{ STSClient }, Handler]) =>
         // The server's own identity: used only to assume users' roles.
         new STSClient({
           region: this.region,
           credentials: this.ownCredentials,
           maxAttempts: 3,
           retryStrategy: new BoundedRetries(3),
-          requestHandler: STS_REQUESTS,
+          requestHandler: new Handler(STS_REQUESTS),
           ...(this.settings.endpoints.sts ? { endpoint: this.settings.endpoints.sts } : {}),
         }),
     ));
@@ -113,8 +113,8 @@ export class StsBroker {
    * that the server's own identity (if it has one) can never be used, even by mistake.
    */
   private webIdentitySts(): Promise<STSClient> {
-    return (this.anonymousClient ??= loadSts().then(
-      ({ STSClient }) =>
+    return (this.anonymousClient ??= Promise.all([loadSts(), loadNewConnectionRetries()]).then(
+      ([{ STSClient }, Handler]) =>
         new STSClient({
           region: this.region,
           credentials: async () => {
@@ -122,7 +122,7 @@ export class StsBroker {
           },
           maxAttempts: 3,
           retryStrategy: new BoundedRetries(3),
-          requestHandler: STS_REQUESTS,
+          requestHandler: new Handler(STS_REQUESTS),
           ...(this.settings.endpoints.sts ? { endpoint: this.settings.endpoints.sts } : {}),
         }),
     ));

@@ -13,7 +13,7 @@ import { CALL_CONCURRENCY, PROCESS_S3_SLOTS } from '../core/concurrency.js';
 import { lazy } from '../core/lazy.js';
 import { Lru } from '../core/lru.js';
 import { resumeBodies } from './resume.js';
-import { BoundedRetries } from './retry.js';
+import { BoundedRetries, type HandlerOptions, loadNewConnectionRetries } from './retry.js';
 import { checkKey } from './s3-uri.js';
 
 export interface AwsCredentials {
@@ -47,19 +47,18 @@ export interface ClientOptions {
 
 const REQUEST_HANDLER = { connectionTimeout: 5_000, requestTimeout: 60_000 };
 
-type HandlerOptions = { connectionTimeout?: number; requestTimeout?: number; httpAgent?: unknown; httpsAgent?: unknown };
-
 /**
  * The SDK's HTTP handler, each request carrying the abort signal of the tool call that sends it
  * (call-scope.ts): when the call is cancelled (its client cancelled it or went away), its requests
  * are aborted and the bodies they stream cut, on every code path, instead of reading on for nobody.
  * Given here rather than as a send option: a send with options skips the SDK's middleware cache
  * (cacheMiddleware). A request that names its own signal keeps it; `uncancelled` sends outside any call.
+ * Retries go out on new connections (retry.ts).
  */
 const loadCancellingHandler = lazy(async () => {
-  const { NodeHttpHandler } = await import('@smithy/node-http-handler');
-  type Handle = InstanceType<typeof NodeHttpHandler>['handle'];
-  return class CallCancellingHandler extends NodeHttpHandler {
+  const NewConnectionRetries = await loadNewConnectionRetries();
+  type Handle = InstanceType<typeof NewConnectionRetries>['handle'];
+  return class CallCancellingHandler extends NewConnectionRetries {
     override handle(request: Parameters<Handle>[0], options: Parameters<Handle>[1] = {}): ReturnType<Handle> {
       const scope = callScope();
       const signal = options.abortSignal ?? scope?.signal;
@@ -73,7 +72,7 @@ const loadCancellingHandler = lazy(async () => {
 
 async function cancellingHandler(options: HandlerOptions) {
   const Handler = await loadCancellingHandler();
-  return new Handler(options as ConstructorParameters<typeof Handler>[0]);
+  return new Handler(options);
 }
 
 /**

@@ -12,6 +12,7 @@
  * call, and the call's deadline.
  */
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
+import { lazy } from '../core/lazy.js';
 
 type RetryStrategy = Extract<NonNullable<S3ClientConfig['retryStrategy']>, { acquireInitialRetryToken: unknown }>;
 type RetryToken = Awaited<ReturnType<RetryStrategy['acquireInitialRetryToken']>>;
@@ -59,3 +60,41 @@ export class BoundedRetries implements RetryStrategy {
 
   recordSuccess(): void {}
 }
+
+type HandlerModule = typeof import('@smithy/node-http-handler');
+type Handle = InstanceType<HandlerModule['NodeHttpHandler']>['handle'];
+export type HandlerOptions = NonNullable<ConstructorParameters<HandlerModule['NodeHttpHandler']>[0]>;
+
+/** The attempt number the SDK's retry middleware wrote into the request (`amz-sdk-request: attempt=2; max=3`). */
+function attemptOf(headers: Record<string, string>): number {
+  const m = /attempt=(\d+)/.exec(headers['amz-sdk-request'] ?? '');
+  return m ? Number(m[1]) : 1;
+}
+
+/**
+ * The SDK's HTTP handler, but a retry goes out on a new connection, as AWS advises for S3 ("When
+ * you retry a request, we recommend using a new connection"). A server that resets a connection
+ * just after a complete answer leaves a dead socket in the keep-alive pool, and Node hands out the
+ * most recently freed socket first: when a blip reset every connection in flight, each retry took
+ * one of those and failed again, and 3 attempts were spent on one fault (the fault campaign's
+ * s3-midway-first round, 9 of 12 runs: a 200-entry package write failed with ECONNRESET).
+ * Retries are few, so their extra handshake costs little.
+ */
+export const loadNewConnectionRetries = lazy(async () => {
+  const [{ NodeHttpHandler }, http, https] = await Promise.all([import('@smithy/node-http-handler'), import('node:http'), import('node:https')]);
+  return class NewConnectionRetries extends NodeHttpHandler {
+    private retries: InstanceType<typeof NodeHttpHandler> | undefined;
+    constructor(private readonly options: HandlerOptions = {}) {
+      super(options);
+    }
+    override handle(request: Parameters<Handle>[0], options: Parameters<Handle>[1] = {}): ReturnType<Handle> {
+      if (attemptOf(request.headers) <= 1) return super.handle(request, options);
+      this.retries ??= new NodeHttpHandler({
+        ...this.options,
+        httpAgent: new http.Agent({ keepAlive: false }),
+        httpsAgent: new https.Agent({ keepAlive: false }),
+      });
+      return this.retries.handle(request, options);
+    }
+  };
+});
