@@ -28,6 +28,8 @@ import { redact } from '../core/redact.js';
 import { toolRunner, type ServerDeps } from '../server.js';
 import type { AnyTool } from '../tools/define.js';
 import { scopeForKind } from '../auth/claims.js';
+import { loadAthena, loadPresigner, loadS3, loadSts } from '../aws/clients.js';
+import { loadNewConnectionRetries } from '../aws/retry.js';
 import { allTools } from '../tools/index.js';
 import { Admission, BodyError, capConnections, OriginPolicy, readBody, TOKENLESS_BODY_BYTES } from './http-guards.js';
 import { ProtectedResource } from './oauth-metadata.js';
@@ -153,7 +155,18 @@ function lingerAfter(req: http.IncomingMessage, res: http.ServerResponse): void 
   });
 }
 
+/**
+ * What tenants' first calls would load, loaded before the server listens: evaluating the AWS SDK's
+ * S3 client holds the event loop about 180 ms here (STS and Athena about 20 ms each), which the
+ * first S3 call of a shared process made every tenant wait (test/security/memory.test.ts, a
+ * server's first diffs: 116 ms). Stdio (one user) keeps loading them on first use, to start fast.
+ */
+async function preload(): Promise<void> {
+  await Promise.all([loadS3(), loadSts(), loadAthena(), loadPresigner(), loadNewConnectionRetries(), import('yaml'), import('jose')]);
+}
+
 export async function serveHttp({ config, logger, auth, createServer, tools = allTools }: HttpDeps): Promise<http.Server> {
+  await preload();
   const policy = new OriginPolicy(config);
   const admission = new Admission(config.http.maxInflight);
   const toolsList = new ToolsListCache(() => createServer({ auth, logger }));
