@@ -41,7 +41,7 @@ describe("a tenant's data is parsed within bounds; the others do not wait", () =
     for (let i = 0; lines.join('\n').length < 250 * 1024; i++) lines.push(`  k${i}: {}`, `  q${i}: {}`, `  z${i}: {}`);
     await t.s3.put('tenant-b', '.quilt/workflows/config.yml', lines.join('\n'));
     try {
-      const { result, worstMs, calls, failures } = await whileOthersCall(t.alice, 'tenant-a', () =>
+      const { result, worstMs, calls, failures } = await whileOthersCall(t.aliceCaller, 'tenant-a', () =>
         call(t.bob, 'package_create', { bucket: 'tenant-b', name: 'bob/yaml', entries: [{ logical_key: 'a.txt', text: 'a' }] }),
       );
       console.log(`hostile workflow config (${lines.length} lines): alice's longest wait ${worstMs.toFixed(1)} ms over ${calls} calls; bob got: ${result.text.slice(0, 120)}`);
@@ -75,7 +75,7 @@ describe("a tenant's data is parsed within bounds; the others do not wait", () =
     );
     try {
       const x = Array.from({ length: 30_000 }, (_, i) => [i]);
-      const { result, worstMs, calls, failures } = await whileOthersCall(t.alice, 'tenant-a', () =>
+      const { result, worstMs, calls, failures } = await whileOthersCall(t.aliceCaller, 'tenant-a', () =>
         call(t.bob, 'package_create', { bucket: 'tenant-b', name: 'bob/unique', entries: [{ logical_key: 'a.txt', text: 'a' }], meta: { x }, workflow: 'u' }),
       );
       console.log(`hostile uniqueItems: alice's longest wait ${worstMs.toFixed(1)} ms over ${calls} calls`);
@@ -95,7 +95,7 @@ describe("a tenant's data is parsed within bounds; the others do not wait", () =
     const header = `{"version": "v0", "message": "big", "user_meta": {"n": ${'7'.repeat(900_000)}}}`;
     await t.s3.put('tenant-b', `.quilt/packages/${HASH}`, `${header}\n`);
     await t.s3.put('tenant-b', '.quilt/named_packages/bob/bigint/latest', HASH);
-    const { result, worstMs, calls, failures } = await whileOthersCall(t.alice, 'tenant-a', async () => {
+    const { result, worstMs, calls, failures } = await whileOthersCall(t.aliceCaller, 'tenant-a', async () => {
       // Several times, as an attacker would.
       let last = await call(t.bob, 'package_browse', { bucket: 'tenant-b', name: 'bob/bigint' });
       for (let i = 0; i < 3; i++) last = await call(t.bob, 'package_browse', { bucket: 'tenant-b', name: 'bob/bigint' });

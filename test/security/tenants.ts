@@ -7,6 +7,7 @@
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { startCatalog, type LocalCatalog } from '../helpers/catalog.js';
 import { graphqlHandler } from '../helpers/catalog-graphql.js';
@@ -31,6 +32,8 @@ export interface Tenants {
   bobToken: string;
   alice: Client;
   bob: Client;
+  /** Alice, for a probe thread (whileOthersCall). */
+  aliceCaller: Caller;
   /** Environment of the shared server, for starting variants of it. */
   env(extra?: Record<string, string>): Record<string, string>;
   /** S3 requests that touched tenant-b's bucket with alice's credentials. */
@@ -98,6 +101,7 @@ export async function startTenants(extra: Record<string, string> = {}): Promise<
     bobToken,
     alice,
     bob,
+    aliceCaller: { url: server.url, token: aliceToken },
     env,
     aliceInB: () => s3.requests.filter((r) => r.bucket === 'tenant-b' && sts.issued.get(r.sessionToken ?? '') === ROLE_A).length,
     async close() {
@@ -120,35 +124,47 @@ export async function refused(client: Client, tool: string, args: Record<string,
   return r;
 }
 
+/** A tenant as the probe thread connects it: the server's URL and a bearer token. */
+export interface Caller {
+  url: string;
+  token: string;
+}
+
 /**
- * Runs `hostile` while `client` calls a cheap tool back to back: bucket_objects_list of its own
- * bucket, or with `serverOnly` catalog_uri, which calls no other service (where the hostile calls
- * load the local S3, which shares the test's process, its wait would measure that instead of the
- * server). Returns the hostile result, the longest of those calls and any that failed.
+ * Runs `hostile` while the other tenant (`who`, on a thread of its own: probe-worker.mjs) calls a
+ * cheap tool back to back: bucket_objects_list of its own bucket, or with `serverOnly` catalog_uri,
+ * which calls no other service (where the hostile calls load the local S3, which shares the test's
+ * process, its wait would measure that instead of the server). Returns the hostile result, the
+ * longest of those calls and any that failed.
  */
 export async function whileOthersCall<T>(
-  client: Client,
+  who: Caller,
   bucket: string,
   hostile: () => Promise<T>,
   { serverOnly = false }: { serverOnly?: boolean } = {},
 ): Promise<{ result: T; worstMs: number; calls: number; failures: string[] }> {
-  const probe = () => (serverOnly ? call(client, 'catalog_uri', { bucket, path: 'alpha/own.txt' }) : call(client, 'bucket_objects_list', { bucket, max_keys: 5 }));
-  await probe(); // warm
-  let done = false;
-  const running = hostile().finally(() => (done = true));
-  let worstMs = 0;
-  let calls = 0;
-  const failures: string[] = [];
-  while (!done || calls < 5) {
-    const started = performance.now();
-    try {
-      const r = await probe();
-      if (r.isError) failures.push(r.text);
-    } catch (err) {
-      failures.push(String(err));
-    }
-    worstMs = Math.max(worstMs, performance.now() - started);
-    calls++;
+  const worker = new Worker(new URL('./probe-worker.mjs', import.meta.url), { workerData: { ...who, bucket, serverOnly } });
+  const messages: Array<Record<string, unknown>> = [];
+  let wake: (() => void) | undefined;
+  worker.on('message', (m: Record<string, unknown>) => {
+    messages.push(m);
+    wake?.();
+  });
+  const failed = new Promise<never>((_, reject) => {
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the probe thread exited (${code}) before reporting`)));
+  });
+  const next = async () => {
+    while (!messages.length) await Promise.race([new Promise<void>((r) => (wake = r)), failed]);
+    return messages.shift()!;
+  };
+  try {
+    await next(); // ready: connected and warm
+    const result = await hostile().finally(() => worker.postMessage('stop'));
+    const report = (await next()) as { worstMs: number; calls: number; failures: string[] };
+    return { result, ...report };
+  } finally {
+    failed.catch(() => {});
+    await worker.terminate();
   }
-  return { result: await running, worstMs, calls, failures };
 }
