@@ -10,13 +10,13 @@
  * Every tool is called at least once, on the demo data (local S3, Athena, catalog), through the
  * built server over stdio.
  */
-import { mkdirSync, mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allTools } from '../src/tools/index.js';
 import { startAthena, type LocalAthena } from './helpers/athena.js';
-import { startCatalog, type LocalCatalog } from './helpers/catalog.js';
+import { startCatalog, writeQuilt3Login, type LocalCatalog } from './helpers/catalog.js';
 import { graphqlHandler, TABULATOR_CONFIG } from './helpers/catalog-graphql.js';
 import { DEMO_BUCKET, putDemoObjects } from './helpers/demo-data.js';
 import { jwtEnv, signToken } from './helpers/http.js';
@@ -147,11 +147,7 @@ beforeAll(async () => {
     AWS_ENDPOINT_URL_STS: 'http://127.0.0.1:9',
     MCP_TOOLSETS: 'buckets,packages,search,catalog,athena,diagnostics,admin',
   });
-  const session = catalog.login('alice');
-  const dir = path.join(env.XDG_DATA_HOME ?? '', 'Quilt');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'config.yml'), `navigator_url: ${catalog.url}\nregistryUrl: ${catalog.url}\n`);
-  writeFileSync(path.join(dir, 'auth.json'), JSON.stringify({ [catalog.url]: { refresh_token: session.refresh_token, access_token: session.access_token, expires_at: session.expires_at } }));
+  writeQuilt3Login(env, catalog.url, catalog.login('alice'));
   cat = await connectStdio(env);
   jwt = await connectStdio(
     jwtEnv({ s3: s3.endpoint, sts: sts.endpoint }, { MCP_JWT_TOKEN: await signToken({ sub: 'carol', role_arn: 'arn:aws:iam::123456789012:role/demo', buckets: [DEMO_BUCKET] }) }),

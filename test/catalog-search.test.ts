@@ -3,14 +3,12 @@
  * executed against the real schema: the two-token system (quilt3 session, JWT catalog_token),
  * every search outcome, retries, pagination, the S3 fallback, and graceful degradation.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { parse, validate } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOCUMENTS } from '../src/catalog/documents.js';
-import { startCatalog, type LocalCatalog } from './helpers/catalog.js';
+import { startCatalog, writeQuilt3Login, type LocalCatalog } from './helpers/catalog.js';
 import { catalogSchema, graphqlHandler } from './helpers/catalog-graphql.js';
 import { connectHttp, signToken, startHttpServer, TEST_SECRET, type HttpServer } from './helpers/http.js';
 import { call, connectStdio, isolatedEnv, s3Env, type Harness } from './helpers/mcp.js';
@@ -39,13 +37,7 @@ function s3Settings(extra: Record<string, string | undefined> = {}) {
 async function desktopWithSession(user: string): Promise<{ h: Harness; token: string }> {
   const env = isolatedEnv(s3Settings());
   const session = catalog.login(user);
-  const dir = path.join(env.XDG_DATA_HOME ?? '', 'Quilt');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'config.yml'), `navigator_url: ${catalog.url}\nregistryUrl: ${catalog.url}\n`);
-  writeFileSync(
-    path.join(dir, 'auth.json'),
-    JSON.stringify({ [catalog.url]: { refresh_token: session.refresh_token, access_token: session.access_token, expires_at: session.expires_at } }),
-  );
+  writeQuilt3Login(env, catalog.url, session);
   return { h: await connectStdio(env), token: session.access_token };
 }
 

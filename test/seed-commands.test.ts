@@ -6,14 +6,12 @@
  * `npm run test:stateless` (scripts/test-stateless.ts, run by CI against the real image).
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeVersionWarning } from '../src/core/node-version.js';
 import { loadConfig } from '../src/config.js';
-import { startCatalog, type LocalCatalog } from './helpers/catalog.js';
+import { startCatalog, writeQuilt3Login, type LocalCatalog } from './helpers/catalog.js';
 import { defaultFixtures, graphqlHandler } from './helpers/catalog-graphql.js';
 import { startHttpServer, type HttpServer } from './helpers/http.js';
 import { isolatedEnv, SERVER_ENTRY } from './helpers/mcp.js';
@@ -59,11 +57,8 @@ async function cli(args: string[], env: Record<string, string> = isolatedEnv()):
 /** A home with a quilt3 login on the local catalog, as `quilt3 login` leaves it. */
 function loggedIn(user: string): Record<string, string> {
   const env = isolatedEnv();
-  const dir = path.join(env.XDG_DATA_HOME ?? '', 'Quilt');
-  mkdirSync(dir, { recursive: true });
   const s = catalog.login(user);
-  writeFileSync(path.join(dir, 'config.yml'), `navigator_url: ${catalog.url}\nregistryUrl: ${catalog.url}\n`);
-  writeFileSync(path.join(dir, 'auth.json'), JSON.stringify({ [catalog.url]: { refresh_token: s.refresh_token, access_token: s.access_token, expires_at: s.expires_at } }));
+  writeQuilt3Login(env, catalog.url, s);
   return { ...env, ACCESS_TOKEN: s.access_token };
 }
 

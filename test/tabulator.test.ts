@@ -4,14 +4,12 @@
  * schema's result unions) and queries through the local Athena, where the stack's
  * `<stack>-tabulator` data catalog holds the bucket as a database.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { parse, validate } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOCUMENTS } from '../src/catalog/documents.js';
 import { tabulatorCatalogFromConfig } from '../src/catalog/tabulator.js';
 import { startAthena, type LocalAthena } from './helpers/athena.js';
-import { startCatalog, type LocalCatalog } from './helpers/catalog.js';
+import { startCatalog, writeQuilt3Login, type LocalCatalog } from './helpers/catalog.js';
 import { catalogSchema, graphqlHandler, TABULATOR_CONFIG } from './helpers/catalog-graphql.js';
 import { call, connectStdio, isolatedEnv, type Harness } from './helpers/mcp.js';
 
@@ -28,13 +26,7 @@ let plain: Harness; // alice, default toolsets
 async function desktopWithSession(name: string, extra: Record<string, string> = {}): Promise<Harness> {
   const env = isolatedEnv({ AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_ATHENA: athena.endpoint, AWS_ENDPOINT_URL_STS: 'http://127.0.0.1:9', ...extra });
   const session = catalog.login(name);
-  const dir = path.join(env.XDG_DATA_HOME ?? '', 'Quilt');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'config.yml'), `navigator_url: ${catalog.url}\nregistryUrl: ${catalog.url}\n`);
-  writeFileSync(
-    path.join(dir, 'auth.json'),
-    JSON.stringify({ [catalog.url]: { refresh_token: session.refresh_token, access_token: session.access_token, expires_at: session.expires_at } }),
-  );
+  writeQuilt3Login(env, catalog.url, session);
   return connectStdio(env);
 }
 

@@ -3,11 +3,9 @@
  * exactly what was wrong. Each runs the built server against the local stand-ins through the
  * network proxy (test/helpers/network-proxy.ts), with the one fault that showed the defect.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCatalog, type LocalCatalog } from '../helpers/catalog.js';
+import { startCatalog, writeQuilt3Login, type LocalCatalog } from '../helpers/catalog.js';
 import { graphqlHandler, TABULATOR_CONFIG } from '../helpers/catalog-graphql.js';
 import { jwtEnv, signToken, startHttpServer, type HttpServer } from '../helpers/http.js';
 import { call, connectStdio, isolatedEnv, s3Env, type Harness } from '../helpers/mcp.js';
@@ -267,11 +265,7 @@ describe('credentials that expire early', () => {
     let n = 0;
     catalog.credentialsFor = () => ({ AccessKeyId: 'S3RVER', SecretAccessKey: 'S3RVER', SessionToken: `registry-session-${++n}`, Expiration: new Date(Date.now() + 3600_000).toISOString() });
     const env = isolatedEnv({ AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_S3: net.endpoint, AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED', AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED' });
-    const session = catalog.login('dana');
-    const dir = path.join(env.XDG_DATA_HOME ?? '', 'Quilt');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(path.join(dir, 'config.yml'), `navigator_url: ${catalog.url}\nregistryUrl: ${catalog.url}\n`);
-    writeFileSync(path.join(dir, 'auth.json'), JSON.stringify({ [catalog.url]: { refresh_token: session.refresh_token, access_token: session.access_token, expires_at: session.expires_at } }));
+    writeQuilt3Login(env, catalog.url, catalog.login('dana'));
     const h = await connectStdio(env);
     try {
       expireAfter(4);
@@ -324,11 +318,7 @@ describe('catalog faults', () => {
     catNet = await startNetworkProxy(catalog.url, CLEAN, { dialect: 'json' });
     catalog.config = { registryUrl: catNet.endpoint };
     const env = isolatedEnv({ AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_S3: net.endpoint, AWS_ENDPOINT_URL_STS: 'http://127.0.0.1:9', MCP_TOOLSETS: 'buckets,packages,search,catalog,athena,admin' });
-    const session = catalog.login('erin');
-    const dir = path.join(env.XDG_DATA_HOME ?? '', 'Quilt');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(path.join(dir, 'config.yml'), `navigator_url: ${catNet.endpoint}\nregistryUrl: ${catNet.endpoint}\n`);
-    writeFileSync(path.join(dir, 'auth.json'), JSON.stringify({ [catNet.endpoint]: { refresh_token: session.refresh_token, access_token: session.access_token, expires_at: session.expires_at } }));
+    writeQuilt3Login(env, catNet.endpoint, catalog.login('erin'));
     h = await connectStdio(env);
   });
   afterAll(async () => {

@@ -6,8 +6,10 @@
  * the work (as a reset connection or a crashed proxy does).
  */
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 
 export interface CatalogRequest {
   method: string;
@@ -25,6 +27,17 @@ export interface Session {
   refresh_token: string;
   access_token: string;
   expires_at: number;
+}
+
+/**
+ * Leaves a quilt3 login in `env`'s home (isolatedEnv), as `quilt3 login` does: config.yml naming
+ * `url` as the catalog and registry, and auth.json holding `session` for it.
+ */
+export function writeQuilt3Login(env: Record<string, string>, url: string, session: Session): void {
+  const dir = path.join(env.XDG_DATA_HOME ?? '', 'Quilt');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'config.yml'), `navigator_url: ${url}\nregistryUrl: ${url}\n`);
+  writeFileSync(path.join(dir, 'auth.json'), JSON.stringify({ [url]: { refresh_token: session.refresh_token, access_token: session.access_token, expires_at: session.expires_at } }));
 }
 
 export type GraphqlHandler = (body: { query: string; variables?: Record<string, unknown> }, user: string | undefined) => Promise<unknown> | unknown;
