@@ -5,6 +5,7 @@
  * hashes, physical keys), checked against real Python restating quilt3's rules; push from the local
  * registry to S3 keeps the top hash. The built server over stdio, as Claude Desktop runs it.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -226,6 +227,21 @@ describe('a local registry, with no AWS at all', () => {
     const del = await call(h.client, 'package_delete', { bucket: 'local', name: 'team/folder', hash: up.data.top_hash });
     expect(del.isError, del.text).toBe(false);
     expect(del.data.latest).toBe(hash);
+  });
+
+  it('a lock left by a killed process is taken over at once (the call sent again after a crash waited 10 s, then failed)', async () => {
+    const made = await call(h.client, 'package_create', { bucket: 'local', name: 'team/locked', entries: [{ logical_key: 'a.txt', text: 'a' }] });
+    expect(made.isError, made.text).toBe(false);
+    // What a server killed while writing latest leaves: the lock folder, naming a process that is gone.
+    const gone = spawnSync(process.execPath, ['-e', '']).pid;
+    const key = '.quilt/named_packages/team/locked/latest';
+    const lock = path.join(registryOf(env), '.quilt/.tmp/locks', `${createHash('sha256').update(key).digest('hex').slice(0, 32)}.lock`);
+    mkdirSync(lock, { recursive: true });
+    writeFileSync(path.join(lock, 'owner'), `${os.hostname()} ${gone}`);
+    const del = await call(h.client, 'package_delete', { bucket: 'local', name: 'team/locked' });
+    expect(del.isError, del.text).toBe(false);
+    expect(del.data.latest).toBeNull();
+    expect(readdirSync(path.dirname(lock))).not.toContain(path.basename(lock));
   });
 });
 
