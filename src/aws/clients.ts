@@ -149,23 +149,30 @@ function mayBeExpired(err: unknown, commandName: string | undefined): boolean {
   return head && e.$metadata?.httpStatusCode === 400 && ['Unknown', 'UnknownError', 'BadRequest', '400'].includes(e.name ?? '');
 }
 
+/** Sends of one request when each is refused as expired (so at most two refreshes per request). */
+const EXPIRED_SENDS = 3;
+
 /**
- * A request refused because its credentials expired is sent once more with new ones: STS
- * sessions and catalog-issued credentials can end before the expiry they announced (revoked, a
- * clock that disagrees), and a long package write must not fail on it. One refresh serves every
- * request that was sent with the old credentials (see AwsClients.refreshExpired).
+ * A request refused because its credentials expired is sent again with new ones: STS sessions and
+ * catalog-issued credentials can end before the expiry they announced (revoked, a clock that
+ * disagrees), and a long package write must not fail on it. One refresh serves every request that
+ * was sent with the old credentials (see AwsClients.refreshExpired). A request sent again can meet
+ * the end of the new credentials too (a write of thousands of objects outlives a short session; the
+ * fault campaign's package_create_200 did): it gets one more refresh, then the error stands.
  */
 function refreshOnExpiry<C extends { middlewareStack: unknown }>(client: C, clients: AwsClients): C {
   // S3's and Athena's stacks differ in their command types only, which this middleware does not read.
   (client.middlewareStack as InitializeStack).add(
     (next, context) => async (args) => {
-      const seen = clients.credentialsGeneration;
-      try {
-        return await next(args);
-      } catch (err) {
-        if (!mayBeExpired(err, context.commandName)) throw err;
-        await clients.refreshExpired(seen);
-        return next(args);
+      for (let send = 1; ; send++) {
+        // The generation before the send: the credentials it is signed with are this one's or newer.
+        const seen = clients.credentialsGeneration;
+        try {
+          return await next(args);
+        } catch (err) {
+          if (send >= EXPIRED_SENDS || !mayBeExpired(err, context.commandName)) throw err;
+          if (!(await clients.refreshExpired(seen))) throw err;
+        }
       }
     },
     { step: 'initialize', name: 'quiltMcpRefreshExpired', priority: 'low' },
@@ -186,7 +193,7 @@ export class AwsClients {
 
   /** Bumped by each refresh after an expiry, so that one refresh serves all the requests it failed. */
   credentialsGeneration = 0;
-  private refreshing: Promise<unknown> = Promise.resolve();
+  private refreshing: Promise<boolean> = Promise.resolve(true);
   /**
    * The provider as the SDK clients get it: called for every request (the providers cache), and
    * marked memoized so that the SDK keeps no copy of its own that a refresh could not reach.
@@ -200,12 +207,21 @@ export class AwsClients {
     this.sdkCredentials = Object.assign(() => credentials(), { memoized: true as const });
   }
 
-  /** New credentials after AWS refused the current ones as expired (`seen`: the generation the request was sent in). */
-  refreshExpired(seen: number): Promise<unknown> {
+  /**
+   * New credentials after AWS refused the current ones as expired (`seen`: the generation the
+   * request was sent in). Resolves to whether sending again may help: false when the refresh gave
+   * the same credentials back (keys from the environment or a profile cannot be renewed here).
+   */
+  refreshExpired(seen: number): Promise<boolean> {
     if (seen === this.credentialsGeneration) {
       this.credentialsGeneration++;
-      // A failed refresh shows in the request sent again (with whatever credentials there are).
-      this.refreshing = this.credentials({ forceRefresh: true }).catch(() => undefined);
+      this.refreshing = (async () => {
+        const before = await this.credentials().catch(() => undefined);
+        const after = await this.credentials({ forceRefresh: true });
+        return !before || before.accessKeyId !== after.accessKeyId || before.secretAccessKey !== after.secretAccessKey || before.sessionToken !== after.sessionToken;
+      })()
+        // A failed refresh shows in the request sent again (with whatever credentials there are).
+        .catch(() => true);
     }
     return this.refreshing;
   }

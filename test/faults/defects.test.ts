@@ -279,14 +279,48 @@ describe('credentials that expire early', () => {
     }
   });
 
-  it('keys that cannot be renewed (from the environment) give one clear error, after one more try per request', async () => {
+  it('keys that cannot be renewed (from the environment) give one clear error, and the request is not sent again with the same keys', async () => {
     net.set((req) => (req.method === 'GET' ? { ...CLEAN, fault: { kind: 'status', status: 400, code: 'ExpiredToken' } } : CLEAN));
     const since = net.exchanges.length;
     const r = await call(desk.client, 'bucket_object_text', { uri: `s3://${BUCKET}/big.csv` });
     net.set(CLEAN);
     expect(r.isError).toBe(true);
     expect(r.text).toMatch(/credentials have expired/);
-    expect(net.exchanges.slice(since).filter((x) => x.method === 'GET')).toHaveLength(2);
+    expect(net.exchanges.slice(since).filter((x) => x.method === 'GET')).toHaveLength(1);
+  });
+
+  it('a request sent again with new credentials that are refused as expired too gets one more refresh (the campaign: package_create_200 failed when its refreshed session ran out)', async () => {
+    const token = await signToken({ sub: 'twice-expired', role_arn: 'arn:aws:iam::123456789012:role/twice-expired' });
+    await s3.put(BUCKET, 'twice.txt', 'twice', 'text/plain');
+    // The first two session tokens this tenant gets are refused as expired; the third works.
+    const refused: string[] = [];
+    net.set((req) => {
+      const session = req.headers['x-amz-security-token'];
+      if (typeof session !== 'string') return CLEAN;
+      if (refused.length < 2 && !refused.includes(session)) refused.push(session);
+      return refused.includes(session) ? { ...CLEAN, fault: { kind: 'status', status: 400, code: 'ExpiredToken' } } : CLEAN;
+    });
+    const assumed = sts.assumeRoleCalls.length;
+    const since = net.exchanges.length;
+    const r = await callTool(jwt.url, token, 'bucket_object_text', { uri: `s3://${BUCKET}/twice.txt` });
+    net.set(CLEAN);
+    expect(r.isError, r.text).toBe(false);
+    expect(r.text).toContain('twice');
+    expect(sts.assumeRoleCalls.length - assumed).toBe(3);
+    expect(net.exchanges.slice(since).filter((x) => x.method === 'GET')).toHaveLength(3);
+  });
+
+  it('a session refused as expired again and again ends with the error after three sends, not a storm', async () => {
+    const token = await signToken({ sub: 'always-expired', role_arn: 'arn:aws:iam::123456789012:role/always-expired' });
+    net.set((req) => (typeof req.headers['x-amz-security-token'] === 'string' ? { ...CLEAN, fault: { kind: 'status', status: 400, code: 'ExpiredToken' } } : CLEAN));
+    const assumed = sts.assumeRoleCalls.length;
+    const since = net.exchanges.length;
+    const r = await callTool(jwt.url, token, 'bucket_object_text', { uri: `s3://${BUCKET}/twice.txt` });
+    net.set(CLEAN);
+    expect(r.isError).toBe(true);
+    expect(r.text).toMatch(/credentials have expired/);
+    expect(net.exchanges.slice(since).filter((x) => x.method === 'GET')).toHaveLength(3);
+    expect(sts.assumeRoleCalls.length - assumed).toBe(3);
   });
 
   it('after an STS outage, a passing STS failure is retried again (the shared client had used up its retry quota)', async () => {
