@@ -5,6 +5,8 @@
  * needs two writers in different processes (the per-process lock cannot help there).
  */
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import http from 'node:http';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, connectStdio, s3Env, type Harness, type ToolCall } from './helpers/mcp.js';
 import { startS3, type LocalS3, type S3Request } from './helpers/s3.js';
@@ -189,6 +191,101 @@ describe('the stand-in plays S3, not s3rver', () => {
       ]);
       expect([...seen]).toEqual(['whole']);
     } finally {
+      c.destroy();
+    }
+  });
+
+  /** A PUT sent by hand to the proxy: its headers and `sent` of its body's `length` bytes, then the connection destroyed. */
+  const hangUpPut = async (key: string, sent: Buffer, length: number) => {
+    const c = viaProxy();
+    const url = await getSignedUrl(c, new PutObjectCommand({ Bucket: REG, Key: key }), { expiresIn: 60 });
+    c.destroy();
+    return new Promise<void>((resolve) => {
+      const req = http.request(url, { method: 'PUT', headers: { 'content-length': length } });
+      req.on('error', () => resolve());
+      req.flushHeaders();
+      req.write(sent, () => setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 50));
+    });
+  };
+
+  it('drops a write whose client went away before its body ended: reads of the key see the object before it', async () => {
+    const c = viaProxy();
+    const key = 'hangup/pointer';
+    try {
+      await c.send(new PutObjectCommand({ Bucket: REG, Key: key, Body: 'old' }));
+      // Held until the client has gone, as when a server is killed while S3 works on its write.
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      before = (r) => (r.method === 'PUT' && r.key === key ? held : undefined);
+      await hangUpPut(key, Buffer.from('new, cut'), 1000);
+      release();
+      before = () => undefined;
+      const text = await Promise.race([
+        c.send(new GetObjectCommand({ Bucket: REG, Key: key })).then((o) => o.Body!.transformToString()),
+        new Promise<string>((r) => setTimeout(() => r('no answer within 10 s'), 10_000)),
+      ]);
+      expect(text).toBe('old');
+    } finally {
+      before = () => undefined;
+      c.destroy();
+    }
+  });
+
+  it('carries out a write whose body arrived whole though its client went away before the answer', async () => {
+    const c = viaProxy();
+    const key = 'hangup/whole';
+    try {
+      await c.send(new PutObjectCommand({ Bucket: REG, Key: key, Body: 'old' }));
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      before = (r) => (r.method === 'PUT' && r.key === key ? held : undefined);
+      await hangUpPut(key, Buffer.from('new'), 3);
+      release();
+      before = () => undefined;
+      // A read after the write was received sees it (reads wait for the writes of their key under way).
+      const text = await (await c.send(new GetObjectCommand({ Bucket: REG, Key: key }))).Body!.transformToString();
+      expect(text).toBe('new');
+    } finally {
+      before = () => undefined;
+      c.destroy();
+    }
+  });
+
+  it('carries out a DELETE whose client went away while it waited, and later requests of the key are answered (a server killed mid-delete held them forever)', async () => {
+    const c = viaProxy();
+    const key = 'hangup/deleted';
+    try {
+      await c.send(new PutObjectCommand({ Bucket: REG, Key: key, Body: 'doomed' }));
+      // Held until the stand-in has seen its client go.
+      let noticed = false;
+      before = async (r) => {
+        if (r.method !== 'DELETE' || r.key !== key) return;
+        for (const t = Date.now(); s3.open.has(r) && Date.now() - t < 3000; ) await new Promise((w) => setTimeout(w, 10));
+        noticed = !s3.open.has(r);
+      };
+      const url = await getSignedUrl(c, new DeleteObjectCommand({ Bucket: REG, Key: key }), { expiresIn: 60 });
+      await new Promise<void>((resolve) => {
+        const req = http.request(url, { method: 'DELETE' });
+        req.on('error', () => resolve());
+        // Gone as soon as it is sent, as when the server is killed right after sending it.
+        req.end(() => {
+          req.destroy();
+          setTimeout(resolve, 100);
+        });
+      });
+      for (const t = Date.now(); !noticed && Date.now() - t < 4000; ) await new Promise((w) => setTimeout(w, 10));
+      expect(noticed).toBe(true);
+      before = () => undefined;
+      const answer = await Promise.race([
+        status(c.send(new GetObjectCommand({ Bucket: REG, Key: key }))),
+        new Promise<string>((r) => setTimeout(() => r('no answer within 3 s'), 3_000)),
+      ]);
+      expect(answer).toBe('404 NoSuchKey');
+    } finally {
+      before = () => undefined;
       c.destroy();
     }
   });

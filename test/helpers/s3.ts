@@ -111,6 +111,19 @@ function describe(req: http.IncomingMessage): S3Request {
   };
 }
 
+/** A request's whole body, or undefined when its client went away before the body ended. */
+async function readWhole(req: http.IncomingMessage): Promise<Buffer | undefined> {
+  // Gone already: a request without a body (DELETE) that had arrived is still whole.
+  if (req.destroyed) return req.complete && !Number(req.headers['content-length'] ?? 0) ? Buffer.alloc(0) : undefined;
+  const chunks: Buffer[] = [];
+  try {
+    for await (const c of req) chunks.push(c as Buffer);
+  } catch {
+    return undefined;
+  }
+  return req.complete ? Buffer.concat(chunks) : undefined;
+}
+
 /**
  * Runs callbacks with the same key one at a time (the proxy's check-then-put must be atomic);
  * `settled(key)` waits for the callbacks of a key queued so far.
@@ -363,12 +376,17 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
     // when they differ) and keeps it; CompleteMultipartUpload then keeps the COMPOSITE checksum of
     // the parts' checksums. s3rver keeps none: the proxy does, as S3 would.
     const sentSha = r.headers['x-amz-checksum-sha256'] as string | undefined;
+    // A write is received whole before it goes on (S3 drops a request whose client went away
+    // before its body ended, and carries out one that arrived whole even if the answer is lost):
+    // so a write under way never waits on its client, and the reads of its key that wait for it
+    // (below) always end. A PUT with a checksum is read whole to check it.
     let buffered: Buffer | undefined;
+    if (writesKey || (!isBucketRequest && r.method === 'PUT' && sentSha)) {
+      buffered = await readWhole(req);
+      if (buffered === undefined) return void res.destroy();
+    }
     let onSuccess: (() => void) | undefined;
-    if (!isBucketRequest && r.method === 'PUT' && sentSha && !r.headers['x-amz-copy-source']) {
-      const chunks: Buffer[] = [];
-      for await (const c of req) chunks.push(c as Buffer);
-      buffered = Buffer.concat(chunks);
+    if (!isBucketRequest && r.method === 'PUT' && sentSha && !r.headers['x-amz-copy-source'] && buffered) {
       if (sha256(buffered).toString('base64') !== sentSha) {
         r.status = 400;
         res.writeHead(400, { 'content-type': 'application/xml' });
@@ -398,10 +416,14 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
       opts.conditionalWrites !== false && !isBucketRequest && (r.method === 'PUT' || r.method === 'DELETE') && !r.query.has('uploadId') && !r.headers['x-amz-copy-source'];
     const forward = () =>
       new Promise<void>((done) => {
+        // A read whose client has gone is not sent on (its body may never end).
+        if (buffered === undefined && (res.destroyed || req.destroyed)) return done();
         const upstream = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (up) => {
           if ((up.statusCode ?? 500) < 300) onSuccess?.();
           up.on('end', () => done());
           up.on('error', () => done());
+          // The answer to a write whose client has gone: the write is done, the answer lost.
+          if (res.destroyed) return void up.resume();
           // s3rver answers a ranged GET of an empty object with 206 and a body it never sends;
           // S3 answers 416 InvalidRange. Play S3.
           if (up.statusCode === 206 && /\/0$/.test(String(up.headers['content-range']))) {
@@ -456,8 +478,10 @@ export async function startS3(opts: S3Options): Promise<LocalS3> {
           });
           up.on('end', () => res.end());
         });
-        // A client that gives up on a response (e.g. stops reading a stream) must not leave s3rver writing.
+        // A client that gives up on a read (e.g. stops reading a stream) must not leave s3rver
+        // sending; a write that arrived whole goes on to its end, as on S3.
         res.on('close', () => {
+          if (buffered !== undefined) return;
           upstream.destroy();
           done();
         });
