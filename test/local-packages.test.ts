@@ -243,6 +243,29 @@ describe('a local registry, with no AWS at all', () => {
     expect(del.data.latest).toBeNull();
     expect(readdirSync(path.dirname(lock))).not.toContain(path.basename(lock));
   });
+
+  it('a lock its live holder keeps is waited for 10 s, then the call says the package is locked and to retry (it said "latest moved ... nothing was deleted")', async () => {
+    const made = await call(h.client, 'package_create', { bucket: 'local', name: 'team/held', entries: [{ logical_key: 'a.txt', text: 'a' }] });
+    expect(made.isError, made.text).toBe(false);
+    const key = '.quilt/named_packages/team/held/latest';
+    const lock = path.join(registryOf(env), '.quilt/.tmp/locks', `${createHash('sha256').update(key).digest('hex').slice(0, 32)}.lock`);
+    // Held by this test's process, which runs on.
+    mkdirSync(lock, { recursive: true });
+    writeFileSync(path.join(lock, 'owner'), `${os.hostname()} ${process.pid}`);
+    try {
+      const del = await call(h.client, 'package_delete', { bucket: 'local', name: 'team/held' });
+      expect(del.isError).toBe(true);
+      expect(del.text).toMatch(/is locked by another process/);
+      expect(del.text).toMatch(/Retry/);
+      expect(del.text).not.toMatch(/nothing was deleted/);
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
+    // Nothing left behind by the waiting call; the package is untouched and can go now.
+    expect(readdirSync(path.dirname(lock))).toEqual([]);
+    const del = await call(h.client, 'package_delete', { bucket: 'local', name: 'team/held' });
+    expect(del.isError, del.text).toBe(false);
+  }, 60_000);
 });
 
 describe('a folder into S3, installed back; push from the local registry', () => {

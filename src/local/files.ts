@@ -139,33 +139,47 @@ async function holderGone(lock: string): Promise<boolean> {
 }
 
 /**
- * Runs `fn` holding the lock `name` in `dir` (a folder created with mkdir, atomic on every file
- * system), across processes. A lock whose holder was killed is taken over at once (the call sent
- * again after a crash used to wait 10 s and fail: the crash trials of test/faults), and any lock
- * older than STALE_LOCK_MS too.
+ * Runs `fn` holding the lock `name` in `dir`, across processes. The lock is a folder that names its
+ * holder, made in one step: a folder with the holder's name written in it is renamed to the lock's
+ * name (atomic, and refused while the lock exists). A lock made with mkdir and then named could
+ * be left unnamed by a kill in between, and the call sent again waited for its age (crash trials,
+ * test/faults/crash-local.test.ts). A lock whose holder was killed is taken over at once, and any
+ * lock older than STALE_LOCK_MS too. Waiting longer than LOCK_WAIT_MS is a `timeout`.
  */
 export async function withLock<T>(dir: string, name: string, what: string, fn: () => Promise<T>): Promise<T> {
   await fs.mkdir(dir, { recursive: true });
   const lock = path.join(dir, `${name}.lock`);
+  const staged = path.join(dir, `.${name}.${process.pid}-${randomBytes(6).toString('hex')}`);
+  await fs.mkdir(staged);
   const deadline = Date.now() + LOCK_WAIT_MS;
-  for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
-    try {
-      await fs.mkdir(lock);
-      // Best effort: a lock without its holder's name is judged by its age alone.
-      await fs.writeFile(path.join(lock, OWNER), ME).catch(() => undefined);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const st = await fs.stat(lock).catch(() => undefined);
-      if (st && (Date.now() - st.mtimeMs > STALE_LOCK_MS || (await holderGone(lock)))) {
-        await fs.rm(lock, { recursive: true, force: true });
-        continue;
+  try {
+    await fs.writeFile(path.join(staged, OWNER), ME);
+    for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
+      try {
+        await fs.rename(staged, lock);
+        break;
+      } catch (err) {
+        // Held: ENOTEMPTY or EEXIST where the lock exists, EPERM on Windows.
+        if (!['ENOTEMPTY', 'EEXIST', 'EPERM'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+        const st = await fs.stat(lock).catch(() => undefined);
+        if (!st) {
+          // Gone between the rename and the stat (or EPERM meant something else: give up in time).
+          if (Date.now() > deadline) throw err;
+          continue;
+        }
+        if (Date.now() - st.mtimeMs > STALE_LOCK_MS || (await holderGone(lock))) {
+          await fs.rm(lock, { recursive: true, force: true });
+          continue;
+        }
+        if (Date.now() > deadline) {
+          throw new ToolError('timeout', `${what} is locked by another process (${lock}).`, `Retry; if no other quilt-mcp or quilt3 is writing, remove ${lock}.`);
+        }
+        await sleep(wait);
       }
-      if (Date.now() > deadline) {
-        throw new ToolError('conflict', `${what} is locked by another process (${lock}).`, `Retry; if no other quilt-mcp or quilt3 is writing, remove ${lock}.`);
-      }
-      await sleep(wait);
     }
+  } finally {
+    // Still there when the lock was not taken.
+    await fs.rm(staged, { recursive: true, force: true }).catch(() => undefined);
   }
   try {
     return await fn();
