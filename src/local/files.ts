@@ -165,6 +165,7 @@ export async function withLock<T>(dir: string, name: string, what: string, fn: (
         if (!st) {
           // Gone between the rename and the stat (or EPERM meant something else: give up in time).
           if (Date.now() > deadline) throw err;
+          await sleep(wait);
           continue;
         }
         if (Date.now() - st.mtimeMs > STALE_LOCK_MS || (await holderGone(lock))) {
