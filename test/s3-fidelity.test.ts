@@ -195,41 +195,46 @@ describe('the stand-in plays S3, not s3rver', () => {
     }
   });
 
-  /** A PUT sent by hand to the proxy: its headers and `sent` of its body's `length` bytes, then the connection destroyed. */
+  /**
+   * A PUT sent by hand to the proxy: its headers and `sent` of its body's `length` bytes, then the
+   * connection destroyed. The stand-in holds it until the client has gone, as when a server is
+   * killed while S3 works on its write.
+   */
   const hangUpPut = async (key: string, sent: Buffer, length: number) => {
     const c = viaProxy();
     const url = await getSignedUrl(c, new PutObjectCommand({ Bucket: REG, Key: key }), { expiresIn: 60 });
     c.destroy();
-    return new Promise<void>((resolve) => {
-      const req = http.request(url, { method: 'PUT', headers: { 'content-length': length } });
-      req.on('error', () => resolve());
-      req.flushHeaders();
-      req.write(sent, () => setTimeout(() => {
-        req.destroy();
-        resolve();
-      }, 50));
-    });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    before = (r) => (r.method === 'PUT' && r.key === key ? held : undefined);
+    try {
+      await new Promise<void>((resolve) => {
+        const req = http.request(url, { method: 'PUT', headers: { 'content-length': length } });
+        req.on('error', () => resolve());
+        req.flushHeaders();
+        req.write(sent, () => setTimeout(() => {
+          req.destroy();
+          resolve();
+        }, 50));
+      });
+    } finally {
+      release();
+      before = () => undefined;
+    }
   };
+  /** What `p` gives, or a note that it gave nothing within `ms`. */
+  const within = <T,>(p: Promise<T>, ms: number) =>
+    Promise.race([p, new Promise<string>((r) => setTimeout(() => r(`no answer within ${ms / 1000} s`), ms))]);
 
   it('drops a write whose client went away before its body ended: reads of the key see the object before it', async () => {
     const c = viaProxy();
     const key = 'hangup/pointer';
     try {
       await c.send(new PutObjectCommand({ Bucket: REG, Key: key, Body: 'old' }));
-      // Held until the client has gone, as when a server is killed while S3 works on its write.
-      let release!: () => void;
-      const held = new Promise<void>((r) => (release = r));
-      before = (r) => (r.method === 'PUT' && r.key === key ? held : undefined);
       await hangUpPut(key, Buffer.from('new, cut'), 1000);
-      release();
-      before = () => undefined;
-      const text = await Promise.race([
-        c.send(new GetObjectCommand({ Bucket: REG, Key: key })).then((o) => o.Body!.transformToString()),
-        new Promise<string>((r) => setTimeout(() => r('no answer within 10 s'), 10_000)),
-      ]);
+      const text = await within(c.send(new GetObjectCommand({ Bucket: REG, Key: key })).then((o) => o.Body!.transformToString()), 10_000);
       expect(text).toBe('old');
     } finally {
-      before = () => undefined;
       c.destroy();
     }
   });
@@ -239,17 +244,11 @@ describe('the stand-in plays S3, not s3rver', () => {
     const key = 'hangup/whole';
     try {
       await c.send(new PutObjectCommand({ Bucket: REG, Key: key, Body: 'old' }));
-      let release!: () => void;
-      const held = new Promise<void>((r) => (release = r));
-      before = (r) => (r.method === 'PUT' && r.key === key ? held : undefined);
       await hangUpPut(key, Buffer.from('new'), 3);
-      release();
-      before = () => undefined;
       // A read after the write was received sees it (reads wait for the writes of their key under way).
       const text = await (await c.send(new GetObjectCommand({ Bucket: REG, Key: key }))).Body!.transformToString();
       expect(text).toBe('new');
     } finally {
-      before = () => undefined;
       c.destroy();
     }
   });
@@ -279,11 +278,7 @@ describe('the stand-in plays S3, not s3rver', () => {
       for (const t = Date.now(); !noticed && Date.now() - t < 4000; ) await new Promise((w) => setTimeout(w, 10));
       expect(noticed).toBe(true);
       before = () => undefined;
-      const answer = await Promise.race([
-        status(c.send(new GetObjectCommand({ Bucket: REG, Key: key }))),
-        new Promise<string>((r) => setTimeout(() => r('no answer within 3 s'), 3_000)),
-      ]);
-      expect(answer).toBe('404 NoSuchKey');
+      expect(await within(status(c.send(new GetObjectCommand({ Bucket: REG, Key: key }))), 3_000)).toBe('404 NoSuchKey');
     } finally {
       before = () => undefined;
       c.destroy();
