@@ -229,15 +229,21 @@ describe('a local registry, with no AWS at all', () => {
     expect(del.data.latest).toBe(hash);
   });
 
+  /** The lock folder of a local package's `latest` (src/local/files.ts), made as process `pid` on this host holds it. */
+  const holdLatest = (name: string, pid: number) => {
+    const key = `.quilt/named_packages/${name}/latest`;
+    const lock = path.join(registryOf(env), '.quilt/.tmp/locks', `${createHash('sha256').update(key).digest('hex').slice(0, 32)}.lock`);
+    mkdirSync(lock, { recursive: true });
+    writeFileSync(path.join(lock, 'owner'), `${os.hostname()} ${pid}`);
+    return lock;
+  };
+
   it('a lock left by a killed process is taken over at once (the call sent again after a crash waited 10 s, then failed)', async () => {
     const made = await call(h.client, 'package_create', { bucket: 'local', name: 'team/locked', entries: [{ logical_key: 'a.txt', text: 'a' }] });
     expect(made.isError, made.text).toBe(false);
     // What a server killed while writing latest leaves: the lock folder, naming a process that is gone.
     const gone = spawnSync(process.execPath, ['-e', '']).pid;
-    const key = '.quilt/named_packages/team/locked/latest';
-    const lock = path.join(registryOf(env), '.quilt/.tmp/locks', `${createHash('sha256').update(key).digest('hex').slice(0, 32)}.lock`);
-    mkdirSync(lock, { recursive: true });
-    writeFileSync(path.join(lock, 'owner'), `${os.hostname()} ${gone}`);
+    const lock = holdLatest('team/locked', gone!);
     const del = await call(h.client, 'package_delete', { bucket: 'local', name: 'team/locked' });
     expect(del.isError, del.text).toBe(false);
     expect(del.data.latest).toBeNull();
@@ -247,11 +253,8 @@ describe('a local registry, with no AWS at all', () => {
   it('a lock its live holder keeps is waited for 10 s, then the call says the package is locked and to retry (it said "latest moved ... nothing was deleted")', async () => {
     const made = await call(h.client, 'package_create', { bucket: 'local', name: 'team/held', entries: [{ logical_key: 'a.txt', text: 'a' }] });
     expect(made.isError, made.text).toBe(false);
-    const key = '.quilt/named_packages/team/held/latest';
-    const lock = path.join(registryOf(env), '.quilt/.tmp/locks', `${createHash('sha256').update(key).digest('hex').slice(0, 32)}.lock`);
     // Held by this test's process, which runs on.
-    mkdirSync(lock, { recursive: true });
-    writeFileSync(path.join(lock, 'owner'), `${os.hostname()} ${process.pid}`);
+    const lock = holdLatest('team/held', process.pid);
     try {
       const del = await call(h.client, 'package_delete', { bucket: 'local', name: 'team/held' });
       expect(del.isError).toBe(true);
